@@ -1,0 +1,206 @@
+//! The request body handed to services: an [`http_body::Body`] that streams from the
+//! connection's reader.
+//!
+//! The reader decodes the body off the socket and sends it through a small bounded channel,
+//! so a handler sees bytes as they arrive and a slow handler slows the client down instead of
+//! making the server buffer the body. A handler that drops its body unread is fine: the reader
+//! goes on decoding (and discarding) up to the exact end of the body before it parses the next
+//! request.
+
+use std::fmt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+use http_body::{Frame, SizeHint};
+use tokio::sync::mpsc;
+
+/// Body chunks buffered between the reader and the handler. A few chunks let the reader stay
+/// ahead of the handler by one socket read or so; bounding it is what makes a slow handler
+/// push back on the client instead of growing server memory.
+const BODY_CHANNEL_CAPACITY: usize = 4;
+
+/// Why a request body could not be read to its end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BodyError {
+    /// The body grew past `Config::max_body_bytes`.
+    TooLarge,
+    /// The chunked framing was invalid; the reason says how.
+    Malformed(&'static str),
+    /// The connection ended before the body did.
+    Incomplete,
+}
+
+impl BodyError {
+    /// The status a handler should answer with when its body failed this way.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            BodyError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            BodyError::Malformed(_) | BodyError::Incomplete => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+impl fmt::Display for BodyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BodyError::TooLarge => f.write_str("request body larger than the limit"),
+            BodyError::Malformed(why) => write!(f, "malformed request body: {why}"),
+            BodyError::Incomplete => f.write_str("connection closed before the body ended"),
+        }
+    }
+}
+
+impl std::error::Error for BodyError {}
+
+/// What the reader sends to a streaming body.
+#[derive(Debug)]
+pub(crate) enum Chunk {
+    Data(Bytes),
+    Trailers(HeaderMap),
+    /// A chunked body ended without trailers.
+    End,
+    Error(BodyError),
+}
+
+/// A request body.
+///
+/// Implements [`http_body::Body`]; collect it with
+/// [`http_body_util::BodyExt::collect`](https://docs.rs/http-body-util) or stream it frame by
+/// frame. Build one from bytes or a string to test a service without a socket.
+#[derive(Debug, Default)]
+pub struct Body {
+    kind: Kind,
+}
+
+#[derive(Debug, Default)]
+enum Kind {
+    #[default]
+    Empty,
+    Full(Option<Bytes>),
+    Streaming {
+        rx: mpsc::Receiver<Chunk>,
+        /// Bytes still due for a `Content-Length` body; `None` for chunked.
+        remaining: Option<u64>,
+        done: bool,
+    },
+}
+
+impl Body {
+    /// A body with no bytes.
+    pub fn empty() -> Self {
+        Body::default()
+    }
+
+    /// A streaming body fed by the connection's reader, and its sending end.
+    pub(crate) fn channel(length: Option<u64>) -> (mpsc::Sender<Chunk>, Body) {
+        let (tx, rx) = mpsc::channel(BODY_CHANNEL_CAPACITY);
+        let kind = Kind::Streaming {
+            rx,
+            remaining: length,
+            done: false,
+        };
+        (tx, Body { kind })
+    }
+}
+
+impl From<Bytes> for Body {
+    fn from(bytes: Bytes) -> Self {
+        Body {
+            kind: Kind::Full(Some(bytes)),
+        }
+    }
+}
+
+impl From<String> for Body {
+    fn from(s: String) -> Self {
+        Bytes::from(s).into()
+    }
+}
+
+impl From<&'static str> for Body {
+    fn from(s: &'static str) -> Self {
+        Bytes::from_static(s.as_bytes()).into()
+    }
+}
+
+impl From<Vec<u8>> for Body {
+    fn from(v: Vec<u8>) -> Self {
+        Bytes::from(v).into()
+    }
+}
+
+impl http_body::Body for Body {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        match &mut self.kind {
+            Kind::Empty => Poll::Ready(None),
+            Kind::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Kind::Streaming {
+                rx,
+                remaining,
+                done,
+            } => {
+                if *done || *remaining == Some(0) {
+                    return Poll::Ready(None);
+                }
+                let chunk = std::task::ready!(rx.poll_recv(cx));
+                let frame = match chunk {
+                    Some(Chunk::Data(data)) => {
+                        if let Some(left) = remaining {
+                            *left = left.saturating_sub(data.len() as u64);
+                        }
+                        Some(Ok(Frame::data(data)))
+                    }
+                    Some(Chunk::Trailers(map)) => {
+                        *done = true;
+                        Some(Ok(Frame::trailers(map)))
+                    }
+                    Some(Chunk::End) => {
+                        *done = true;
+                        None
+                    }
+                    Some(Chunk::Error(e)) => {
+                        *done = true;
+                        Some(Err(e))
+                    }
+                    // The reader went away without finishing the body: never pass a truncated
+                    // body off as complete.
+                    None => {
+                        *done = true;
+                        Some(Err(BodyError::Incomplete))
+                    }
+                };
+                Poll::Ready(frame)
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Empty => true,
+            Kind::Full(bytes) => bytes.is_none(),
+            Kind::Streaming {
+                remaining, done, ..
+            } => *done || *remaining == Some(0),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Empty => SizeHint::with_exact(0),
+            Kind::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
+            Kind::Streaming {
+                remaining: Some(n), ..
+            } => SizeHint::with_exact(*n),
+            Kind::Streaming { .. } => SizeHint::default(),
+        }
+    }
+}

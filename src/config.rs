@@ -1,0 +1,102 @@
+//! Engine limits. Every limit exists to bound what one client can make the server hold or wait
+//! for; each setter says which resource it bounds.
+
+use std::time::Duration;
+
+/// The smallest pipeline depth we accept: the TechEmpower plaintext benchmark pipelines 16
+/// requests per write, and a depth below that would turn its pipelined batches into round trips.
+pub const MIN_PIPELINE_DEPTH: usize = 16;
+
+/// Limits for every connection served by [`serve`](crate::serve).
+///
+/// ```
+/// use std::time::Duration;
+/// let config = pipelined::Config::default()
+///     .max_pipeline_depth(64)
+///     .header_read_timeout(Duration::from_secs(10));
+/// assert_eq!(config.pipeline_depth(), 64);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub(crate) max_pipeline_depth: usize,
+    pub(crate) max_header_bytes: usize,
+    pub(crate) max_headers: usize,
+    pub(crate) header_read_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) max_body_bytes: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_pipeline_depth: 32,
+            max_header_bytes: 16 * 1024,
+            max_headers: 100,
+            header_read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            max_body_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+impl Config {
+    /// Requests per connection that may be read but not yet answered (default 32).
+    ///
+    /// This is the capacity of the connection's ordered slot channel. When it is full the
+    /// connection stops reading, so TCP pushes back on a client that pipelines faster than
+    /// handlers finish: memory per connection stays bounded however deep the client pipelines.
+    /// Values below [`MIN_PIPELINE_DEPTH`] are raised to it.
+    pub fn max_pipeline_depth(mut self, depth: usize) -> Self {
+        self.max_pipeline_depth = depth.max(MIN_PIPELINE_DEPTH);
+        self
+    }
+
+    /// The pipeline depth in effect.
+    pub fn pipeline_depth(&self) -> usize {
+        self.max_pipeline_depth
+    }
+
+    /// Largest request line plus header section, in bytes (default 16 KiB).
+    ///
+    /// Bounds the read buffer a client can fill without finishing a request head: a longer
+    /// request line is answered `414`, a longer header section `431`.
+    pub fn max_header_bytes(mut self, bytes: usize) -> Self {
+        self.max_header_bytes = bytes.max(256);
+        self
+    }
+
+    /// Most header fields in one request (default 100); more is answered `431`.
+    pub fn max_headers(mut self, count: usize) -> Self {
+        self.max_headers = count.max(1);
+        self
+    }
+
+    /// Time a client has to finish a request head once its first byte arrived (default 30 s).
+    ///
+    /// Bounds how long a slowloris client, trickling headers a byte at a time, can hold a
+    /// connection; an overdue head is answered `408` after all earlier responses, then the
+    /// connection closes.
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.header_read_timeout = timeout;
+        self
+    }
+
+    /// How long a connection may wait for the first byte of its next request (default 60 s).
+    ///
+    /// Idle keep-alive connections cost a socket and a task each; this bounds how long a client
+    /// can park one. Responses still in flight are written before the connection closes.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// Largest request body, in bytes (default 16 MiB).
+    ///
+    /// A larger `Content-Length` is answered `413` without reading the body; a chunked body
+    /// that grows past it ends the handler's body with [`BodyError::TooLarge`](crate::BodyError)
+    /// and closes the connection.
+    pub fn max_body_bytes(mut self, bytes: u64) -> Self {
+        self.max_body_bytes = bytes;
+        self
+    }
+}

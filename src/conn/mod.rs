@@ -1,0 +1,96 @@
+//! One connection: a reader and a writer joined by the ordered slot channel.
+//!
+//! ```text
+//!  reader: parse → dispatch handler → push slot ──► [slot channel, bounded] ──► writer:
+//!          frame body → next request                 await slot → encode → batch → write
+//! ```
+//!
+//! Both halves run on the connection's own task (they never run at the same instant, so they
+//! need no locks, and the writer sees every slot the reader pushed in one go, which is what
+//! lets a pipelined batch leave in one write). Handlers that do not finish on their first poll
+//! run on tasks of their own.
+
+mod reader;
+mod slot;
+mod writer;
+
+use std::pin::pin;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::sync::{mpsc, watch};
+use tower::Service;
+
+use crate::body::Body;
+use crate::{BoxError, Config};
+use reader::Reader;
+use writer::Writer;
+
+/// How long a closing connection keeps reading (and discarding) what the client still sends.
+///
+/// Closing a socket that has unread input makes the kernel answer with a reset, and a reset can
+/// destroy responses the client has not read yet — exactly the responses that precede a
+/// `Connection: close` or a refused request in a pipeline. So after the last response and our
+/// FIN, we drain until the client closes too, for at most this long.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// Most bytes discarded while lingering.
+const LINGER_BYTES: usize = 1024 * 1024;
+
+/// Serves HTTP/1.1 on one connection until it is finished.
+pub(crate) async fn serve<R, W, S, B>(
+    mut read: R,
+    mut write: W,
+    service: S,
+    config: &Config,
+    shutdown: watch::Receiver<()>,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+    S: Service<Request<Body>, Response = Response<B>> + Send + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    {
+        let (tx, rx) = mpsc::channel(config.max_pipeline_depth);
+        let mut reader = pin!(Reader::new(&mut read, config, service, tx, shutdown).run());
+        let mut writer = pin!(Writer::new(&mut write, rx).run());
+        let mut reading = true;
+        loop {
+            tokio::select! {
+                result = &mut reader, if reading => {
+                    reading = false;
+                    if let Err(e) = result {
+                        tracing::debug!(error = %e, "connection read failed");
+                    }
+                }
+                result = &mut writer => {
+                    if let Err(e) = result {
+                        tracing::debug!(error = %e, "connection write failed");
+                    }
+                    break;
+                }
+            }
+        }
+    }
+    linger(&mut read).await;
+}
+
+/// Reads and discards until EOF, [`LINGER`] or [`LINGER_BYTES`]; see [`LINGER`].
+async fn linger<R: AsyncRead + Unpin>(read: &mut R) {
+    let drain = async {
+        let mut scratch = [0u8; 4096];
+        let mut total = 0;
+        while total < LINGER_BYTES {
+            match read.read(&mut scratch).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
+}

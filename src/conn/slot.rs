@@ -1,0 +1,99 @@
+//! The ordered slot channel: one slot per request, in request order.
+//!
+//! This is Go's `chan chan *http.Response` in Rust. The reader pushes a slot for each request
+//! as soon as it is dispatched; the writer takes slots strictly in order and waits on each one
+//! for its own response. Handlers may finish in any order; responses leave in request order.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use http::Response;
+use tokio::sync::{oneshot, Notify};
+
+use crate::proto::encode::RequestInfo;
+use crate::proto::error::EngineError;
+
+/// One request's place in the response order.
+pub(crate) struct Slot<B> {
+    pub(crate) kind: SlotKind<B>,
+    pub(crate) info: RequestInfo,
+    /// The connection closes once this response is written.
+    pub(crate) close: bool,
+}
+
+pub(crate) enum SlotKind<B> {
+    /// The handler finished while the reader polled it inline: no task, no oneshot.
+    Ready(Outcome<B>),
+    /// The handler runs on its own task and answers through the oneshot.
+    Pending(oneshot::Receiver<Outcome<B>>),
+    /// `100 Continue`, written in order before the body of the next request is read.
+    Continue,
+}
+
+/// What a slot resolves to.
+pub(crate) enum Outcome<B> {
+    /// The service's response.
+    Response(Response<B>),
+    /// An answer the engine writes itself: a refused request, or a failed or panicked handler.
+    Engine { error: EngineError, close: bool },
+}
+
+impl<B> Outcome<B> {
+    /// A refused request: the connection cannot go on after it.
+    pub(crate) fn refused(error: EngineError) -> Self {
+        Outcome::Engine { error, close: true }
+    }
+
+    /// A handler that failed or panicked; its own slot gets the 500 and the connection goes on.
+    pub(crate) fn internal_error() -> Self {
+        let error = EngineError::new(
+            http::StatusCode::INTERNAL_SERVER_ERROR,
+            "the handler failed",
+        );
+        Outcome::Engine {
+            error,
+            close: false,
+        }
+    }
+}
+
+/// Handlers of one connection that run on their own tasks and have not finished yet.
+///
+/// Unsafe methods are barriers (RFC 9112 §9.3.2): the reader waits until this count drops to
+/// zero before starting one, and again before starting anything after it.
+#[derive(Debug, Default)]
+pub(crate) struct InFlight {
+    count: AtomicUsize,
+    idle: Notify,
+}
+
+/// Held by a spawned handler; dropping it (on finish or panic) marks the handler finished.
+pub(crate) struct InFlightGuard(Arc<InFlight>);
+
+impl InFlight {
+    pub(crate) fn enter(self: &Arc<Self>) -> InFlightGuard {
+        self.count.fetch_add(1, Ordering::AcqRel);
+        InFlightGuard(Arc::clone(self))
+    }
+
+    /// Resolves once no spawned handler of this connection is running.
+    pub(crate) async fn wait_idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.count.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! The writing half of a connection: take slots in request order, wait for each one's own
+//! response, encode it, and batch every response that is already finished into one write.
+
+use std::future::poll_fn;
+use std::io;
+use std::pin::pin;
+use std::task::Poll;
+
+use bytes::Bytes;
+use http::{HeaderMap, Response};
+use http_body::Body as HttpBody;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc::{self, error::TryRecvError};
+use tokio::sync::oneshot;
+
+use super::slot::{Outcome, Slot, SlotKind};
+use crate::proto::encode::{self, BodyFraming, RequestInfo};
+use crate::proto::error::EngineError;
+use crate::BoxError;
+
+/// Buffered response bytes that trigger a write even when more finished responses are queued:
+/// bounds the memory a client that pipelines without reading can make us hold, while still
+/// batching dozens of small responses per write.
+const HIGH_WATER: usize = 64 * 1024;
+
+/// Body chunks at least this large are written straight from the handler's buffer instead of
+/// being copied into ours.
+const DIRECT_WRITE: usize = 16 * 1024;
+
+pub(crate) struct Writer<'a, W, B> {
+    io: &'a mut W,
+    buf: Vec<u8>,
+    slots: mpsc::Receiver<Slot<B>>,
+}
+
+impl<'a, W, B> Writer<'a, W, B>
+where
+    W: AsyncWrite + Unpin,
+    B: HttpBody<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    pub(crate) fn new(io: &'a mut W, slots: mpsc::Receiver<Slot<B>>) -> Self {
+        Writer {
+            io,
+            buf: Vec::new(),
+            slots,
+        }
+    }
+
+    /// Writes every response in order until the reader is done and all slots are written, or a
+    /// response ends the connection. Then the write side is shut down.
+    pub(crate) async fn run(mut self) -> io::Result<()> {
+        while let Some(slot) = self.next_slot().await? {
+            let Slot { kind, info, close } = slot;
+            let outcome = match kind {
+                SlotKind::Continue => {
+                    self.buf.extend_from_slice(encode::CONTINUE);
+                    continue;
+                }
+                SlotKind::Ready(outcome) => outcome,
+                SlotKind::Pending(rx) => self.wait(rx).await?,
+            };
+            // The reader has stopped and nothing follows: say so in this response.
+            let last = close || (self.slots.is_closed() && self.slots.is_empty());
+            if self.write_outcome(outcome, info, last).await? {
+                break;
+            }
+            if self.buf.len() >= HIGH_WATER {
+                self.flush().await?;
+            }
+        }
+        self.flush().await?;
+        self.io.shutdown().await
+    }
+
+    /// The next slot; when none is queued, first writes what is buffered (the batch is over).
+    async fn next_slot(&mut self) -> io::Result<Option<Slot<B>>> {
+        match self.slots.try_recv() {
+            Ok(slot) => Ok(Some(slot)),
+            Err(TryRecvError::Disconnected) => Ok(None),
+            Err(TryRecvError::Empty) => {
+                self.flush().await?;
+                Ok(self.slots.recv().await)
+            }
+        }
+    }
+
+    /// Waits for a spawned handler's response, writing what is buffered first so finished
+    /// responses never wait behind an unfinished one in our buffer.
+    async fn wait(&mut self, mut rx: oneshot::Receiver<Outcome<B>>) -> io::Result<Outcome<B>> {
+        let received = match rx.try_recv() {
+            Err(oneshot::error::TryRecvError::Empty) => {
+                self.flush().await?;
+                rx.await.ok()
+            }
+            other => other.ok(),
+        };
+        Ok(received.unwrap_or_else(|| {
+            tracing::error!("handler panicked; answering 500");
+            Outcome::internal_error()
+        }))
+    }
+
+    /// Encodes one response; returns whether the connection must close after it.
+    async fn write_outcome(
+        &mut self,
+        outcome: Outcome<B>,
+        info: RequestInfo,
+        close: bool,
+    ) -> io::Result<bool> {
+        match outcome {
+            Outcome::Response(response) => self.write_response(response, info, close).await,
+            Outcome::Engine { error, close: must } => {
+                self.write_engine(error, info, close || must);
+                Ok(close || must)
+            }
+        }
+    }
+
+    /// A response the engine makes itself: the status and a one-line reason.
+    fn write_engine(&mut self, error: EngineError, info: RequestInfo, close: bool) {
+        let reason = error.status.canonical_reason().unwrap_or("Error");
+        let text = format!("{reason}: {}\n", error.reason);
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        let len = Some(text.len() as u64);
+        let (framing, close) =
+            encode::head(&mut self.buf, error.status, &headers, len, info, close);
+        debug_assert!(close || framing != BodyFraming::UntilClose);
+        if framing != BodyFraming::None {
+            self.buf.extend_from_slice(text.as_bytes());
+        }
+    }
+
+    async fn write_response(
+        &mut self,
+        response: Response<B>,
+        info: RequestInfo,
+        close: bool,
+    ) -> io::Result<bool> {
+        let (parts, body) = response.into_parts();
+        let len = body.size_hint().exact();
+        let (framing, close) = encode::head(
+            &mut self.buf,
+            parts.status,
+            &parts.headers,
+            len,
+            info,
+            close,
+        );
+        if framing == BodyFraming::None {
+            return Ok(close);
+        }
+        let completed = self.write_body(body, framing).await?;
+        Ok(close || !completed)
+    }
+
+    /// Streams a body in `framing`. Returns false when the body failed or broke its declared
+    /// length: the response is then cut short and the connection must close, since HTTP/1.1
+    /// has no other way to tell the client.
+    async fn write_body(&mut self, body: B, framing: BodyFraming) -> io::Result<bool> {
+        let mut body = pin!(body);
+        let mut written: u64 = 0;
+        let mut trailers = None;
+        loop {
+            // Errors become `BoxError` at once: a body's own error type need not be `Send`.
+            let mut poll_body = |cx: &mut std::task::Context<'_>| {
+                let polled = body.as_mut().poll_frame(cx);
+                polled.map(|frame| frame.map(|r| r.map_err(Into::<BoxError>::into)))
+            };
+            let frame = match poll_fn(|cx| Poll::Ready(poll_body(cx))).await {
+                Poll::Ready(frame) => frame,
+                Poll::Pending => {
+                    self.flush().await?;
+                    poll_fn(&mut poll_body).await
+                }
+            };
+            let frame = match frame {
+                None => break,
+                Some(Ok(frame)) => frame,
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "response body failed; closing the connection");
+                    return Ok(false);
+                }
+            };
+            let data = match frame.into_data() {
+                Ok(data) => data,
+                Err(frame) => {
+                    trailers = frame.into_trailers().ok();
+                    continue;
+                }
+            };
+            written += data.len() as u64;
+            if let BodyFraming::Length(declared) = framing {
+                if written > declared {
+                    tracing::warn!(declared, "response body longer than its length; closing");
+                    return Ok(false);
+                }
+            }
+            self.write_data(data, framing).await?;
+        }
+        match framing {
+            BodyFraming::Chunked => encode::chunked_end(&mut self.buf, trailers.as_ref()),
+            BodyFraming::Length(declared) if written != declared => {
+                tracing::warn!(
+                    declared,
+                    written,
+                    "response body shorter than its length; closing"
+                );
+                return Ok(false);
+            }
+            _ => {}
+        }
+        Ok(true)
+    }
+
+    async fn write_data(&mut self, data: Bytes, framing: BodyFraming) -> io::Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        let chunked = framing == BodyFraming::Chunked;
+        if chunked {
+            encode::chunk_start(&mut self.buf, data.len());
+        }
+        if data.len() >= DIRECT_WRITE {
+            self.flush().await?;
+            self.io.write_all(&data).await?;
+        } else {
+            self.buf.extend_from_slice(&data);
+        }
+        if chunked {
+            encode::chunk_end(&mut self.buf);
+        }
+        if self.buf.len() >= HIGH_WATER {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            self.io.write_all(&self.buf).await?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,146 @@
+//! Response encoding: status line, headers, and body framing (RFC 9112 §6, §7).
+
+use std::io::Write;
+
+use http::header::{self, HeaderMap};
+use http::{StatusCode, Version};
+
+use super::date;
+
+/// The `Server` header sent unless the service sets its own.
+const SERVER: &[u8] = b"server: pipelined\r\n";
+
+/// What the request asked of its response, as far as encoding goes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RequestInfo {
+    pub(crate) version: Version,
+    pub(crate) head: bool,
+}
+
+/// How the body follows the head on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BodyFraming {
+    /// Nothing is written after the head (HEAD, 1xx, 204, 304).
+    None,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// Chunked transfer coding (HTTP/1.1, length unknown).
+    Chunked,
+    /// Raw bytes until the connection closes (HTTP/1.0, length unknown).
+    UntilClose,
+}
+
+/// Writes the head of a response.
+///
+/// `body_len` is the body's exact length when known. `close` says the connection ends after
+/// this response; it is returned possibly raised (the service asked for it, or HTTP/1.0 with an
+/// unknown length can only be delimited by closing).
+pub(crate) fn head(
+    dst: &mut Vec<u8>,
+    status: StatusCode,
+    headers: &HeaderMap,
+    body_len: Option<u64>,
+    req: RequestInfo,
+    mut close: bool,
+) -> (BodyFraming, bool) {
+    close |= headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .any(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let no_body = status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    let length = body_len.or(declared);
+    let framing = match length {
+        _ if no_body => BodyFraming::None,
+        Some(n) => BodyFraming::Length(n),
+        None if req.version == Version::HTTP_11 => BodyFraming::Chunked,
+        None => BodyFraming::UntilClose,
+    };
+    if framing == BodyFraming::UntilClose && !req.head {
+        close = true;
+    }
+
+    dst.extend_from_slice(b"HTTP/1.1 ");
+    dst.extend_from_slice(status.as_str().as_bytes());
+    dst.push(b' ');
+    dst.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    dst.extend_from_slice(b"\r\n");
+    for (name, value) in headers {
+        if matches!(
+            *name,
+            header::CONTENT_LENGTH | header::TRANSFER_ENCODING | header::CONNECTION
+        ) {
+            continue;
+        }
+        field(dst, name, value);
+    }
+    if !headers.contains_key(header::DATE) {
+        dst.extend_from_slice(b"date: ");
+        date::extend(dst);
+        dst.extend_from_slice(b"\r\n");
+    }
+    if !headers.contains_key(header::SERVER) {
+        dst.extend_from_slice(SERVER);
+    }
+    match framing {
+        BodyFraming::Length(n) => content_length(dst, n),
+        BodyFraming::Chunked if req.head => {}
+        BodyFraming::Chunked => dst.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        // A 304 may describe the representation's length, if the service said it.
+        BodyFraming::None if status == StatusCode::NOT_MODIFIED => {
+            if let Some(n) = declared {
+                content_length(dst, n);
+            }
+        }
+        BodyFraming::None | BodyFraming::UntilClose => {}
+    }
+    if close {
+        dst.extend_from_slice(b"connection: close\r\n");
+    } else if req.version == Version::HTTP_10 {
+        dst.extend_from_slice(b"connection: keep-alive\r\n");
+    }
+    dst.extend_from_slice(b"\r\n");
+    let framing = if req.head { BodyFraming::None } else { framing };
+    (framing, close)
+}
+
+fn field(dst: &mut Vec<u8>, name: &header::HeaderName, value: &header::HeaderValue) {
+    dst.extend_from_slice(name.as_str().as_bytes());
+    dst.extend_from_slice(b": ");
+    dst.extend_from_slice(value.as_bytes());
+    dst.extend_from_slice(b"\r\n");
+}
+
+fn content_length(dst: &mut Vec<u8>, n: u64) {
+    dst.extend_from_slice(b"content-length: ");
+    dst.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+    dst.extend_from_slice(b"\r\n");
+}
+
+/// Writes the size line that starts a chunk of `len` bytes.
+pub(crate) fn chunk_start(dst: &mut Vec<u8>, len: usize) {
+    // Writing into a Vec cannot fail.
+    let _ = write!(dst, "{len:x}\r\n");
+}
+
+/// Writes the CRLF that ends a chunk's data.
+pub(crate) fn chunk_end(dst: &mut Vec<u8>) {
+    dst.extend_from_slice(b"\r\n");
+}
+
+/// Writes the last chunk and the trailer section.
+pub(crate) fn chunked_end(dst: &mut Vec<u8>, trailers: Option<&HeaderMap>) {
+    dst.extend_from_slice(b"0\r\n");
+    for (name, value) in trailers.into_iter().flatten() {
+        field(dst, name, value);
+    }
+    dst.extend_from_slice(b"\r\n");
+}
+
+/// The `100 Continue` interim response.
+pub(crate) const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";

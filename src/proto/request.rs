@@ -1,0 +1,384 @@
+//! Request-head parsing: `httparse` does the syntax, this file applies the RFC 9112 / 9110
+//! rules the engine owns (Host, message framing, Connection, Expect) and builds an
+//! `http::Request` whose target and header values share the read buffer (no copies).
+
+use std::mem::MaybeUninit;
+use std::ops::Range;
+
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, StatusCode, Uri, Version};
+
+use super::error::EngineError;
+
+/// Headers parsed on the stack before falling back to a heap buffer; covers nearly every real
+/// request without an allocation, while `Config::max_headers` may still be set higher.
+const STACK_HEADERS: usize = 64;
+
+/// How the request body is delimited on the wire (RFC 9112 §6.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Framing {
+    /// No body: the next request starts right after the head.
+    Empty,
+    /// Exactly this many bytes follow.
+    Length(u64),
+    /// Chunked transfer coding.
+    Chunked,
+}
+
+/// A parsed request head plus what the connection needs to know about it.
+#[derive(Debug)]
+pub(crate) struct Head {
+    pub(crate) request: Request<()>,
+    pub(crate) framing: Framing,
+    /// The connection must close after this request's response.
+    pub(crate) close: bool,
+    /// The client waits for `100 Continue` before sending the body.
+    pub(crate) expect_continue: bool,
+}
+
+/// Byte ranges of one header within the head buffer.
+#[derive(Clone, Debug, Default)]
+struct HeaderIndices {
+    name: Range<usize>,
+    value: Range<usize>,
+}
+
+/// Reusable scratch space, kept per connection so parsing allocates nothing after warm-up.
+#[derive(Debug, Default)]
+pub(crate) struct Parser {
+    indices: Vec<HeaderIndices>,
+}
+
+/// What the request line and headers say, before the RFC checks.
+struct Line {
+    method: Method,
+    target: Range<usize>,
+    version: Version,
+}
+
+impl Parser {
+    /// Parses one request head from the front of `buf`, removing it on success; `None` when
+    /// more bytes are needed.
+    pub(crate) fn parse(
+        &mut self,
+        buf: &mut BytesMut,
+        max_header_bytes: usize,
+        max_headers: usize,
+        max_body_bytes: u64,
+    ) -> Result<Option<Head>, EngineError> {
+        let (line, len) = match self.parse_syntax(buf, max_headers)? {
+            Some(found) => found,
+            None => {
+                if buf.len() > max_header_bytes {
+                    return Err(too_large(buf, max_header_bytes));
+                }
+                return Ok(None);
+            }
+        };
+        if len > max_header_bytes {
+            return Err(too_large(buf, max_header_bytes));
+        }
+        let bytes = buf.split_to(len).freeze();
+        let head = self.build(bytes, line, max_body_bytes)?;
+        Ok(Some(head))
+    }
+
+    /// Runs httparse, records header positions, and returns the request line and head length.
+    fn parse_syntax(
+        &mut self,
+        buf: &[u8],
+        max_headers: usize,
+    ) -> Result<Option<(Line, usize)>, EngineError> {
+        let mut stack = [const { MaybeUninit::uninit() }; STACK_HEADERS];
+        let first = self.parse_into(buf, &mut stack[..max_headers.min(STACK_HEADERS)]);
+        match first {
+            Err(httparse::Error::TooManyHeaders) if max_headers > STACK_HEADERS => {
+                let mut heap = Vec::new();
+                heap.resize_with(max_headers, MaybeUninit::uninit);
+                self.parse_into(buf, &mut heap)
+            }
+            other => other,
+        }
+        .map_err(|e| syntax_error(e, buf))
+    }
+
+    fn parse_into<'b>(
+        &mut self,
+        buf: &'b [u8],
+        headers: &mut [MaybeUninit<httparse::Header<'b>>],
+    ) -> Result<Option<(Line, usize)>, httparse::Error> {
+        let mut req = httparse::Request::new(&mut []);
+        let len = match req.parse_with_uninit_headers(buf, headers)? {
+            httparse::Status::Complete(len) => len,
+            httparse::Status::Partial => return Ok(None),
+        };
+        let offset = |s: &[u8]| s.as_ptr() as usize - buf.as_ptr() as usize;
+        let method = req.method.unwrap_or_default();
+        let method = Method::from_bytes(method.as_bytes()).map_err(|_| httparse::Error::Token)?;
+        let target = req.path.unwrap_or_default().as_bytes();
+        let version = match req.version {
+            Some(0) => Version::HTTP_10,
+            _ => Version::HTTP_11,
+        };
+        self.indices.clear();
+        self.indices
+            .extend(req.headers.iter().map(|h| HeaderIndices {
+                name: offset(h.name.as_bytes())..offset(h.name.as_bytes()) + h.name.len(),
+                value: offset(h.value)..offset(h.value) + h.value.len(),
+            }));
+        let line = Line {
+            method,
+            target: offset(target)..offset(target) + target.len(),
+            version,
+        };
+        Ok(Some((line, len)))
+    }
+
+    /// Turns the raw head into an `http::Request` and applies the RFC rules.
+    fn build(&self, bytes: Bytes, line: Line, max_body_bytes: u64) -> Result<Head, EngineError> {
+        let mut headers = HeaderMap::with_capacity(self.indices.len());
+        for ix in &self.indices {
+            let name = HeaderName::from_bytes(&bytes[ix.name.clone()])
+                .map_err(|_| EngineError::bad_request("invalid header name"))?;
+            let value = HeaderValue::from_maybe_shared(bytes.slice(ix.value.clone()))
+                .map_err(|_| EngineError::bad_request("invalid header value"))?;
+            headers.append(name, value);
+        }
+        let uri = parse_target(&line.method, bytes.slice(line.target))?;
+        check_host(&headers, &uri, line.version)?;
+        let framing = framing(&headers, line.version, max_body_bytes)?;
+        let close = wants_close(&headers, line.version);
+        let expect_continue = expects_continue(&headers, line.version)?;
+        let mut request = Request::new(());
+        *request.method_mut() = line.method;
+        *request.uri_mut() = uri;
+        *request.version_mut() = line.version;
+        *request.headers_mut() = headers;
+        Ok(Head {
+            request,
+            framing,
+            close,
+            expect_continue,
+        })
+    }
+}
+
+/// A head that outgrew the limit: `414` if the request line alone did, else `431`.
+fn too_large(buf: &[u8], max_header_bytes: usize) -> EngineError {
+    let window = &buf[..buf.len().min(max_header_bytes)];
+    if window.contains(&b'\n') {
+        EngineError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "header section too large",
+        )
+    } else {
+        EngineError::new(StatusCode::URI_TOO_LONG, "request line too long")
+    }
+}
+
+/// Maps an httparse error to the status RFC 9112 asks for.
+fn syntax_error(err: httparse::Error, buf: &[u8]) -> EngineError {
+    match err {
+        httparse::Error::TooManyHeaders => EngineError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "too many headers",
+        ),
+        httparse::Error::Version if other_major_version(buf) => EngineError::new(
+            StatusCode::HTTP_VERSION_NOT_SUPPORTED,
+            "only HTTP/1.0 and HTTP/1.1 are served here",
+        ),
+        httparse::Error::Version => EngineError::bad_request("invalid HTTP version"),
+        httparse::Error::HeaderName => EngineError::bad_request("invalid header name"),
+        httparse::Error::HeaderValue => EngineError::bad_request("invalid header value"),
+        httparse::Error::NewLine => EngineError::bad_request("invalid line ending"),
+        httparse::Error::Token | httparse::Error::Status => {
+            EngineError::bad_request("invalid request line")
+        }
+    }
+}
+
+/// True when the request line is well formed but names a major version other than 1
+/// (`HTTP/2.0`, `HTTP/3.0`): that deserves `505`, not a generic `400`.
+fn other_major_version(buf: &[u8]) -> bool {
+    let start = buf.iter().position(|b| !matches!(b, b'\r' | b'\n'));
+    let line = &buf[start.unwrap_or(buf.len())..];
+    let line = &line[..line
+        .iter()
+        .position(|&b| b == b'\r' || b == b'\n')
+        .unwrap_or(line.len())];
+    let Some(version) = line.rsplit(|&b| b == b' ').next() else {
+        return false;
+    };
+    matches!(version, [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+        if major.is_ascii_digit() && minor.is_ascii_digit() && *major != b'1')
+        || matches!(version, [b'H', b'T', b'T', b'P', b'/', major] if major.is_ascii_digit() && *major != b'1')
+}
+
+/// Validates the request target form against the method (RFC 9112 §3.2): origin-form and
+/// absolute-form for every method, `*` only for OPTIONS, authority-form only for CONNECT.
+fn parse_target(method: &Method, target: Bytes) -> Result<Uri, EngineError> {
+    let bad = || EngineError::bad_request("invalid request target");
+    let origin_form = target.first() == Some(&b'/');
+    let asterisk = &target[..] == b"*";
+    let uri = Uri::from_maybe_shared(target).map_err(|_| bad())?;
+    let absolute_form = uri.scheme().is_some();
+    let authority_form = !origin_form && !asterisk && !absolute_form;
+    if origin_form
+        || absolute_form
+        || (asterisk && method == Method::OPTIONS)
+        || (authority_form && method == Method::CONNECT)
+    {
+        Ok(uri)
+    } else {
+        Err(bad())
+    }
+}
+
+/// RFC 9112 §3.2: exactly one `Host` in HTTP/1.1, and it must be a valid authority.
+fn check_host(headers: &HeaderMap, uri: &Uri, version: Version) -> Result<(), EngineError> {
+    let mut hosts = headers.get_all(header::HOST).iter();
+    let host = hosts.next();
+    if hosts.next().is_some() {
+        return Err(EngineError::bad_request("more than one Host header"));
+    }
+    match host {
+        None if version == Version::HTTP_11 && uri.authority().is_none() => {
+            Err(EngineError::bad_request("HTTP/1.1 request without Host"))
+        }
+        Some(value) if !value.is_empty() => {
+            http::uri::Authority::try_from(value.as_bytes())
+                .map_err(|_| EngineError::bad_request("invalid Host header"))?;
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Works out body framing from `Content-Length` / `Transfer-Encoding` (RFC 9112 §6).
+fn framing(headers: &HeaderMap, version: Version, max_body: u64) -> Result<Framing, EngineError> {
+    let has_te = headers.contains_key(header::TRANSFER_ENCODING);
+    let has_cl = headers.contains_key(header::CONTENT_LENGTH);
+    if has_te {
+        if has_cl {
+            return Err(EngineError::bad_request(
+                "both Content-Length and Transfer-Encoding",
+            ));
+        }
+        if version == Version::HTTP_10 {
+            return Err(EngineError::bad_request("Transfer-Encoding in HTTP/1.0"));
+        }
+        return transfer_coding(headers);
+    }
+    if !has_cl {
+        return Ok(Framing::Empty);
+    }
+    let length = content_length(headers)?;
+    if length > max_body {
+        return Err(EngineError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request body larger than the limit",
+        ));
+    }
+    Ok(if length == 0 {
+        Framing::Empty
+    } else {
+        Framing::Length(length)
+    })
+}
+
+/// Every `Content-Length` value, as a list, must be the same plain decimal number; identical
+/// duplicates are accepted (RFC 9110 §8.6 allows either that or rejecting).
+fn content_length(headers: &HeaderMap) -> Result<u64, EngineError> {
+    let bad = || EngineError::bad_request("invalid Content-Length");
+    let mut found = None;
+    for value in headers.get_all(header::CONTENT_LENGTH) {
+        for part in value.as_bytes().split(|&b| b == b',') {
+            let digits = part.trim_ascii();
+            if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+                return Err(bad());
+            }
+            let n = std::str::from_utf8(digits)
+                .ok()
+                .and_then(|s| s.parse::<u64>().ok())
+                .ok_or_else(bad)?;
+            if found.is_some_and(|prev| prev != n) {
+                return Err(EngineError::bad_request(
+                    "conflicting Content-Length values",
+                ));
+            }
+            found = Some(n);
+        }
+    }
+    found.ok_or_else(bad)
+}
+
+/// `Transfer-Encoding` must end in exactly one `chunked`; no other coding is supported.
+fn transfer_coding(headers: &HeaderMap) -> Result<Framing, EngineError> {
+    let mut codings = headers
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|c| !c.is_empty())
+        .peekable();
+    let mut chunked_seen = false;
+    let mut unknown = false;
+    while let Some(coding) = codings.next() {
+        let last = codings.peek().is_none();
+        if coding.eq_ignore_ascii_case(b"chunked") {
+            if chunked_seen || !last {
+                return Err(EngineError::bad_request("chunked must be the final coding"));
+            }
+            chunked_seen = true;
+        } else if last {
+            return Err(EngineError::bad_request("chunked must be the final coding"));
+        } else {
+            unknown = true;
+        }
+    }
+    match (chunked_seen, unknown) {
+        (true, false) => Ok(Framing::Chunked),
+        (true, true) => Err(EngineError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "unsupported transfer coding",
+        )),
+        (false, _) => Err(EngineError::bad_request("empty Transfer-Encoding")),
+    }
+}
+
+/// Does this request end the connection (RFC 9112 §9.3)?
+fn wants_close(headers: &HeaderMap, version: Version) -> bool {
+    let (mut close, mut keep_alive) = (false, false);
+    for token in header_tokens(headers, header::CONNECTION) {
+        close |= token.eq_ignore_ascii_case(b"close");
+        keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+    }
+    close || (version == Version::HTTP_10 && !keep_alive)
+}
+
+/// `Expect: 100-continue` is honoured on HTTP/1.1 and ignored on HTTP/1.0 (RFC 9110
+/// §10.1.1); any other expectation is answered `417`.
+fn expects_continue(headers: &HeaderMap, version: Version) -> Result<bool, EngineError> {
+    let mut expect = false;
+    for token in header_tokens(headers, header::EXPECT) {
+        if !token.eq_ignore_ascii_case(b"100-continue") {
+            return Err(EngineError::new(
+                StatusCode::EXPECTATION_FAILED,
+                "only Expect: 100-continue is supported",
+            ));
+        }
+        expect = true;
+    }
+    Ok(expect && version == Version::HTTP_11)
+}
+
+/// The comma-separated, trimmed, non-empty list elements of every `name` header.
+fn header_tokens(headers: &HeaderMap, name: HeaderName) -> impl Iterator<Item = &[u8]> {
+    headers
+        .get_all(name)
+        .into_iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|t| !t.is_empty())
+}

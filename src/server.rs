@@ -1,0 +1,204 @@
+//! The accept loop and graceful shutdown, shaped like `axum::serve`.
+
+use std::future::{Future, IntoFuture};
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower::Service;
+
+use crate::body::Body;
+use crate::{conn, BoxError, Config};
+
+/// Pause after an accept error that is not the peer's fault (out of file descriptors): retrying
+/// at once would spin a core while nothing can be accepted anyway.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_secs(1);
+
+/// Serves `service` on every connection `listener` accepts, with ordered concurrent pipelining.
+///
+/// The returned [`Serve`] is a future (via [`IntoFuture`]): `.await` it to run the server.
+/// The service is cloned once per connection; it is driven by [`tower::ServiceExt::ready`]
+/// before each call.
+///
+/// ```no_run
+/// use pipelined::{get, Router};
+///
+/// # async fn run() -> std::io::Result<()> {
+/// let app = Router::new().route("/", get(|_req| async { "hello\n" }));
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+/// pipelined::serve(listener, app)
+///     .with_graceful_shutdown(async { tokio::signal::ctrl_c().await.ok(); })
+///     .await
+/// # }
+/// ```
+pub fn serve<S, B>(listener: TcpListener, service: S) -> Serve<S>
+where
+    S: Service<Request<Body>, Response = Response<B>> + Clone + Send + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    Serve {
+        listener,
+        service,
+        config: Config::default(),
+    }
+}
+
+/// A server ready to run; see [`serve`].
+#[must_use = "a server does nothing until it is awaited"]
+pub struct Serve<S> {
+    listener: TcpListener,
+    service: S,
+    config: Config,
+}
+
+impl<S> Serve<S> {
+    /// Replaces the default limits.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The address the listener is bound to (useful after binding port 0).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Stops accepting when `signal` completes, lets every connection answer the requests it
+    /// has already read (the last response says `Connection: close`), and then returns.
+    pub fn with_graceful_shutdown<F>(self, signal: F) -> WithGracefulShutdown<S, F>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        WithGracefulShutdown {
+            serve: self,
+            signal,
+        }
+    }
+}
+
+/// A server that shuts down gracefully; see [`Serve::with_graceful_shutdown`].
+#[must_use = "a server does nothing until it is awaited"]
+pub struct WithGracefulShutdown<S, F> {
+    serve: Serve<S>,
+    signal: F,
+}
+
+impl<S, F> WithGracefulShutdown<S, F> {
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.serve.local_addr()
+    }
+}
+
+impl<S, B> IntoFuture for Serve<S>
+where
+    S: Service<Request<Body>, Response = Response<B>> + Clone + Send + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Output = io::Result<()>;
+    type IntoFuture = Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        self.with_graceful_shutdown(std::future::pending())
+            .into_future()
+    }
+}
+
+impl<S, B, F> IntoFuture for WithGracefulShutdown<S, F>
+where
+    S: Service<Request<Body>, Response = Response<B>> + Clone + Send + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+    F: Future<Output = ()> + Send + 'static,
+{
+    type Output = io::Result<()>;
+    type IntoFuture = Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        let Serve {
+            listener,
+            service,
+            config,
+        } = self.serve;
+        Box::pin(run(listener, service, Arc::new(config), self.signal))
+    }
+}
+
+async fn run<S, B, F>(
+    listener: TcpListener,
+    service: S,
+    config: Arc<Config>,
+    signal: F,
+) -> io::Result<()>
+where
+    S: Service<Request<Body>, Response = Response<B>> + Clone + Send + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+    F: Future<Output = ()> + Send + 'static,
+{
+    // Dropping `shutdown_tx` tells every connection to stop reading new requests.
+    let (shutdown_tx, shutdown_rx) = watch::channel(());
+    // Every connection holds a clone of `alive_rx`; `alive_tx.closed()` resolves once the last
+    // connection has finished.
+    let (alive_tx, alive_rx) = watch::channel(());
+    let mut signal = std::pin::pin!(signal);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) if is_peer_error(&e) => continue,
+                Err(e) => {
+                    tracing::error!(error = %e, "accept failed; pausing");
+                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                    continue;
+                }
+            },
+            () = &mut signal => break,
+        };
+        // Responses are batched by the writer already; Nagle would only delay the last one.
+        let _ = stream.set_nodelay(true);
+        let service = service.clone();
+        let config = Arc::clone(&config);
+        let shutdown = shutdown_rx.clone();
+        let alive = alive_rx.clone();
+        tokio::spawn(async move {
+            let mut stream = stream;
+            let (read, write) = stream.split();
+            tracing::trace!(%peer, "connection opened");
+            conn::serve(read, write, service, &config, shutdown).await;
+            tracing::trace!(%peer, "connection closed");
+            drop(alive);
+        });
+    }
+    drop(listener);
+    drop(shutdown_tx);
+    drop(alive_rx);
+    alive_tx.closed().await;
+    Ok(())
+}
+
+/// Accept errors caused by one peer (it went away before we accepted): not worth a pause.
+fn is_peer_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    )
+}
