@@ -31,6 +31,8 @@ pub enum BodyError {
     Malformed(&'static str),
     /// The connection ended before the body did.
     Incomplete,
+    /// No body bytes arrived within `Config::body_read_timeout`.
+    TimedOut,
 }
 
 impl BodyError {
@@ -39,6 +41,7 @@ impl BodyError {
         match self {
             BodyError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             BodyError::Malformed(_) | BodyError::Incomplete => StatusCode::BAD_REQUEST,
+            BodyError::TimedOut => StatusCode::REQUEST_TIMEOUT,
         }
     }
 }
@@ -49,6 +52,7 @@ impl fmt::Display for BodyError {
             BodyError::TooLarge => f.write_str("request body larger than the limit"),
             BodyError::Malformed(why) => write!(f, "malformed request body: {why}"),
             BodyError::Incomplete => f.write_str("connection closed before the body ended"),
+            BodyError::TimedOut => f.write_str("request body stalled past the read timeout"),
         }
     }
 }

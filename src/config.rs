@@ -24,6 +24,10 @@ pub struct Config {
     pub(crate) header_read_timeout: Duration,
     pub(crate) idle_timeout: Duration,
     pub(crate) max_body_bytes: u64,
+    pub(crate) body_read_timeout: Duration,
+    pub(crate) request_timeout: Option<Duration>,
+    pub(crate) max_connections: Option<usize>,
+    pub(crate) shutdown_timeout: Option<Duration>,
 }
 
 impl Default for Config {
@@ -35,6 +39,10 @@ impl Default for Config {
             header_read_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
             max_body_bytes: 16 * 1024 * 1024,
+            body_read_timeout: Duration::from_secs(30),
+            request_timeout: None,
+            max_connections: None,
+            shutdown_timeout: None,
         }
     }
 }
@@ -97,6 +105,46 @@ impl Config {
     /// and closes the connection.
     pub fn max_body_bytes(mut self, bytes: u64) -> Self {
         self.max_body_bytes = bytes;
+        self
+    }
+
+    /// How long a request body may go without a single byte arriving (default 30 s).
+    ///
+    /// A client that announces a body and then stalls would otherwise hold the connection (and
+    /// the handler waiting on the body) for ever. On expiry the handler's body fails with
+    /// [`BodyError::TimedOut`](crate::BodyError) and the connection closes after its response.
+    pub fn body_read_timeout(mut self, timeout: Duration) -> Self {
+        self.body_read_timeout = timeout;
+        self
+    }
+
+    /// Longest a handler may take to produce its response (default: no limit).
+    ///
+    /// Responses leave in order, so one stuck handler holds every response behind it on its
+    /// connection. With a limit, an overdue handler is cancelled and its slot answered `503`,
+    /// in order, and the connection goes on.
+    pub fn request_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Most connections served at once (default: no limit).
+    ///
+    /// Each connection costs a socket, a task and its buffers. At the limit the server stops
+    /// accepting; new connections wait in the kernel's listen backlog until one closes, and
+    /// existing connections are unaffected.
+    pub fn max_connections(mut self, max: Option<usize>) -> Self {
+        self.max_connections = max.map(|m| m.max(1));
+        self
+    }
+
+    /// After the shutdown signal, how long connections may take to answer the requests they
+    /// have read before they are closed regardless (default: no limit).
+    ///
+    /// Bounds how long a deploy waits on a slow handler; it should be shorter than the
+    /// orchestrator's own kill deadline (Kubernetes' `terminationGracePeriodSeconds`).
+    pub fn shutdown_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.shutdown_timeout = timeout;
         self
     }
 }

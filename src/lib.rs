@@ -37,6 +37,7 @@ mod proto;
 mod response;
 mod router;
 mod server;
+mod stats;
 
 pub use body::{Body, BodyError};
 pub use config::{Config, MIN_PIPELINE_DEPTH};
@@ -46,6 +47,12 @@ pub use router::{
     Router,
 };
 pub use server::{serve, Serve, WithGracefulShutdown};
+pub use stats::ServerStats;
 
 /// The error type services may return; the engine answers `500` for it.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Compiles the README's Rust examples as doc tests, so the embedding example stays true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

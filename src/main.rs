@@ -3,6 +3,7 @@
 
 mod demo;
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -42,6 +43,20 @@ struct ServeArgs {
     #[arg(long, default_value_t = 30, value_name = "SECS",
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     header_read_timeout: u64,
+    /// Seconds an idle keep-alive connection may wait for its next request.
+    #[arg(long, default_value_t = 60, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    idle_timeout: u64,
+    /// Seconds a handler may take before its slot is answered 503 (default: no limit).
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    request_timeout: Option<u64>,
+    /// Most connections served at once; beyond it new connections wait (default: no limit).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    max_connections: Option<u64>,
+    /// Seconds to finish requests already read after Ctrl-C / SIGTERM before closing anyway.
+    #[arg(long, default_value_t = 30, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    shutdown_timeout: u64,
     /// Tokio worker threads (default: one per core).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     workers: Option<u32>,
@@ -54,6 +69,7 @@ fn main() -> ExitCode {
         None => cli.serve,
     };
     tracing_subscriber::fmt()
+        .with_ansi(std::io::stdout().is_terminal())
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
@@ -84,7 +100,11 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {}: {e}", args.bind))?;
     let config = pipelined::Config::default()
         .max_pipeline_depth(args.max_pipeline_depth as usize)
-        .header_read_timeout(Duration::from_secs(args.header_read_timeout));
+        .header_read_timeout(Duration::from_secs(args.header_read_timeout))
+        .idle_timeout(Duration::from_secs(args.idle_timeout))
+        .request_timeout(args.request_timeout.map(Duration::from_secs))
+        .max_connections(args.max_connections.map(|n| n as usize))
+        .shutdown_timeout(Some(Duration::from_secs(args.shutdown_timeout)));
     let server = pipelined::serve(listener, demo::app())
         .config(config)
         .with_graceful_shutdown(shutdown_signal());

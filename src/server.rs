@@ -10,11 +10,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Request, Response};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 use tower::Service;
 
 use crate::body::Body;
-use crate::{conn, BoxError, Config};
+use crate::conn::{self, Phase};
+use crate::stats::ServerStats;
+use crate::{BoxError, Config};
 
 /// Pause after an accept error that is not the peer's fault (out of file descriptors): retrying
 /// at once would spin a core while nothing can be accepted anyway.
@@ -49,6 +51,7 @@ where
         listener,
         service,
         config: Config::default(),
+        stats: ServerStats::default(),
     }
 }
 
@@ -58,6 +61,7 @@ pub struct Serve<S> {
     listener: TcpListener,
     service: S,
     config: Config,
+    stats: ServerStats,
 }
 
 impl<S> Serve<S> {
@@ -70,6 +74,11 @@ impl<S> Serve<S> {
     /// The address the listener is bound to (useful after binding port 0).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// Live counts for this server (open connections, running handlers).
+    pub fn stats(&self) -> ServerStats {
+        self.stats.clone()
     }
 
     /// Stops accepting when `signal` completes, lets every connection answer the requests it
@@ -96,6 +105,11 @@ impl<S, F> WithGracefulShutdown<S, F> {
     /// The address the listener is bound to.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.serve.local_addr()
+    }
+
+    /// Live counts for this server (open connections, running handlers).
+    pub fn stats(&self) -> ServerStats {
+        self.serve.stats()
     }
 }
 
@@ -129,21 +143,11 @@ where
     type IntoFuture = Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;
 
     fn into_future(self) -> Self::IntoFuture {
-        let Serve {
-            listener,
-            service,
-            config,
-        } = self.serve;
-        Box::pin(run(listener, service, Arc::new(config), self.signal))
+        Box::pin(run(self.serve, self.signal))
     }
 }
 
-async fn run<S, B, F>(
-    listener: TcpListener,
-    service: S,
-    config: Arc<Config>,
-    signal: F,
-) -> io::Result<()>
+async fn run<S, B, F>(serve: Serve<S>, signal: F) -> io::Result<()>
 where
     S: Service<Request<Body>, Response = Response<B>> + Clone + Send + 'static,
     S::Error: Into<BoxError>,
@@ -152,13 +156,29 @@ where
     B::Error: Into<BoxError>,
     F: Future<Output = ()> + Send + 'static,
 {
-    // Dropping `shutdown_tx` tells every connection to stop reading new requests.
-    let (shutdown_tx, shutdown_rx) = watch::channel(());
+    let Serve {
+        listener,
+        service,
+        config,
+        stats,
+    } = serve;
+    let config = Arc::new(config);
+    let (phase_tx, phase_rx) = watch::channel(Phase::Running);
     // Every connection holds a clone of `alive_rx`; `alive_tx.closed()` resolves once the last
     // connection has finished.
     let (alive_tx, alive_rx) = watch::channel(());
+    // A permit per open connection when `max_connections` is set: without one we do not
+    // accept, so excess clients wait in the kernel's backlog instead of costing us a task.
+    let permits = config.max_connections.map(|n| Arc::new(Semaphore::new(n)));
     let mut signal = std::pin::pin!(signal);
     loop {
+        let permit = match &permits {
+            Some(permits) => tokio::select! {
+                permit = Arc::clone(permits).acquire_owned() => permit.ok(),
+                () = &mut signal => break,
+            },
+            None => None,
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -175,21 +195,44 @@ where
         let _ = stream.set_nodelay(true);
         let service = service.clone();
         let config = Arc::clone(&config);
-        let shutdown = shutdown_rx.clone();
+        let phase = phase_rx.clone();
         let alive = alive_rx.clone();
+        let counted = stats.connection();
+        let stats = stats.clone();
         tokio::spawn(async move {
             let mut stream = stream;
             let (read, write) = stream.split();
             tracing::trace!(%peer, "connection opened");
-            conn::serve(read, write, service, &config, shutdown).await;
+            let shared = conn::Shared {
+                config: &config,
+                phase,
+                stats,
+            };
+            conn::serve(read, write, service, shared).await;
             tracing::trace!(%peer, "connection closed");
-            drop(alive);
+            drop((alive, counted, permit));
         });
     }
     drop(listener);
-    drop(shutdown_tx);
+    phase_tx.send_replace(Phase::Draining);
     drop(alive_rx);
-    alive_tx.closed().await;
+    let drained = match config.shutdown_timeout {
+        Some(deadline) => tokio::time::timeout(deadline, alive_tx.closed())
+            .await
+            .is_ok(),
+        None => {
+            alive_tx.closed().await;
+            true
+        }
+    };
+    if !drained {
+        tracing::warn!(
+            connections = stats.open_connections(),
+            "shutdown deadline passed; closing the remaining connections"
+        );
+        phase_tx.send_replace(Phase::Abort);
+        alive_tx.closed().await;
+    }
     Ok(())
 }
 

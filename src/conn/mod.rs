@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, watch};
 use tower::Service;
 
 use crate::body::Body;
+use crate::stats::ServerStats;
 use crate::{BoxError, Config};
 use reader::Reader;
 use writer::Writer;
@@ -39,14 +40,26 @@ const LINGER: Duration = Duration::from_secs(2);
 /// Most bytes discarded while lingering.
 const LINGER_BYTES: usize = 1024 * 1024;
 
+/// Where the server is in its life; every connection watches it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    Running,
+    /// Stop reading new requests; answer those already read.
+    Draining,
+    /// The drain deadline passed: drop everything now.
+    Abort,
+}
+
+/// What a connection shares with its server.
+pub(crate) struct Shared<'a> {
+    pub(crate) config: &'a Config,
+    pub(crate) phase: watch::Receiver<Phase>,
+    pub(crate) stats: ServerStats,
+}
+
 /// Serves HTTP/1.1 on one connection until it is finished.
-pub(crate) async fn serve<R, W, S, B>(
-    mut read: R,
-    mut write: W,
-    service: S,
-    config: &Config,
-    shutdown: watch::Receiver<()>,
-) where
+pub(crate) async fn serve<R, W, S, B>(mut read: R, mut write: W, service: S, shared: Shared<'_>)
+where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
     S: Service<Request<Body>, Response = Response<B>> + Send + 'static,
@@ -55,17 +68,30 @@ pub(crate) async fn serve<R, W, S, B>(
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
+    let Shared {
+        config,
+        phase,
+        stats,
+    } = shared;
+    let mut abort = phase.clone();
     {
         let (tx, rx) = mpsc::channel(config.max_pipeline_depth);
-        let mut reader = pin!(Reader::new(&mut read, config, service, tx, shutdown).run());
+        let reader = Reader::new(&mut read, config, service, tx, phase, stats);
+        let mut reader = pin!(reader.run());
         let mut writer = pin!(Writer::new(&mut write, rx).run());
         let mut reading = true;
         loop {
             tokio::select! {
+                // Past the drain deadline: drop the reader, the writer and (through their
+                // dropped oneshots) every handler still running.
+                _ = abort.wait_for(|p| *p == Phase::Abort) => return,
                 result = &mut reader, if reading => {
                     reading = false;
                     if let Err(e) = result {
+                        // A reset or failed socket: nobody will read the responses, so drop
+                        // the writer and cancel the handlers rather than finish them.
                         tracing::debug!(error = %e, "connection read failed");
+                        return;
                     }
                 }
                 result = &mut writer => {

@@ -11,15 +11,17 @@ use bytes::BytesMut;
 use http::{Method, Request, Response};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::time::{timeout_at, Instant};
+use tokio::time::{timeout, timeout_at, Instant};
 use tower::{Service, ServiceExt};
 
 use super::slot::{InFlight, Outcome, Slot, SlotKind};
-use crate::body::{Body, Chunk};
+use super::Phase;
+use crate::body::{Body, BodyError, Chunk};
 use crate::proto::decode::{Decoded, Decoder};
 use crate::proto::encode::RequestInfo;
 use crate::proto::error::EngineError;
 use crate::proto::request::{Framing, Head, Parser};
+use crate::stats::ServerStats;
 use crate::{BoxError, Config};
 
 /// Bytes reserved in the read buffer before each socket read: enough for a pipelined batch of
@@ -34,7 +36,7 @@ pub(crate) struct Reader<'a, R, S, B> {
     service: S,
     slots: mpsc::Sender<Slot<B>>,
     in_flight: Arc<InFlight>,
-    shutdown: watch::Receiver<()>,
+    phase: watch::Receiver<Phase>,
 }
 
 impl<'a, R, S, B> Reader<'a, R, S, B>
@@ -50,7 +52,8 @@ where
         config: &'a Config,
         service: S,
         slots: mpsc::Sender<Slot<B>>,
-        shutdown: watch::Receiver<()>,
+        phase: watch::Receiver<Phase>,
+        stats: ServerStats,
     ) -> Self {
         Reader {
             io,
@@ -59,8 +62,8 @@ where
             config,
             service,
             slots,
-            in_flight: Arc::default(),
-            shutdown,
+            in_flight: Arc::new(InFlight::new(stats)),
+            phase,
         }
     }
 
@@ -170,7 +173,7 @@ where
             let idle = self.buf.is_empty();
             let read = tokio::select! {
                 read = timeout_at(deadline, read_more(self.io, &mut self.buf)) => read,
-                _ = self.shutdown.changed() => return Err(ReadError::Stop),
+                _ = self.phase.wait_for(|p| *p != Phase::Running) => return Err(ReadError::Stop),
             };
             match read {
                 Ok(Ok(0)) => return Err(ReadError::Stop),
@@ -215,15 +218,23 @@ where
             Ok(Poll::Pending) => {
                 let guard = self.in_flight.enter();
                 let (mut tx, rx) = oneshot::channel();
+                let deadline = self.config.request_timeout.map(|t| Instant::now() + t);
                 tokio::spawn(async move {
+                    let overdue = async {
+                        match deadline {
+                            Some(deadline) => tokio::time::sleep_until(deadline).await,
+                            None => std::future::pending().await,
+                        }
+                    };
                     // The writer drops its receiver when the connection ends; then the
                     // handler is cancelled instead of running for nobody.
-                    let result = tokio::select! {
-                        result = future => result,
+                    let answer = tokio::select! {
+                        result = future => outcome(result),
+                        () = overdue => Outcome::timed_out(),
                         _ = tx.closed() => return,
                     };
                     drop(guard);
-                    let _ = tx.send(outcome(result));
+                    let _ = tx.send(answer);
                 });
                 SlotKind::Pending(rx)
             }
@@ -249,14 +260,17 @@ where
                 Ok(Decoded::Trailers(map)) => Chunk::Trailers(map),
                 Ok(Decoded::Done) if chunked => Chunk::End,
                 Ok(Decoded::Done) => return Ok(()),
-                Ok(Decoded::NeedMore) => match read_more(self.io, &mut self.buf).await {
-                    Ok(0) => {
-                        send(&mut tx, Chunk::Error(crate::BodyError::Incomplete)).await;
-                        return Err(ReadError::Stop);
-                    }
-                    Ok(_) => continue,
-                    Err(e) => return Err(ReadError::Io(e)),
-                },
+                Ok(Decoded::NeedMore) => {
+                    let limit = self.config.body_read_timeout;
+                    let error = match timeout(limit, read_more(self.io, &mut self.buf)).await {
+                        Ok(Ok(0)) => BodyError::Incomplete,
+                        Ok(Ok(_)) => continue,
+                        Ok(Err(e)) => return Err(ReadError::Io(e)),
+                        Err(_elapsed) => BodyError::TimedOut,
+                    };
+                    send(&mut tx, Chunk::Error(error)).await;
+                    return Err(ReadError::Stop);
+                }
                 Err(error) => {
                     send(&mut tx, Chunk::Error(error)).await;
                     return Err(ReadError::Stop);
@@ -301,7 +315,7 @@ fn outcome<B, E: Into<BoxError>>(result: Result<Response<B>, E>) -> Outcome<B> {
         Ok(response) => Outcome::Response(response),
         Err(e) => {
             let e = e.into();
-            match e.downcast_ref::<crate::BodyError>() {
+            match e.downcast_ref::<BodyError>() {
                 Some(body) => Outcome::Engine {
                     error: EngineError::new(body.status(), "request body could not be read"),
                     close: false,

@@ -12,6 +12,7 @@ use tokio::sync::{oneshot, Notify};
 
 use crate::proto::encode::RequestInfo;
 use crate::proto::error::EngineError;
+use crate::stats::ServerStats;
 
 /// One request's place in the response order.
 pub(crate) struct Slot<B> {
@@ -44,6 +45,18 @@ impl<B> Outcome<B> {
         Outcome::Engine { error, close: true }
     }
 
+    /// A handler that ran past `Config::request_timeout`: `503` in its slot, connection goes on.
+    pub(crate) fn timed_out() -> Self {
+        let error = EngineError::new(
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            "the handler did not answer in time",
+        );
+        Outcome::Engine {
+            error,
+            close: false,
+        }
+    }
+
     /// A handler that failed or panicked; its own slot gets the 500 and the connection goes on.
     pub(crate) fn internal_error() -> Self {
         let error = EngineError::new(
@@ -61,18 +74,29 @@ impl<B> Outcome<B> {
 ///
 /// Unsafe methods are barriers (RFC 9112 §9.3.2): the reader waits until this count drops to
 /// zero before starting one, and again before starting anything after it.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct InFlight {
     count: AtomicUsize,
     idle: Notify,
+    /// The server-wide count, kept in step with this one.
+    stats: ServerStats,
 }
 
 /// Held by a spawned handler; dropping it (on finish or panic) marks the handler finished.
 pub(crate) struct InFlightGuard(Arc<InFlight>);
 
 impl InFlight {
+    pub(crate) fn new(stats: ServerStats) -> Self {
+        InFlight {
+            count: AtomicUsize::new(0),
+            idle: Notify::new(),
+            stats,
+        }
+    }
+
     pub(crate) fn enter(self: &Arc<Self>) -> InFlightGuard {
         self.count.fetch_add(1, Ordering::AcqRel);
+        self.stats.handler_started();
         InFlightGuard(Arc::clone(self))
     }
 
@@ -92,6 +116,7 @@ impl InFlight {
 
 impl Drop for InFlightGuard {
     fn drop(&mut self) {
+        self.0.stats.handler_finished();
         if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.0.idle.notify_waiters();
         }

@@ -248,3 +248,115 @@ where
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The writer batches: every response already finished goes out in one write, and a
+    //! finished response is written before the writer waits on an unfinished one.
+
+    use std::pin::Pin;
+    use std::sync::{Arc, Mutex};
+    use std::task::{Context, Poll};
+
+    use http_body_util::Full;
+    use tokio::sync::Notify;
+
+    use super::*;
+
+    /// Records each write call separately.
+    #[derive(Clone, Default)]
+    struct Recorder {
+        writes: Arc<Mutex<Vec<Vec<u8>>>>,
+        wrote: Arc<Notify>,
+    }
+
+    impl AsyncWrite for Recorder {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            self.writes.lock().unwrap().push(buf.to_vec());
+            self.wrote.notify_one();
+            Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn slot(kind: SlotKind<Full<Bytes>>) -> Slot<Full<Bytes>> {
+        let info = RequestInfo {
+            version: http::Version::HTTP_11,
+            head: false,
+        };
+        Slot {
+            kind,
+            info,
+            close: false,
+        }
+    }
+
+    fn response(text: &'static str) -> Outcome<Full<Bytes>> {
+        Outcome::Response(Response::new(Full::new(Bytes::from_static(
+            text.as_bytes(),
+        ))))
+    }
+
+    fn count(writes: &[Vec<u8>], needle: &str) -> usize {
+        let all: Vec<u8> = writes.concat();
+        String::from_utf8_lossy(&all).matches(needle).count()
+    }
+
+    #[tokio::test]
+    async fn ready_responses_leave_in_one_write() {
+        let (tx, rx) = mpsc::channel(32);
+        for _ in 0..16 {
+            tx.send(slot(SlotKind::Ready(response("ready"))))
+                .await
+                .unwrap();
+        }
+        drop(tx);
+        let mut io = Recorder::default();
+        Writer::new(&mut io, rx).run().await.unwrap();
+        let writes = io.writes.lock().unwrap();
+        assert_eq!(writes.len(), 1, "16 finished responses, one write");
+        assert_eq!(count(&writes, "HTTP/1.1 200 OK"), 16);
+    }
+
+    #[tokio::test]
+    async fn finished_responses_are_written_before_waiting_on_a_pending_one() {
+        let (tx, rx) = mpsc::channel(32);
+        let (answer, pending) = oneshot::channel();
+        tx.send(slot(SlotKind::Ready(response("first"))))
+            .await
+            .unwrap();
+        tx.send(slot(SlotKind::Pending(pending))).await.unwrap();
+        tx.send(slot(SlotKind::Ready(response("third"))))
+            .await
+            .unwrap();
+        drop(tx);
+        let io = Recorder::default();
+        let (writes, wrote) = (Arc::clone(&io.writes), Arc::clone(&io.wrote));
+        let writer = tokio::spawn(async move {
+            let mut io = io;
+            Writer::new(&mut io, rx).run().await
+        });
+        wrote.notified().await;
+        {
+            let writes = writes.lock().unwrap();
+            assert_eq!(writes.len(), 1);
+            assert_eq!(count(&writes, "first"), 1);
+            assert_eq!(count(&writes, "third"), 0, "third must wait for second");
+        }
+        assert!(answer.send(response("second")).is_ok());
+        writer.await.unwrap().unwrap();
+        let writes = writes.lock().unwrap();
+        assert_eq!(writes.len(), 2, "second and third leave together");
+        let text = String::from_utf8_lossy(&writes[1]).into_owned();
+        assert!(text.find("second").unwrap() < text.find("third").unwrap());
+    }
+}

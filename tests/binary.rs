@@ -1,0 +1,171 @@
+//! The `pipelined` binary: its command line, its demo routes through an ordinary HTTP client
+//! (reqwest), and a clean exit on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// A running `pipelined` process, killed if the test fails before stopping it.
+struct Binary {
+    child: Child,
+    addr: SocketAddr,
+    log: mpsc::Receiver<String>,
+}
+
+impl Binary {
+    fn start(args: &[&str], env: &[(&str, &str)]) -> Binary {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_pipelined"))
+            .args(args)
+            .envs(env.iter().copied())
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("binary starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, log) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let addr = loop {
+            let line = log
+                .recv_timeout(Duration::from_secs(30))
+                .expect("the binary logs its address");
+            if let Some((_, addr)) = line.split_once("listening on http://") {
+                break addr.trim().parse().expect("a socket address");
+            }
+        };
+        Binary { child, addr, log }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Sends SIGTERM and waits for a clean exit, returning what it logged meanwhile.
+    fn terminate(mut self) -> Vec<String> {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let exit = self.child.wait().unwrap();
+        assert!(exit.success(), "exit status after SIGTERM: {exit}");
+        self.log.try_iter().collect()
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn demo_routes_answer_ordinary_requests() {
+    let server = Binary::start(&["serve", "--bind", "127.0.0.1:0"], &[]);
+    let http = reqwest::Client::new();
+
+    let res = http.get(server.url("/plaintext")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "text/plain");
+    assert!(res.headers().contains_key("date"));
+    assert_eq!(res.headers()["server"], "pipelined");
+    assert_eq!(res.text().await.unwrap(), "Hello, World!");
+
+    let index = http.get(server.url("/")).send().await.unwrap();
+    let index = index.text().await.unwrap();
+    for route in ["/plaintext", "/delay/{ms}", "/echo", "/healthz"] {
+        assert!(index.contains(route), "index lists {route}: {index}");
+    }
+
+    let res = http.get(server.url("/delay/30")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains("/delay/30"));
+    for bad in ["/delay/60001", "/delay/-1", "/delay/soon"] {
+        let res = http.get(server.url(bad)).send().await.unwrap();
+        assert_eq!(res.status(), 400, "{bad}");
+    }
+
+    let body: Vec<u8> = (0..1024 * 1024).map(|i| (i * 7 % 251) as u8).collect();
+    let res = http
+        .post(server.url("/echo"))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.bytes().await.unwrap(), body);
+
+    let res = http.get(server.url("/healthz")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+
+    let res = http.get(server.url("/no-such-route")).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+
+    let res = http.post(server.url("/plaintext")).send().await.unwrap();
+    assert_eq!(res.status(), 405);
+    assert_eq!(res.headers()["allow"], "GET, HEAD");
+
+    let log = server.terminate();
+    assert!(
+        log.iter().any(|l| l.contains("shut down cleanly")),
+        "{log:?}"
+    );
+}
+
+#[tokio::test]
+async fn bind_address_comes_from_the_environment() {
+    let server = Binary::start(&[], &[("PIPELINED_BIND", "127.0.0.1:0")]);
+    let res = reqwest::get(server.url("/healthz")).await.unwrap();
+    assert_eq!(res.status(), 200);
+    server.terminate();
+}
+
+#[test]
+fn bad_arguments_get_a_clear_message() {
+    let cases: [(&[&str], &str); 4] = [
+        (&["serve", "--max-pipeline-depth", "4"], "16"),
+        (
+            &["serve", "--bind", "not-an-address"],
+            "invalid socket address",
+        ),
+        (
+            &["serve", "--header-read-timeout", "0"],
+            "header-read-timeout",
+        ),
+        (&["serve", "--workers", "0"], "workers"),
+    ];
+    for (args, expected) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_pipelined"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?} should fail");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn an_address_in_use_is_reported() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_pipelined"))
+        .args(["serve", "--bind", &addr])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr}")),
+        "{stderr}"
+    );
+}
