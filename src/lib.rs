@@ -46,7 +46,7 @@ pub use router::{
     delete, get, head, options, patch, post, put, MethodRouter, PathParams, Route, RouteFuture,
     Router,
 };
-pub use server::{serve, Serve, WithGracefulShutdown};
+pub use server::{serve, serve_connection, Serve, WithGracefulShutdown};
 pub use stats::ServerStats;
 
 /// The error type services may return; the engine answers `500` for it.
