@@ -14,7 +14,11 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use http_body::{Frame, SizeHint};
+use http_body_util::combinators::BoxBody;
+use http_body_util::BodyExt;
 use tokio::sync::mpsc;
+
+use crate::BoxError;
 
 /// Body chunks buffered between the reader and the handler. A few chunks let the reader stay
 /// ahead of the handler by one socket read or so; bounding it is what makes a slow handler
@@ -79,11 +83,13 @@ pub struct Body {
     kind: Kind,
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 enum Kind {
     #[default]
     Empty,
     Full(Option<Bytes>),
+    /// A body from elsewhere (another HTTP implementation, a test).
+    Boxed(BoxBody<Bytes, BodyError>),
     Streaming {
         rx: mpsc::Receiver<Chunk>,
         /// Bytes still due for a `Content-Length` body; `None` for chunked.
@@ -92,10 +98,40 @@ enum Kind {
     },
 }
 
+impl std::fmt::Debug for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Kind::Empty => "Empty",
+            Kind::Full(_) => "Full",
+            Kind::Boxed(_) => "Boxed",
+            Kind::Streaming { .. } => "Streaming",
+        })
+    }
+}
+
 impl Body {
     /// A body with no bytes.
     pub fn empty() -> Self {
         Body::default()
+    }
+
+    /// Wraps any body, for handing a request that arrived another way (hyper, a test) to a
+    /// service written for `pipelined`. Errors that are not already a [`BodyError`] become
+    /// [`BodyError::Incomplete`]: the body could not be read to its end.
+    pub fn new<B>(body: B) -> Self
+    where
+        B: http_body::Body<Data = Bytes> + Send + Sync + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let body = body.map_err(|e| {
+            let e: BoxError = e.into();
+            e.downcast_ref::<BodyError>()
+                .copied()
+                .unwrap_or(BodyError::Incomplete)
+        });
+        Body {
+            kind: Kind::Boxed(BoxBody::new(body)),
+        }
     }
 
     /// A streaming body fed by the connection's reader, and its sending end.
@@ -147,6 +183,7 @@ impl http_body::Body for Body {
         match &mut self.kind {
             Kind::Empty => Poll::Ready(None),
             Kind::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Kind::Boxed(body) => Pin::new(body).poll_frame(cx),
             Kind::Streaming {
                 rx,
                 remaining,
@@ -191,6 +228,7 @@ impl http_body::Body for Body {
         match &self.kind {
             Kind::Empty => true,
             Kind::Full(bytes) => bytes.is_none(),
+            Kind::Boxed(body) => body.is_end_stream(),
             Kind::Streaming {
                 remaining, done, ..
             } => *done || *remaining == Some(0),
@@ -201,6 +239,7 @@ impl http_body::Body for Body {
         match &self.kind {
             Kind::Empty => SizeHint::with_exact(0),
             Kind::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
+            Kind::Boxed(body) => body.size_hint(),
             Kind::Streaming {
                 remaining: Some(n), ..
             } => SizeHint::with_exact(*n),

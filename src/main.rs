@@ -2,13 +2,14 @@
 #![forbid(unsafe_code)]
 
 mod demo;
+mod hyper_engine;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -30,8 +31,20 @@ enum Command {
     Serve(ServeArgs),
 }
 
+/// Which HTTP/1.1 connection engine serves the routes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Engine {
+    /// pipelined requests run concurrently, answers leave in order
+    Ordered,
+    /// hyper's own connection: pipelined requests run one at a time (for comparison)
+    Hyper,
+}
+
 #[derive(Args)]
 struct ServeArgs {
+    /// Connection engine.
+    #[arg(long, value_enum, default_value_t = Engine::Ordered)]
+    engine: Engine,
     /// Address to listen on; port 0 picks a free port (the bound address is logged).
     #[arg(long, env = "PIPELINED_BIND", default_value = "127.0.0.1:8080")]
     bind: SocketAddr,
@@ -105,12 +118,24 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .request_timeout(args.request_timeout.map(Duration::from_secs))
         .max_connections(args.max_connections.map(|n| n as usize))
         .shutdown_timeout(Some(Duration::from_secs(args.shutdown_timeout)));
-    let server = pipelined::serve(listener, demo::app())
-        .config(config)
-        .with_graceful_shutdown(shutdown_signal());
-    let addr = server.local_addr().map_err(|e| e.to_string())?;
-    tracing::info!("listening on http://{addr}");
-    server.await.map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let engine = args
+        .engine
+        .to_possible_value()
+        .map(|v| v.get_name().to_owned());
+    let engine = engine.unwrap_or_default();
+    tracing::info!("listening on http://{addr} (engine: {engine})");
+    let drain = Duration::from_secs(args.shutdown_timeout);
+    match args.engine {
+        Engine::Ordered => {
+            pipelined::serve(listener, demo::app())
+                .config(config)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+        }
+        Engine::Hyper => hyper_engine::serve(listener, demo::app(), shutdown_signal(), drain).await,
+    }
+    .map_err(|e| e.to_string())?;
     tracing::info!("shut down cleanly");
     Ok(())
 }

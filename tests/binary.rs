@@ -38,7 +38,8 @@ impl Binary {
                 .recv_timeout(Duration::from_secs(30))
                 .expect("the binary logs its address");
             if let Some((_, addr)) = line.split_once("listening on http://") {
-                break addr.trim().parse().expect("a socket address");
+                let addr = addr.split_whitespace().next().unwrap_or_default();
+                break addr.parse().expect("a socket address");
             }
         };
         Binary { child, addr, log }
@@ -121,6 +122,35 @@ async fn demo_routes_answer_ordinary_requests() {
     );
 }
 
+/// `--engine hyper` serves the same routes on hyper's own (serial) connection.
+#[tokio::test]
+async fn the_hyper_engine_serves_the_same_routes() {
+    let server = Binary::start(
+        &["serve", "--engine", "hyper", "--bind", "127.0.0.1:0"],
+        &[],
+    );
+    let http = reqwest::Client::new();
+    let res = http.get(server.url("/plaintext")).send().await.unwrap();
+    assert_eq!(res.text().await.unwrap(), "Hello, World!");
+    let res = http.get(server.url("/delay/5")).send().await.unwrap();
+    assert!(res.text().await.unwrap().contains("/delay/5"));
+    let body = vec![7u8; 100_000];
+    let res = http
+        .post(server.url("/echo"))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.bytes().await.unwrap(), body);
+    let res = http.post(server.url("/plaintext")).send().await.unwrap();
+    assert_eq!(res.status(), 405);
+    let log = server.terminate();
+    assert!(
+        log.iter().any(|l| l.contains("shut down cleanly")),
+        "{log:?}"
+    );
+}
+
 #[tokio::test]
 async fn bind_address_comes_from_the_environment() {
     let server = Binary::start(&[], &[("PIPELINED_BIND", "127.0.0.1:0")]);
@@ -131,7 +161,7 @@ async fn bind_address_comes_from_the_environment() {
 
 #[test]
 fn bad_arguments_get_a_clear_message() {
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 5] = [
         (&["serve", "--max-pipeline-depth", "4"], "16"),
         (
             &["serve", "--bind", "not-an-address"],
@@ -142,6 +172,7 @@ fn bad_arguments_get_a_clear_message() {
             "header-read-timeout",
         ),
         (&["serve", "--workers", "0"], "workers"),
+        (&["serve", "--engine", "nginx"], "ordered, hyper"),
     ];
     for (args, expected) in cases {
         let out = Command::new(env!("CARGO_BIN_EXE_pipelined"))
