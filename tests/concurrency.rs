@@ -44,5 +44,6 @@ async fn first_handler_waits_for_a_signal_only_the_second_sends() {
     let responses = client.responses(2).await;
     assert_eq!(responses[0].text(), "first\n");
     assert_eq!(responses[1].text(), "second\n");
+    drop(client);
     server.shutdown().await;
 }

@@ -18,7 +18,7 @@ use super::slot::{InFlight, Outcome, Slot, SlotKind};
 use super::Phase;
 use crate::body::{Body, BodyError, Chunk};
 use crate::proto::decode::{Decoded, Decoder};
-use crate::proto::encode::RequestInfo;
+use crate::proto::encode::{self, RequestInfo};
 use crate::proto::error::EngineError;
 use crate::proto::request::{Framing, Head, Parser};
 use crate::stats::ServerStats;
@@ -45,7 +45,7 @@ where
     S: Service<Request<Body>, Response = Response<B>> + Send + 'static,
     S::Error: Into<BoxError>,
     S::Future: Send + 'static,
-    B: Send + 'static,
+    B: http_body::Body + Send + 'static,
 {
     pub(crate) fn new(
         io: &'a mut R,
@@ -106,6 +106,9 @@ where
         if barrier {
             self.in_flight.wait_idle().await;
         }
+        if self.in_flight.is_closing() {
+            return Err(ReadError::Stop);
+        }
         let max_trailers = self.config.max_header_bytes;
         let decoder = Decoder::new(framing, self.config.max_body_bytes, max_trailers);
         let (body, body_tx) = match framing {
@@ -122,7 +125,7 @@ where
         if expect_continue && body_tx.is_some() {
             self.push(SlotKind::Continue, info, false).await?;
         }
-        let kind = self.dispatch(request.map(|()| body)).await;
+        let kind = self.dispatch(request.map(|()| body), info).await;
         self.push(kind, info, close).await?;
         if let (Some(tx), Some(decoder)) = (body_tx, decoder) {
             self.pump(tx, decoder, framing == Framing::Chunked).await?;
@@ -196,7 +199,7 @@ where
     /// task and no oneshot; its response goes straight into the slot. One that is still pending
     /// moves to its own task, so slow or blocking handlers of the same connection run
     /// concurrently and on every core.
-    async fn dispatch(&mut self, request: Request<Body>) -> SlotKind<B> {
+    async fn dispatch(&mut self, request: Request<Body>, info: RequestInfo) -> SlotKind<B> {
         if let Err(e) = self.service.ready().await {
             let e: BoxError = e.into();
             tracing::warn!(error = %e, "service not ready; answering 500");
@@ -214,7 +217,13 @@ where
             poll_fn(|cx| Poll::Ready(catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx)))))
                 .await;
         match first {
-            Ok(Poll::Ready(result)) => SlotKind::Ready(outcome(result)),
+            Ok(Poll::Ready(result)) => {
+                let answer = outcome(result);
+                if ends_connection(&answer, info) {
+                    self.in_flight.mark_closing();
+                }
+                SlotKind::Ready(answer)
+            }
             Ok(Poll::Pending) => {
                 let guard = self.in_flight.enter();
                 let (mut tx, rx) = oneshot::channel();
@@ -233,6 +242,9 @@ where
                         () = overdue => Outcome::timed_out(),
                         _ = tx.closed() => return,
                     };
+                    if ends_connection(&answer, info) {
+                        guard.mark_closing();
+                    }
                     drop(guard);
                     let _ = tx.send(answer);
                 });
@@ -326,6 +338,17 @@ fn outcome<B, E: Into<BoxError>>(result: Result<Response<B>, E>) -> Outcome<B> {
                 }
             }
         }
+    }
+}
+
+/// Whether the connection ends after this answer; see [`encode::plan`].
+fn ends_connection<B: http_body::Body>(answer: &Outcome<B>, info: RequestInfo) -> bool {
+    match answer {
+        Outcome::Response(res) => {
+            let len = res.body().size_hint().exact();
+            encode::plan(res.status(), res.headers(), len, info, false).close
+        }
+        Outcome::Engine { close, .. } => *close,
     }
 }
 

@@ -4,7 +4,7 @@
 //! as soon as it is dispatched; the writer takes slots strictly in order and waits on each one
 //! for its own response. Handlers may finish in any order; responses leave in request order.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use http::Response;
@@ -78,6 +78,8 @@ impl<B> Outcome<B> {
 pub(crate) struct InFlight {
     count: AtomicUsize,
     idle: Notify,
+    /// A finished handler's response ends the connection: read nothing more.
+    closing: AtomicBool,
     /// The server-wide count, kept in step with this one.
     stats: ServerStats,
 }
@@ -90,6 +92,7 @@ impl InFlight {
         InFlight {
             count: AtomicUsize::new(0),
             idle: Notify::new(),
+            closing: AtomicBool::new(false),
             stats,
         }
     }
@@ -98,6 +101,16 @@ impl InFlight {
         self.count.fetch_add(1, Ordering::AcqRel);
         self.stats.handler_started();
         InFlightGuard(Arc::clone(self))
+    }
+
+    /// Records that a finished response ends the connection (RFC 9112 §9.6: nothing after it
+    /// may be processed).
+    pub(crate) fn mark_closing(&self) {
+        self.closing.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
     }
 
     /// Resolves once no spawned handler of this connection is running.
@@ -111,6 +124,14 @@ impl InFlight {
             }
             notified.await;
         }
+    }
+}
+
+impl InFlightGuard {
+    /// See [`InFlight::mark_closing`]; called before the guard drops, so a reader waiting at a
+    /// barrier sees it.
+    pub(crate) fn mark_closing(&self) {
+        self.0.mark_closing();
     }
 }
 

@@ -3,6 +3,7 @@
 
 use std::future::poll_fn;
 use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::pin;
 use std::task::Poll;
 
@@ -127,9 +128,8 @@ where
             http::HeaderValue::from_static("text/plain; charset=utf-8"),
         );
         let len = Some(text.len() as u64);
-        let (framing, close) =
-            encode::head(&mut self.buf, error.status, &headers, len, info, close);
-        debug_assert!(close || framing != BodyFraming::UntilClose);
+        let plan = encode::plan(error.status, &headers, len, info, close);
+        let framing = encode::head(&mut self.buf, error.status, &headers, info, plan);
         if framing != BodyFraming::None {
             self.buf.extend_from_slice(text.as_bytes());
         }
@@ -143,14 +143,9 @@ where
     ) -> io::Result<bool> {
         let (parts, body) = response.into_parts();
         let len = body.size_hint().exact();
-        let (framing, close) = encode::head(
-            &mut self.buf,
-            parts.status,
-            &parts.headers,
-            len,
-            info,
-            close,
-        );
+        let plan = encode::plan(parts.status, &parts.headers, len, info, close);
+        let close = plan.close;
+        let framing = encode::head(&mut self.buf, parts.status, &parts.headers, info, plan);
         if framing == BodyFraming::None {
             return Ok(close);
         }
@@ -167,9 +162,13 @@ where
         let mut trailers = None;
         loop {
             // Errors become `BoxError` at once: a body's own error type need not be `Send`.
+            // A body that panics is a body that failed: the responses before it still go out.
             let mut poll_body = |cx: &mut std::task::Context<'_>| {
-                let polled = body.as_mut().poll_frame(cx);
-                polled.map(|frame| frame.map(|r| r.map_err(Into::<BoxError>::into)))
+                let polled = catch_unwind(AssertUnwindSafe(|| body.as_mut().poll_frame(cx)));
+                match polled {
+                    Ok(polled) => polled.map(|f| f.map(|r| r.map_err(Into::<BoxError>::into))),
+                    Err(_) => Poll::Ready(Some(Err("the response body panicked".into()))),
+                }
             };
             let frame = match poll_fn(|cx| Poll::Ready(poll_body(cx))).await {
                 Poll::Ready(frame) => frame,

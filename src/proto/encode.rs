@@ -30,23 +30,31 @@ pub(crate) enum BodyFraming {
     UntilClose,
 }
 
-/// Writes the head of a response.
+/// How a response goes on the wire, decided from its head alone.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Plan {
+    framing: BodyFraming,
+    /// The length the service declared in `Content-Length`, if any.
+    declared: Option<u64>,
+    /// The connection ends after this response.
+    pub(crate) close: bool,
+}
+
+/// Decides framing and whether the connection must close after this response.
 ///
-/// `body_len` is the body's exact length when known. `close` says the connection ends after
-/// this response; it is returned possibly raised (the service asked for it, or HTTP/1.0 with an
-/// unknown length can only be delimited by closing).
-pub(crate) fn head(
-    dst: &mut Vec<u8>,
+/// `body_len` is the body's exact length when known; `close` says the request already ends the
+/// connection. It is raised when the service asks to close (`Connection: close`), or when an
+/// HTTP/1.0 body of unknown length can only be delimited by closing. The reader asks this too,
+/// as soon as a handler finishes, so that nothing after a closing response is processed.
+pub(crate) fn plan(
     status: StatusCode,
     headers: &HeaderMap,
     body_len: Option<u64>,
     req: RequestInfo,
     mut close: bool,
-) -> (BodyFraming, bool) {
-    close |= headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .any(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+) -> Plan {
+    close |= super::request::header_tokens(headers, header::CONNECTION)
+        .any(|t| t.eq_ignore_ascii_case(b"close"));
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -54,7 +62,13 @@ pub(crate) fn head(
     let no_body = status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED;
-    let length = body_len.or(declared);
+    // A HEAD answer describes the body a GET would get: a handler that says its length
+    // (with no body, as a HEAD handler does) is believed over the empty body.
+    let length = if req.head {
+        declared.or(body_len)
+    } else {
+        body_len.or(declared)
+    };
     let framing = match length {
         _ if no_body => BodyFraming::None,
         Some(n) => BodyFraming::Length(n),
@@ -64,7 +78,26 @@ pub(crate) fn head(
     if framing == BodyFraming::UntilClose && !req.head {
         close = true;
     }
+    Plan {
+        framing,
+        declared,
+        close,
+    }
+}
 
+/// Writes the head of a response planned by [`plan`]; returns how the body follows.
+pub(crate) fn head(
+    dst: &mut Vec<u8>,
+    status: StatusCode,
+    headers: &HeaderMap,
+    req: RequestInfo,
+    plan: Plan,
+) -> BodyFraming {
+    let Plan {
+        framing,
+        declared,
+        close,
+    } = plan;
     dst.extend_from_slice(b"HTTP/1.1 ");
     dst.extend_from_slice(status.as_str().as_bytes());
     dst.push(b' ');
@@ -105,8 +138,11 @@ pub(crate) fn head(
         dst.extend_from_slice(b"connection: keep-alive\r\n");
     }
     dst.extend_from_slice(b"\r\n");
-    let framing = if req.head { BodyFraming::None } else { framing };
-    (framing, close)
+    if req.head {
+        BodyFraming::None
+    } else {
+        framing
+    }
 }
 
 fn field(dst: &mut Vec<u8>, name: &header::HeaderName, value: &header::HeaderValue) {

@@ -67,7 +67,13 @@ impl Parser {
         max_headers: usize,
         max_body_bytes: u64,
     ) -> Result<Option<Head>, EngineError> {
-        let (line, len) = match self.parse_syntax(buf, max_headers)? {
+        let parsed = match self.parse_syntax(buf, max_headers) {
+            Err(e) if e.reason == INVALID_VERSION && downgrade_minor_version(buf) => {
+                self.parse_syntax(buf, max_headers)
+            }
+            other => other,
+        };
+        let (line, len) = match parsed? {
             Some(found) => found,
             None => {
                 if buf.len() > max_header_bytes {
@@ -146,7 +152,7 @@ impl Parser {
             headers.append(name, value);
         }
         let uri = parse_target(&line.method, bytes.slice(line.target))?;
-        check_host(&headers, &uri, line.version)?;
+        check_host(&headers, line.version)?;
         let framing = framing(&headers, line.version, max_body_bytes)?;
         let close = wants_close(&headers, line.version);
         let expect_continue = expects_continue(&headers, line.version)?;
@@ -177,6 +183,8 @@ fn too_large(buf: &[u8], max_header_bytes: usize) -> EngineError {
     }
 }
 
+const INVALID_VERSION: &str = "invalid HTTP version";
+
 /// Maps an httparse error to the status RFC 9112 asks for.
 fn syntax_error(err: httparse::Error, buf: &[u8]) -> EngineError {
     match err {
@@ -188,7 +196,7 @@ fn syntax_error(err: httparse::Error, buf: &[u8]) -> EngineError {
             StatusCode::HTTP_VERSION_NOT_SUPPORTED,
             "only HTTP/1.0 and HTTP/1.1 are served here",
         ),
-        httparse::Error::Version => EngineError::bad_request("invalid HTTP version"),
+        httparse::Error::Version => EngineError::bad_request(INVALID_VERSION),
         httparse::Error::HeaderName => EngineError::bad_request("invalid header name"),
         httparse::Error::HeaderValue => EngineError::bad_request("invalid header value"),
         httparse::Error::NewLine => EngineError::bad_request("invalid line ending"),
@@ -198,21 +206,42 @@ fn syntax_error(err: httparse::Error, buf: &[u8]) -> EngineError {
     }
 }
 
-/// True when the request line is well formed but names a major version other than 1
-/// (`HTTP/2.0`, `HTTP/3.0`): that deserves `505`, not a generic `400`.
-fn other_major_version(buf: &[u8]) -> bool {
-    let start = buf.iter().position(|b| !matches!(b, b'\r' | b'\n'));
-    let line = &buf[start.unwrap_or(buf.len())..];
-    let line = &line[..line
+/// Where the version token of the first request line sits in `buf`, if the line is complete.
+fn version_token(buf: &[u8]) -> Option<Range<usize>> {
+    let start = buf.iter().position(|b| !matches!(b, b'\r' | b'\n'))?;
+    let len = buf[start..]
         .iter()
-        .position(|&b| b == b'\r' || b == b'\n')
-        .unwrap_or(line.len())];
-    let Some(version) = line.rsplit(|&b| b == b' ').next() else {
+        .position(|&b| b == b'\r' || b == b'\n')?;
+    let line = &buf[start..start + len];
+    let space = line.iter().rposition(|&b| b == b' ')?;
+    Some(start + space + 1..start + len)
+}
+
+/// True when the request line is well formed but names a major version other than 1
+/// (`HTTP/2.0`, `HTTP/3`): that deserves `505`, not a generic `400`.
+fn other_major_version(buf: &[u8]) -> bool {
+    let Some(range) = version_token(buf) else {
         return false;
     };
-    matches!(version, [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
-        if major.is_ascii_digit() && minor.is_ascii_digit() && *major != b'1')
-        || matches!(version, [b'H', b'T', b'T', b'P', b'/', major] if major.is_ascii_digit() && *major != b'1')
+    matches!(&buf[range], [b'H', b'T', b'T', b'P', b'/', major, rest @ ..]
+        if major.is_ascii_digit() && *major != b'1'
+            && matches!(rest, [] | [b'.', b'0'..=b'9']))
+}
+
+/// RFC 9110 §2.5: a later minor version of HTTP/1 (`HTTP/1.2`) is processed as HTTP/1.1, the
+/// highest we implement. httparse only knows 1.0 and 1.1, so the version digit is rewritten in
+/// the buffer; returns whether it was.
+fn downgrade_minor_version(buf: &mut [u8]) -> bool {
+    let Some(range) = version_token(buf) else {
+        return false;
+    };
+    match &mut buf[range] {
+        [b'H', b'T', b'T', b'P', b'/', b'1', b'.', minor @ b'2'..=b'9'] => {
+            *minor = b'1';
+            true
+        }
+        _ => false,
+    }
 }
 
 /// Validates the request target form against the method (RFC 9112 §3.2): origin-form and
@@ -236,20 +265,26 @@ fn parse_target(method: &Method, target: Bytes) -> Result<Uri, EngineError> {
 }
 
 /// RFC 9112 §3.2: exactly one `Host` in HTTP/1.1, and it must be a valid authority.
-fn check_host(headers: &HeaderMap, uri: &Uri, version: Version) -> Result<(), EngineError> {
+fn check_host(headers: &HeaderMap, version: Version) -> Result<(), EngineError> {
     let mut hosts = headers.get_all(header::HOST).iter();
     let host = hosts.next();
     if hosts.next().is_some() {
         return Err(EngineError::bad_request("more than one Host header"));
     }
     match host {
-        None if version == Version::HTTP_11 && uri.authority().is_none() => {
+        // Required even when the target is in absolute form (RFC 9112 §3.2).
+        None if version == Version::HTTP_11 => {
             Err(EngineError::bad_request("HTTP/1.1 request without Host"))
         }
+        // Host = uri-host [ ":" port ]: an authority without userinfo.
         Some(value) if !value.is_empty() => {
-            http::uri::Authority::try_from(value.as_bytes())
-                .map_err(|_| EngineError::bad_request("invalid Host header"))?;
-            Ok(())
+            let valid = !value.as_bytes().contains(&b'@')
+                && http::uri::Authority::try_from(value.as_bytes()).is_ok();
+            if valid {
+                Ok(())
+            } else {
+                Err(EngineError::bad_request("invalid Host header"))
+            }
         }
         _ => Ok(()),
     }
@@ -374,7 +409,7 @@ fn expects_continue(headers: &HeaderMap, version: Version) -> Result<bool, Engin
 }
 
 /// The comma-separated, trimmed, non-empty list elements of every `name` header.
-fn header_tokens(headers: &HeaderMap, name: HeaderName) -> impl Iterator<Item = &[u8]> {
+pub(crate) fn header_tokens(headers: &HeaderMap, name: HeaderName) -> impl Iterator<Item = &[u8]> {
     headers
         .get_all(name)
         .into_iter()
