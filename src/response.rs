@@ -60,6 +60,17 @@ impl ResponseBody {
     }
 }
 
+impl ResponseBody {
+    /// All of the body's bytes when they are already in hand (the body is then empty), so the
+    /// writer can encode the response without polling it; `None` for a streaming body.
+    pub(crate) fn take_whole(&mut self) -> Option<Bytes> {
+        match &mut self.kind {
+            Kind::Full(bytes) => Some(bytes.take().unwrap_or_default()),
+            Kind::Boxed(_) => None,
+        }
+    }
+}
+
 /// Returns `k` as a `T` when it is one, so wrapping a `ResponseBody` does not box it again.
 fn try_downcast<T: 'static, K: 'static>(k: K) -> Result<T, K> {
     let mut slot = Some(k);

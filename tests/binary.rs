@@ -58,7 +58,9 @@ impl Binary {
         assert!(status.success());
         let exit = self.child.wait().unwrap();
         assert!(exit.success(), "exit status after SIGTERM: {exit}");
-        self.log.try_iter().collect()
+        // The process has exited, so its stdout reaches EOF and the reading thread hangs up:
+        // this collects every line, including the last ones.
+        self.log.iter().collect()
     }
 }
 

@@ -4,21 +4,22 @@
 use std::future::{poll_fn, Future};
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Context, Poll};
 
 use bytes::BytesMut;
 use http::{Method, Request, Response};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{timeout, timeout_at, Instant};
-use tower::{Service, ServiceExt};
+use tower::Service;
 
 use super::slot::{InFlight, Outcome, Slot, SlotKind};
 use super::Phase;
 use crate::body::{Body, BodyError, Chunk};
 use crate::proto::decode::{Decoded, Decoder};
-use crate::proto::encode::{self, RequestInfo};
+use crate::proto::encode::RequestInfo;
 use crate::proto::error::EngineError;
 use crate::proto::request::{Framing, Head, Parser};
 use crate::stats::ServerStats;
@@ -28,7 +29,7 @@ use crate::{BoxError, Config};
 /// small requests in one read, small enough to keep idle connections cheap.
 const READ_CHUNK: usize = 8 * 1024;
 
-pub(crate) struct Reader<'a, R, S, B> {
+pub(crate) struct Reader<'a, R, S: Service<Request<Body>>, B> {
     io: &'a mut R,
     buf: BytesMut,
     parser: Parser,
@@ -37,6 +38,11 @@ pub(crate) struct Reader<'a, R, S, B> {
     slots: mpsc::Sender<Slot<B>>,
     in_flight: Arc<InFlight>,
     phase: watch::Receiver<Phase>,
+    /// When the request head being read must be complete; set at its first byte.
+    header_deadline: Option<Instant>,
+    /// A pinned box for the next handler future, kept from the last one that finished on its
+    /// first poll.
+    spare: Option<Pin<Box<Option<S::Future>>>>,
 }
 
 impl<'a, R, S, B> Reader<'a, R, S, B>
@@ -64,207 +70,229 @@ where
             slots,
             in_flight: Arc::new(InFlight::new(stats)),
             phase,
+            header_deadline: None,
+            spare: None,
         }
     }
 
     /// Reads and dispatches requests until the connection's read side is finished.
+    ///
+    /// The loop is written so that a request with no body whose handler is ready at once and
+    /// whose slot fits in the channel goes through without creating a single future: parsing,
+    /// the handler's first poll and the slot hand-off are all synchronous. Futures (a socket
+    /// read, a full channel, a barrier, a body) only come into being when something must
+    /// wait, which keeps the per-request cost of a pipelined batch low.
     pub(crate) async fn run(mut self) -> io::Result<()> {
         loop {
-            match self.step().await {
-                Ok(()) => {}
-                Err(ReadError::Stop) => return Ok(()),
-                Err(ReadError::Io(e)) => return Err(e),
-            }
-        }
-    }
-
-    /// Reads one request and dispatches it.
-    async fn step(&mut self) -> Result<(), ReadError> {
-        let head = match self.next_head().await? {
-            Ok(head) => head,
-            Err(error) => {
-                self.push(
-                    SlotKind::Ready(Outcome::refused(error)),
-                    refused_info(),
-                    true,
-                )
-                .await?;
-                return Err(ReadError::Stop);
-            }
-        };
-        let Head {
-            request,
-            framing,
-            close,
-            expect_continue,
-        } = head;
-        let info = RequestInfo {
-            version: request.version(),
-            head: request.method() == Method::HEAD,
-        };
-        let barrier = !is_safe(request.method());
-        if barrier {
-            self.in_flight.wait_idle().await;
-        }
-        if self.in_flight.is_closing() {
-            return Err(ReadError::Stop);
-        }
-        let max_trailers = self.config.max_header_bytes;
-        let decoder = Decoder::new(framing, self.config.max_body_bytes, max_trailers);
-        let (body, body_tx) = match framing {
-            Framing::Empty => (Body::empty(), None),
-            Framing::Length(n) => {
-                let (tx, body) = Body::channel(Some(n));
-                (body, Some(tx))
-            }
-            Framing::Chunked => {
-                let (tx, body) = Body::channel(None);
-                (body, Some(tx))
-            }
-        };
-        if expect_continue && body_tx.is_some() {
-            self.push(SlotKind::Continue, info, false).await?;
-        }
-        let kind = self.dispatch(request.map(|()| body), info).await;
-        self.push(kind, info, close).await?;
-        if let (Some(tx), Some(decoder)) = (body_tx, decoder) {
-            self.pump(tx, decoder, framing == Framing::Chunked).await?;
-        }
-        if barrier {
-            self.in_flight.wait_idle().await;
-        }
-        if close {
-            return Err(ReadError::Stop);
-        }
-        Ok(())
-    }
-
-    /// Sends a slot to the writer; waits while the pipeline is full (back pressure).
-    async fn push(
-        &mut self,
-        kind: SlotKind<B>,
-        info: RequestInfo,
-        close: bool,
-    ) -> Result<(), ReadError> {
-        self.slots
-            .send(Slot { kind, info, close })
-            .await
-            .map_err(|_| ReadError::Stop)
-    }
-
-    /// Reads until a whole request head is buffered. The outer error ends reading silently;
-    /// the inner one is a request to refuse with a status.
-    async fn next_head(&mut self) -> Result<Result<Head, EngineError>, ReadError> {
-        let mut header_deadline = None;
-        loop {
             let c = self.config;
-            match self.parser.parse(
+            let head = match self.parser.parse(
                 &mut self.buf,
                 c.max_header_bytes,
                 c.max_headers,
                 c.max_body_bytes,
             ) {
-                Ok(Some(head)) => return Ok(Ok(head)),
-                Ok(None) => {}
-                Err(error) => return Ok(Err(error)),
+                Ok(Some(head)) => head,
+                Ok(None) => match self.fill().await {
+                    Ok(()) => continue,
+                    Err(ReadError::Refuse(error)) => return self.refuse(error).await,
+                    Err(ReadError::Stop) => return Ok(()),
+                    Err(ReadError::Io(e)) => return Err(e),
+                },
+                Err(error) => return self.refuse(error).await,
+            };
+            self.header_deadline = None;
+            let Head {
+                request,
+                framing,
+                close,
+                expect_continue,
+            } = head;
+            let info = RequestInfo {
+                version: request.version(),
+                head: request.method() == Method::HEAD,
+            };
+            let barrier = !is_safe(request.method());
+            if barrier {
+                self.in_flight.wait_idle().await;
             }
-            let deadline = if self.buf.is_empty() {
-                Instant::now() + c.idle_timeout
-            } else {
-                *header_deadline.get_or_insert_with(|| Instant::now() + c.header_read_timeout)
-            };
-            let idle = self.buf.is_empty();
-            let read = tokio::select! {
-                read = timeout_at(deadline, read_more(self.io, &mut self.buf)) => read,
-                _ = self.phase.wait_for(|p| *p != Phase::Running) => return Err(ReadError::Stop),
-            };
-            match read {
-                Ok(Ok(0)) => return Err(ReadError::Stop),
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => return Err(ReadError::Io(e)),
-                Err(_elapsed) if idle => return Err(ReadError::Stop),
-                Err(_elapsed) => {
-                    return Ok(Err(EngineError::new(
-                        http::StatusCode::REQUEST_TIMEOUT,
-                        "request head not received in time",
-                    )))
+            if self.in_flight.is_closing() {
+                return Ok(());
+            }
+            let (body, body_tx) = body_channel(framing);
+            if expect_continue && body_tx.is_some() {
+                let interim = Slot {
+                    kind: SlotKind::Continue,
+                    info,
+                    close: false,
+                };
+                if self.slots.send(interim).await.is_err() {
+                    return Ok(());
                 }
+            }
+            let mut request = Some(request.map(|()| body));
+            let kind = poll_fn(|cx| self.dispatch(cx, &mut request, info)).await;
+            // Hand the slot over at once when there is room; else wait while the pipeline is
+            // full (back pressure: meanwhile nothing more is read).
+            match self.slots.try_send(Slot { kind, info, close }) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(slot)) => {
+                    if self.slots.send(slot).await.is_err() {
+                        return Ok(());
+                    }
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => return Ok(()),
+            }
+            if let Some(tx) = body_tx {
+                match self.pump(tx, framing).await {
+                    Ok(()) => {}
+                    Err(ReadError::Io(e)) => return Err(e),
+                    Err(_) => return Ok(()),
+                }
+            }
+            if barrier {
+                self.in_flight.wait_idle().await;
+            }
+            if close {
+                return Ok(());
             }
         }
     }
 
-    /// Calls the service and polls its future once, inline.
+    /// Answers a request the engine refuses, after every earlier response; reading ends.
+    async fn refuse(&mut self, error: EngineError) -> io::Result<()> {
+        let slot = Slot {
+            kind: SlotKind::Ready(Outcome::refused(error)),
+            info: refused_info(),
+            close: true,
+        };
+        // Nothing more is read whether or not the writer is still there to take it.
+        let _ = self.slots.send(slot).await;
+        Ok(())
+    }
+
+    /// Reads more bytes for the next request head, under the idle limit (nothing buffered)
+    /// or the header-read limit (a head has started), and stops on shutdown.
+    async fn fill(&mut self) -> Result<(), ReadError> {
+        let c = self.config;
+        let idle = self.buf.is_empty();
+        let deadline = if idle {
+            Instant::now() + c.idle_timeout
+        } else {
+            *self
+                .header_deadline
+                .get_or_insert_with(|| Instant::now() + c.header_read_timeout)
+        };
+        let read = tokio::select! {
+            read = timeout_at(deadline, read_more(self.io, &mut self.buf)) => read,
+            _ = self.phase.wait_for(|p| *p != Phase::Running) => return Err(ReadError::Stop),
+        };
+        match read {
+            Ok(Ok(0)) => Err(ReadError::Stop),
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(ReadError::Io(e)),
+            Err(_elapsed) if idle => Err(ReadError::Stop),
+            Err(_elapsed) => Err(ReadError::Refuse(EngineError::new(
+                http::StatusCode::REQUEST_TIMEOUT,
+                "request head not received in time",
+            ))),
+        }
+    }
+
+    /// Calls the service and polls its future once, inline; used through `poll_fn`, so it only
+    /// returns `Pending` while the service is not ready.
     ///
     /// A handler that is ready on its first poll (most are: plaintext, JSON, errors) costs no
     /// task and no oneshot; its response goes straight into the slot. One that is still pending
     /// moves to its own task, so slow or blocking handlers of the same connection run
     /// concurrently and on every core.
-    async fn dispatch(&mut self, request: Request<Body>, info: RequestInfo) -> SlotKind<B> {
-        if let Err(e) = self.service.ready().await {
+    fn dispatch(
+        &mut self,
+        cx: &mut Context<'_>,
+        request: &mut Option<Request<Body>>,
+        info: RequestInfo,
+    ) -> Poll<SlotKind<B>> {
+        if let Err(e) = std::task::ready!(self.service.poll_ready(cx)) {
             let e: BoxError = e.into();
             tracing::warn!(error = %e, "service not ready; answering 500");
-            return SlotKind::Ready(Outcome::internal_error());
+            return Poll::Ready(SlotKind::Ready(Outcome::internal_error()));
         }
-        let service = &mut self.service;
-        let mut future = match catch_unwind(AssertUnwindSafe(|| Box::pin(service.call(request)))) {
-            Ok(future) => future,
-            Err(_) => {
-                tracing::error!("handler panicked; answering 500");
-                return SlotKind::Ready(Outcome::internal_error());
-            }
+        let Some(request) = request.take() else {
+            unreachable!("dispatch is polled again only while the service is not ready");
         };
-        let first =
-            poll_fn(|cx| Poll::Ready(catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx)))))
-                .await;
-        match first {
-            Ok(Poll::Ready(result)) => {
-                let answer = outcome(result);
-                if ends_connection(&answer, info) {
+        let service = &mut self.service;
+        let spare = &mut self.spare;
+        let first = catch_unwind(AssertUnwindSafe(|| {
+            let future = service.call(request);
+            // Reuse the pinned box of the last handler that finished inline: most requests
+            // then cost no allocation for their future.
+            let mut pinned = spare.take().unwrap_or_else(|| Box::pin(None));
+            pinned.set(Some(future));
+            let polled = pinned.as_mut().as_pin_mut().map(|f| f.poll(cx));
+            (polled, pinned)
+        }));
+        let kind = match first {
+            Ok((Some(Poll::Ready(result)), mut pinned)) => {
+                pinned.set(None);
+                self.spare = Some(pinned);
+                let answer = outcome(result, info);
+                if answer.ends_connection() {
                     self.in_flight.mark_closing();
                 }
                 SlotKind::Ready(answer)
             }
-            Ok(Poll::Pending) => {
-                let guard = self.in_flight.enter();
-                let (mut tx, rx) = oneshot::channel();
-                let deadline = self.config.request_timeout.map(|t| Instant::now() + t);
-                tokio::spawn(async move {
-                    let overdue = async {
-                        match deadline {
-                            Some(deadline) => tokio::time::sleep_until(deadline).await,
-                            None => std::future::pending().await,
-                        }
-                    };
-                    // The writer drops its receiver when the connection ends; then the
-                    // handler is cancelled instead of running for nobody.
-                    let answer = tokio::select! {
-                        result = future => outcome(result),
-                        () = overdue => Outcome::timed_out(),
-                        _ = tx.closed() => return,
-                    };
-                    if ends_connection(&answer, info) {
-                        guard.mark_closing();
-                    }
-                    drop(guard);
-                    let _ = tx.send(answer);
-                });
-                SlotKind::Pending(rx)
-            }
+            Ok((_, pinned)) => SlotKind::Pending(self.spawn(pinned, info)),
             Err(_) => {
                 tracing::error!("handler panicked; answering 500");
                 SlotKind::Ready(Outcome::internal_error())
             }
-        }
+        };
+        Poll::Ready(kind)
+    }
+
+    /// Moves a handler that was not ready on its first poll to a task of its own.
+    fn spawn(
+        &self,
+        mut pinned: Pin<Box<Option<S::Future>>>,
+        info: RequestInfo,
+    ) -> oneshot::Receiver<Outcome<B>> {
+        let guard = self.in_flight.enter();
+        let (mut tx, rx) = oneshot::channel();
+        let deadline = self.config.request_timeout.map(|t| Instant::now() + t);
+        tokio::spawn(async move {
+            let future = poll_fn(|cx| match pinned.as_mut().as_pin_mut() {
+                Some(future) => future.poll(cx),
+                None => unreachable!("a spawned handler's future is always there"),
+            });
+            let overdue = async {
+                match deadline {
+                    Some(deadline) => tokio::time::sleep_until(deadline).await,
+                    None => std::future::pending().await,
+                }
+            };
+            // The writer drops its receiver when the connection ends; then the handler is
+            // cancelled instead of running for nobody.
+            let answer = tokio::select! {
+                result = future => outcome(result, info),
+                () = overdue => Outcome::timed_out(),
+                _ = tx.closed() => return,
+            };
+            if answer.ends_connection() {
+                guard.mark_closing();
+            }
+            drop(guard);
+            let _ = tx.send(answer);
+        });
+        rx
     }
 
     /// Decodes one request body to its exact end, streaming it to the handler's [`Body`].
     /// Once the handler drops its body, the rest is decoded and discarded.
-    async fn pump(
-        &mut self,
-        tx: mpsc::Sender<Chunk>,
-        mut decoder: Decoder,
-        chunked: bool,
-    ) -> Result<(), ReadError> {
+    async fn pump(&mut self, tx: mpsc::Sender<Chunk>, framing: Framing) -> Result<(), ReadError> {
+        let c = self.config;
+        let Some(mut decoder) = Decoder::new(framing, c.max_body_bytes, c.max_header_bytes) else {
+            return Ok(());
+        };
+        let chunked = framing == Framing::Chunked;
         let mut tx = Some(tx);
         loop {
             let chunk = match decoder.decode(&mut self.buf) {
@@ -297,6 +325,17 @@ where
     }
 }
 
+/// The body handed to the handler, and the sending end the reader feeds it through.
+fn body_channel(framing: Framing) -> (Body, Option<mpsc::Sender<Chunk>>) {
+    let length = match framing {
+        Framing::Empty => return (Body::empty(), None),
+        Framing::Length(n) => Some(n),
+        Framing::Chunked => None,
+    };
+    let (tx, body) = Body::channel(length);
+    (body, Some(tx))
+}
+
 /// Sends a chunk to the handler's body unless the handler already dropped it.
 async fn send(tx: &mut Option<mpsc::Sender<Chunk>>, chunk: Chunk) {
     if let Some(sender) = tx {
@@ -308,9 +347,11 @@ async fn send(tx: &mut Option<mpsc::Sender<Chunk>>, chunk: Chunk) {
 
 /// Why the reader stopped.
 enum ReadError {
-    /// Reading is over: EOF, a request that ends the connection, a refused request, shutdown,
-    /// or the writer is gone. The writer finishes the slots already pushed.
+    /// Reading is over: EOF, a request that ends the connection, shutdown, or the writer is
+    /// gone. The writer finishes the slots already pushed.
     Stop,
+    /// The client must be told why it is refused (a head that never finished), then stop.
+    Refuse(EngineError),
     /// The socket failed.
     Io(io::Error),
 }
@@ -322,9 +363,13 @@ async fn read_more<R: AsyncRead + Unpin>(io: &mut R, buf: &mut BytesMut) -> io::
 }
 
 /// Turns a handler's result into its slot's outcome; a service error is logged here, once.
-fn outcome<B, E: Into<BoxError>>(result: Result<Response<B>, E>) -> Outcome<B> {
+fn outcome<B, E>(result: Result<Response<B>, E>, info: RequestInfo) -> Outcome<B>
+where
+    B: http_body::Body,
+    E: Into<BoxError>,
+{
     match result {
-        Ok(response) => Outcome::Response(response),
+        Ok(response) => Outcome::response(response, info),
         Err(e) => {
             let e = e.into();
             match e.downcast_ref::<BodyError>() {
@@ -338,17 +383,6 @@ fn outcome<B, E: Into<BoxError>>(result: Result<Response<B>, E>) -> Outcome<B> {
                 }
             }
         }
-    }
-}
-
-/// Whether the connection ends after this answer; see [`encode::plan`].
-fn ends_connection<B: http_body::Body>(answer: &Outcome<B>, info: RequestInfo) -> bool {
-    match answer {
-        Outcome::Response(res) => {
-            let len = res.body().size_hint().exact();
-            encode::plan(res.status(), res.headers(), len, info, false).close
-        }
-        Outcome::Engine { close, .. } => *close,
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use http::Response;
 use tokio::sync::{oneshot, Notify};
 
-use crate::proto::encode::RequestInfo;
+use crate::proto::encode::{self, Plan, RequestInfo};
 use crate::proto::error::EngineError;
 use crate::stats::ServerStats;
 
@@ -33,10 +33,29 @@ pub(crate) enum SlotKind<B> {
 
 /// What a slot resolves to.
 pub(crate) enum Outcome<B> {
-    /// The service's response.
-    Response(Response<B>),
+    /// The service's response, and how it goes on the wire (planned once, when the handler
+    /// finished, so the reader knows at once whether it ends the connection).
+    Response(Response<B>, Plan),
     /// An answer the engine writes itself: a refused request, or a failed or panicked handler.
     Engine { error: EngineError, close: bool },
+}
+
+impl<B: http_body::Body> Outcome<B> {
+    /// A service's response to the request described by `info`.
+    pub(crate) fn response(response: Response<B>, info: RequestInfo) -> Self {
+        let len = response.body().size_hint().exact();
+        let plan = encode::plan(response.status(), response.headers(), len, info, false);
+        Outcome::Response(response, plan)
+    }
+
+    /// Whether the connection ends after this answer (RFC 9112 §9.6: nothing after it may be
+    /// processed).
+    pub(crate) fn ends_connection(&self) -> bool {
+        match self {
+            Outcome::Response(_, plan) => plan.close,
+            Outcome::Engine { close, .. } => *close,
+        }
+    }
 }
 
 impl<B> Outcome<B> {

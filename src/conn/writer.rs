@@ -1,6 +1,7 @@
 //! The writing half of a connection: take slots in request order, wait for each one's own
 //! response, encode it, and batch every response that is already finished into one write.
 
+use std::any::Any;
 use std::future::poll_fn;
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -15,9 +16,9 @@ use tokio::sync::mpsc::{self, error::TryRecvError};
 use tokio::sync::oneshot;
 
 use super::slot::{Outcome, Slot, SlotKind};
-use crate::proto::encode::{self, BodyFraming, RequestInfo};
+use crate::proto::encode::{self, BodyFraming, Plan, RequestInfo};
 use crate::proto::error::EngineError;
-use crate::BoxError;
+use crate::{BoxError, ResponseBody};
 
 /// Buffered response bytes that trigger a write even when more finished responses are queued:
 /// bounds the memory a client that pipelines without reading can make us hold, while still
@@ -37,7 +38,7 @@ pub(crate) struct Writer<'a, W, B> {
 impl<'a, W, B> Writer<'a, W, B>
 where
     W: AsyncWrite + Unpin,
-    B: HttpBody<Data = Bytes>,
+    B: HttpBody<Data = Bytes> + 'static,
     B::Error: Into<BoxError>,
 {
     pub(crate) fn new(io: &'a mut W, slots: mpsc::Receiver<Slot<B>>) -> Self {
@@ -50,8 +51,25 @@ where
 
     /// Writes every response in order until the reader is done and all slots are written, or a
     /// response ends the connection. Then the write side is shut down.
+    ///
+    /// As in the reader, the common case creates no future: a finished slot whose body is
+    /// already whole (every engine answer, and router answers built from bytes or strings) is
+    /// taken and encoded synchronously; only a slot still running, a streaming body, or a full
+    /// buffer makes the writer await.
     pub(crate) async fn run(mut self) -> io::Result<()> {
-        while let Some(slot) = self.next_slot().await? {
+        loop {
+            let slot = match self.slots.try_recv() {
+                Ok(slot) => slot,
+                Err(TryRecvError::Disconnected) => break,
+                Err(TryRecvError::Empty) => {
+                    // The batch is over: write it before waiting for the next slot.
+                    self.flush().await?;
+                    match self.slots.recv().await {
+                        Some(slot) => slot,
+                        None => break,
+                    }
+                }
+            };
             let Slot { kind, info, close } = slot;
             let outcome = match kind {
                 SlotKind::Continue => {
@@ -63,7 +81,20 @@ where
             };
             // The reader has stopped and nothing follows: say so in this response.
             let last = close || (self.slots.is_closed() && self.slots.is_empty());
-            if self.write_outcome(outcome, info, last).await? {
+            let ends = match outcome {
+                Outcome::Engine { error, close } => {
+                    self.write_engine(error, info, last || close);
+                    last || close
+                }
+                Outcome::Response(response, plan) => {
+                    let plan = plan.closing(last);
+                    match self.encode_whole(response, info, plan) {
+                        Ok(ends) => ends,
+                        Err(response) => self.write_response(response, info, plan).await?,
+                    }
+                }
+            };
+            if ends {
                 break;
             }
             if self.buf.len() >= HIGH_WATER {
@@ -74,16 +105,32 @@ where
         self.io.shutdown().await
     }
 
-    /// The next slot; when none is queued, first writes what is buffered (the batch is over).
-    async fn next_slot(&mut self) -> io::Result<Option<Slot<B>>> {
-        match self.slots.try_recv() {
-            Ok(slot) => Ok(Some(slot)),
-            Err(TryRecvError::Disconnected) => Ok(None),
-            Err(TryRecvError::Empty) => {
-                self.flush().await?;
-                Ok(self.slots.recv().await)
-            }
+    /// Encodes a response whose body is already whole without awaiting anything; gives the
+    /// response back when its body must be streamed. Returns whether the connection ends.
+    fn encode_whole(
+        &mut self,
+        mut response: Response<B>,
+        info: RequestInfo,
+        plan: Plan,
+    ) -> Result<bool, Response<B>> {
+        let body = response.body_mut();
+        let whole = if body.is_end_stream() {
+            Some(Bytes::new())
+        } else {
+            // The router's own body type hands over its bytes without being polled.
+            (body as &mut dyn Any)
+                .downcast_mut::<ResponseBody>()
+                .and_then(ResponseBody::take_whole)
+        };
+        let Some(data) = whole else {
+            return Err(response);
+        };
+        let (status, headers) = (response.status(), response.headers());
+        match encode::head(&mut self.buf, status, headers, info, plan) {
+            BodyFraming::None => {}
+            _ => self.buf.extend_from_slice(&data),
         }
+        Ok(plan.close)
     }
 
     /// Waits for a spawned handler's response, writing what is buffered first so finished
@@ -100,22 +147,6 @@ where
             tracing::error!("handler panicked; answering 500");
             Outcome::internal_error()
         }))
-    }
-
-    /// Encodes one response; returns whether the connection must close after it.
-    async fn write_outcome(
-        &mut self,
-        outcome: Outcome<B>,
-        info: RequestInfo,
-        close: bool,
-    ) -> io::Result<bool> {
-        match outcome {
-            Outcome::Response(response) => self.write_response(response, info, close).await,
-            Outcome::Engine { error, close: must } => {
-                self.write_engine(error, info, close || must);
-                Ok(close || must)
-            }
-        }
     }
 
     /// A response the engine makes itself: the status and a one-line reason.
@@ -139,11 +170,9 @@ where
         &mut self,
         response: Response<B>,
         info: RequestInfo,
-        close: bool,
+        plan: Plan,
     ) -> io::Result<bool> {
         let (parts, body) = response.into_parts();
-        let len = body.size_hint().exact();
-        let plan = encode::plan(parts.status, &parts.headers, len, info, close);
         let close = plan.close;
         let framing = encode::head(&mut self.buf, parts.status, &parts.headers, info, plan);
         if framing == BodyFraming::None {
@@ -287,22 +316,24 @@ mod tests {
         }
     }
 
-    fn slot(kind: SlotKind<Full<Bytes>>) -> Slot<Full<Bytes>> {
-        let info = RequestInfo {
+    fn info() -> RequestInfo {
+        RequestInfo {
             version: http::Version::HTTP_11,
             head: false,
-        };
+        }
+    }
+
+    fn slot(kind: SlotKind<Full<Bytes>>) -> Slot<Full<Bytes>> {
         Slot {
             kind,
-            info,
+            info: info(),
             close: false,
         }
     }
 
     fn response(text: &'static str) -> Outcome<Full<Bytes>> {
-        Outcome::Response(Response::new(Full::new(Bytes::from_static(
-            text.as_bytes(),
-        ))))
+        let body = Full::new(Bytes::from_static(text.as_bytes()));
+        Outcome::response(Response::new(body), info())
     }
 
     fn count(writes: &[Vec<u8>], needle: &str) -> usize {

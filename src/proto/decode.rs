@@ -120,6 +120,9 @@ impl Decoder {
             Some(_) => {}
         }
         match httparse::parse_chunk_size(buf) {
+            Ok(httparse::Status::Complete((len, _))) if len > MAX_CHUNK_LINE => {
+                Err(BodyError::Malformed("chunk size line too long"))
+            }
             Ok(httparse::Status::Complete((len, size))) => {
                 // httparse lets any octet through in extensions; control characters there
                 // (bare LF, NUL) are how smuggling payloads hide, so refuse them.
@@ -151,6 +154,9 @@ impl Decoder {
         let mut fields = [httparse::EMPTY_HEADER; MAX_TRAILERS];
         let invalid = BodyError::Malformed("invalid trailer section");
         match httparse::parse_headers(buf, &mut fields) {
+            Ok(httparse::Status::Complete((len, _))) if len > self.max_trailer_bytes => {
+                Err(BodyError::Malformed("trailer section too large"))
+            }
             Ok(httparse::Status::Complete((len, fields))) => {
                 let mut map = HeaderMap::with_capacity(fields.len());
                 for field in fields.iter() {

@@ -40,6 +40,16 @@ pub(crate) struct Plan {
     pub(crate) close: bool,
 }
 
+impl Plan {
+    /// The same plan, closing the connection if `close` says so too.
+    pub(crate) fn closing(self, close: bool) -> Plan {
+        Plan {
+            close: self.close || close,
+            ..self
+        }
+    }
+}
+
 /// Decides framing and whether the connection must close after this response.
 ///
 /// `body_len` is the body's exact length when known; `close` says the request already ends the

@@ -144,18 +144,30 @@ impl Parser {
     /// Turns the raw head into an `http::Request` and applies the RFC rules.
     fn build(&self, bytes: Bytes, line: Line, max_body_bytes: u64) -> Result<Head, EngineError> {
         let mut headers = HeaderMap::with_capacity(self.indices.len());
+        // Which headers the RFC rules need, noted while the map is built, so that the common
+        // request (Host and nothing else of interest) costs no further map lookups.
+        let mut seen = Seen::default();
         for ix in &self.indices {
             let name = HeaderName::from_bytes(&bytes[ix.name.clone()])
                 .map_err(|_| EngineError::bad_request("invalid header name"))?;
             let value = HeaderValue::from_maybe_shared(bytes.slice(ix.value.clone()))
                 .map_err(|_| EngineError::bad_request("invalid header value"))?;
+            seen.note(&name);
             headers.append(name, value);
         }
         let uri = parse_target(&line.method, bytes.slice(line.target))?;
         check_host(&headers, line.version)?;
-        let framing = framing(&headers, line.version, max_body_bytes)?;
-        let close = wants_close(&headers, line.version);
-        let expect_continue = expects_continue(&headers, line.version)?;
+        let framing = if seen.framing {
+            framing(&headers, line.version, max_body_bytes)?
+        } else {
+            Framing::Empty
+        };
+        let close = if seen.connection {
+            wants_close(&headers, line.version)
+        } else {
+            line.version == Version::HTTP_10
+        };
+        let expect_continue = seen.expect && expects_continue(&headers, line.version)?;
         let mut request = Request::new(());
         *request.method_mut() = line.method;
         *request.uri_mut() = uri;
@@ -167,6 +179,26 @@ impl Parser {
             close,
             expect_continue,
         })
+    }
+}
+
+/// Headers with rules of their own, as seen in one request.
+#[derive(Default)]
+struct Seen {
+    /// `Content-Length` or `Transfer-Encoding`.
+    framing: bool,
+    connection: bool,
+    expect: bool,
+}
+
+impl Seen {
+    fn note(&mut self, name: &HeaderName) {
+        match *name {
+            header::CONTENT_LENGTH | header::TRANSFER_ENCODING => self.framing = true,
+            header::CONNECTION => self.connection = true,
+            header::EXPECT => self.expect = true,
+            _ => {}
+        }
     }
 }
 
@@ -248,6 +280,11 @@ fn downgrade_minor_version(buf: &mut [u8]) -> bool {
 /// absolute-form for every method, `*` only for OPTIONS, authority-form only for CONNECT.
 fn parse_target(method: &Method, target: Bytes) -> Result<Uri, EngineError> {
     let bad = || EngineError::bad_request("invalid request target");
+    // No request-target form has a fragment (RFC 9112 §3.2); rather than drop it silently (the
+    // URI parser would), refuse it.
+    if target.contains(&b'#') {
+        return Err(bad());
+    }
     let origin_form = target.first() == Some(&b'/');
     let asterisk = &target[..] == b"*";
     let uri = Uri::from_maybe_shared(target).map_err(|_| bad())?;
@@ -276,18 +313,65 @@ fn check_host(headers: &HeaderMap, version: Version) -> Result<(), EngineError> 
         None if version == Version::HTTP_11 => {
             Err(EngineError::bad_request("HTTP/1.1 request without Host"))
         }
-        // Host = uri-host [ ":" port ]: an authority without userinfo.
-        Some(value) if !value.is_empty() => {
-            let valid = !value.as_bytes().contains(&b'@')
-                && http::uri::Authority::try_from(value.as_bytes()).is_ok();
-            if valid {
-                Ok(())
-            } else {
-                Err(EngineError::bad_request("invalid Host header"))
-            }
+        Some(value) if !valid_host(value.as_bytes()) => {
+            Err(EngineError::bad_request("invalid Host header"))
         }
         _ => Ok(()),
     }
+}
+
+/// `Host = uri-host [ ":" port ]` (RFC 9110 §7.2, RFC 3986 §3.2.2): an IP literal in brackets
+/// or a reg-name (which covers IPv4), then optionally a colon and digits. An empty value is
+/// allowed; userinfo, a second colon, or anything after the brackets is not.
+fn valid_host(value: &[u8]) -> bool {
+    let (host, port) = match value.first() {
+        Some(b'[') => match value.iter().position(|&b| b == b']') {
+            Some(end) => (&value[..=end], &value[end + 1..]),
+            None => return false,
+        },
+        _ => match value.iter().position(|&b| b == b':') {
+            Some(colon) => (&value[..colon], &value[colon..]),
+            None => (value, &value[value.len()..]),
+        },
+    };
+    let port_ok = match port {
+        [] => true,
+        [b':', digits @ ..] => digits.iter().all(u8::is_ascii_digit),
+        _ => false,
+    };
+    let host_ok = match host {
+        [b'[', inner @ .., b']'] => {
+            !inner.is_empty()
+                && inner
+                    .iter()
+                    .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        }
+        reg_name => valid_reg_name(reg_name),
+    };
+    port_ok && host_ok
+}
+
+/// `reg-name = *( unreserved / pct-encoded / sub-delims )`.
+fn valid_reg_name(name: &[u8]) -> bool {
+    let mut i = 0;
+    while i < name.len() {
+        match name[i] {
+            b'%' => {
+                let hex = name.get(i + 1..i + 3);
+                if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                    return false;
+                }
+                i += 3;
+                continue;
+            }
+            b if b.is_ascii_alphanumeric() => {}
+            b'-' | b'.' | b'_' | b'~' => {}
+            b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=' => {}
+            _ => return false,
+        }
+        i += 1;
+    }
+    true
 }
 
 /// Works out body framing from `Content-Length` / `Transfer-Encoding` (RFC 9112 §6).
