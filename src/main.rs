@@ -70,6 +70,9 @@ struct ServeArgs {
     #[arg(long, default_value_t = 30, value_name = "SECS",
           value_parser = clap::value_parser!(u64).range(0..=86_400))]
     shutdown_timeout: u64,
+    /// Leave out the `Server-Timing` header (handler time and head-of-line wait).
+    #[arg(long)]
+    no_server_timing: bool,
     /// Tokio worker threads (default: one per core).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     workers: Option<u32>,
@@ -117,7 +120,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .idle_timeout(Duration::from_secs(args.idle_timeout))
         .request_timeout(args.request_timeout.map(Duration::from_secs))
         .max_connections(args.max_connections.map(|n| n as usize))
-        .shutdown_timeout(Some(Duration::from_secs(args.shutdown_timeout)));
+        .shutdown_timeout(Some(Duration::from_secs(args.shutdown_timeout)))
+        .server_timing(!args.no_server_timing);
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let engine = args
         .engine

@@ -15,7 +15,7 @@ use tokio::sync::{watch, Semaphore};
 use tower::Service;
 
 use crate::body::Body;
-use crate::conn::{self, Phase};
+use crate::conn::{self, InsertInfo, Phase};
 use crate::stats::ServerStats;
 use crate::{BoxError, Config};
 
@@ -53,6 +53,7 @@ where
         service,
         config: Config::default(),
         stats: ServerStats::default(),
+        connect_info: None,
     }
 }
 
@@ -63,7 +64,11 @@ pub struct Serve<S> {
     service: S,
     config: Config,
     stats: ServerStats,
+    connect_info: Option<MakeInfo>,
 }
+
+/// Makes a connection's [`InsertInfo`] from its peer address.
+type MakeInfo = Arc<dyn Fn(SocketAddr) -> InsertInfo + Send + Sync>;
 
 impl<S> Serve<S> {
     /// Replaces the default limits.
@@ -80,6 +85,28 @@ impl<S> Serve<S> {
     /// Live counts for this server (open connections, running handlers).
     pub fn stats(&self) -> ServerStats {
         self.stats.clone()
+    }
+
+    /// Puts `make(peer address)` into every request's extensions, once per connection.
+    ///
+    /// Off by default because it costs a map insertion per request. With axum, pass its
+    /// `ConnectInfo` constructor and its `ConnectInfo<SocketAddr>` extractor works unchanged:
+    ///
+    /// ```ignore
+    /// pipelined::serve(listener, app).connect_info(axum::extract::ConnectInfo)
+    /// ```
+    pub fn connect_info<T, F>(mut self, make: F) -> Self
+    where
+        F: Fn(SocketAddr) -> T + Send + Sync + 'static,
+        T: Clone + Send + Sync + 'static,
+    {
+        self.connect_info = Some(Arc::new(move |peer| {
+            let info = make(peer);
+            Box::new(move |extensions: &mut http::Extensions| {
+                extensions.insert(info.clone());
+            })
+        }));
+        self
     }
 
     /// Stops accepting when `signal` completes, lets every connection answer the requests it
@@ -162,6 +189,7 @@ where
         service,
         config,
         stats,
+        connect_info,
     } = serve;
     let config = Arc::new(config);
     let (phase_tx, phase_rx) = watch::channel(Phase::Running);
@@ -200,6 +228,7 @@ where
         let alive = alive_rx.clone();
         let counted = stats.connection();
         let stats = stats.clone();
+        let connect_info = connect_info.clone();
         tokio::spawn(async move {
             let mut stream = stream;
             let (read, write) = stream.split();
@@ -208,6 +237,7 @@ where
                 config: &config,
                 phase,
                 stats,
+                connect_info: connect_info.map(|make| make(peer)),
             };
             conn::serve(read, write, service, shared).await;
             tracing::trace!(%peer, "connection closed");
@@ -272,6 +302,7 @@ where
         config: &config,
         phase,
         stats: ServerStats::default(),
+        connect_info: None,
     };
     conn::serve(read, write, service, shared).await;
 }

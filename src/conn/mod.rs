@@ -55,7 +55,13 @@ pub(crate) struct Shared<'a> {
     pub(crate) config: &'a Config,
     pub(crate) phase: watch::Receiver<Phase>,
     pub(crate) stats: ServerStats,
+    /// Adds this connection's info (the peer address, as the service wants it) to each
+    /// request's extensions; see `Serve::connect_info`.
+    pub(crate) connect_info: Option<InsertInfo>,
 }
+
+/// Inserts one connection's info into a request's extensions.
+pub(crate) type InsertInfo = Box<dyn Fn(&mut http::Extensions) + Send + Sync>;
 
 /// Serves HTTP/1.1 on one connection until it is finished.
 pub(crate) async fn serve<R, W, S, B>(mut read: R, mut write: W, service: S, shared: Shared<'_>)
@@ -72,11 +78,12 @@ where
         config,
         phase,
         stats,
+        connect_info,
     } = shared;
     let mut abort = phase.clone();
     {
         let (tx, rx) = mpsc::channel(config.max_pipeline_depth);
-        let reader = Reader::new(&mut read, config, service, tx, phase, stats);
+        let reader = Reader::new(&mut read, config, service, tx, phase, stats, connect_info);
         let mut reader = pin!(reader.run());
         let mut writer = pin!(Writer::new(&mut write, rx).run());
         let mut reading = true;

@@ -15,8 +15,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{timeout, timeout_at, Instant};
 use tower::Service;
 
-use super::slot::{InFlight, Outcome, Slot, SlotKind};
-use super::Phase;
+use super::slot::{Finished, InFlight, Outcome, Slot, SlotKind, Timing};
+use super::{InsertInfo, Phase};
 use crate::body::{Body, BodyError, Chunk};
 use crate::proto::decode::{Decoded, Decoder};
 use crate::proto::encode::RequestInfo;
@@ -43,6 +43,7 @@ pub(crate) struct Reader<'a, R, S: Service<Request<Body>>, B> {
     /// A pinned box for the next handler future, kept from the last one that finished on its
     /// first poll.
     spare: Option<Pin<Box<Option<S::Future>>>>,
+    connect_info: Option<InsertInfo>,
 }
 
 impl<'a, R, S, B> Reader<'a, R, S, B>
@@ -60,6 +61,7 @@ where
         slots: mpsc::Sender<Slot<B>>,
         phase: watch::Receiver<Phase>,
         stats: ServerStats,
+        connect_info: Option<InsertInfo>,
     ) -> Self {
         Reader {
             io,
@@ -72,6 +74,7 @@ where
             phase,
             header_deadline: None,
             spare: None,
+            connect_info,
         }
     }
 
@@ -124,16 +127,35 @@ where
                     kind: SlotKind::Continue,
                     info,
                     close: false,
+                    timing: None,
                 };
                 if self.slots.send(interim).await.is_err() {
                     return Ok(());
                 }
             }
-            let mut request = Some(request.map(|()| body));
+            let mut request = request.map(|()| body);
+            if let Some(insert) = &self.connect_info {
+                insert(request.extensions_mut());
+            }
+            let mut request = Some(request);
+            let started = self.config.server_timing.then(Instant::now);
             let kind = poll_fn(|cx| self.dispatch(cx, &mut request, info)).await;
+            let timing = started.map(|started| Timing {
+                started,
+                finished: match kind {
+                    SlotKind::Pending(_) => started,
+                    _ => Instant::now(),
+                },
+            });
+            let slot = Slot {
+                kind,
+                info,
+                close,
+                timing,
+            };
             // Hand the slot over at once when there is room; else wait while the pipeline is
             // full (back pressure: meanwhile nothing more is read).
-            match self.slots.try_send(Slot { kind, info, close }) {
+            match self.slots.try_send(slot) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(slot)) => {
                     if self.slots.send(slot).await.is_err() {
@@ -164,6 +186,7 @@ where
             kind: SlotKind::Ready(Outcome::refused(error)),
             info: refused_info(),
             close: true,
+            timing: None,
         };
         // Nothing more is read whether or not the writer is still there to take it.
         let _ = self.slots.send(slot).await;
@@ -254,7 +277,7 @@ where
         &self,
         mut pinned: Pin<Box<Option<S::Future>>>,
         info: RequestInfo,
-    ) -> oneshot::Receiver<Outcome<B>> {
+    ) -> oneshot::Receiver<Finished<B>> {
         let guard = self.in_flight.enter();
         let (mut tx, rx) = oneshot::channel();
         let deadline = self.config.request_timeout.map(|t| Instant::now() + t);
@@ -280,7 +303,7 @@ where
                 guard.mark_closing();
             }
             drop(guard);
-            let _ = tx.send(answer);
+            let _ = tx.send((answer, Instant::now()));
         });
         rx
     }

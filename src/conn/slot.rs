@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use http::Response;
 use tokio::sync::{oneshot, Notify};
+use tokio::time::Instant;
 
 use crate::proto::encode::{self, Plan, RequestInfo};
 use crate::proto::error::EngineError;
@@ -20,13 +21,26 @@ pub(crate) struct Slot<B> {
     pub(crate) info: RequestInfo,
     /// The connection closes once this response is written.
     pub(crate) close: bool,
+    /// When the handler was started and, if it finished inline, when it finished: for the
+    /// `Server-Timing` header (`None` when that is turned off).
+    pub(crate) timing: Option<Timing>,
 }
+
+/// When a request's handler started and finished.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Timing {
+    pub(crate) started: Instant,
+    pub(crate) finished: Instant,
+}
+
+/// What a spawned handler sends back: its answer and when it finished.
+pub(crate) type Finished<B> = (Outcome<B>, Instant);
 
 pub(crate) enum SlotKind<B> {
     /// The handler finished while the reader polled it inline: no task, no oneshot.
     Ready(Outcome<B>),
     /// The handler runs on its own task and answers through the oneshot.
-    Pending(oneshot::Receiver<Outcome<B>>),
+    Pending(oneshot::Receiver<Finished<B>>),
     /// `100 Continue`, written in order before the body of the next request is read.
     Continue,
 }

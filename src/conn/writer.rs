@@ -7,6 +7,7 @@ use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::pin;
 use std::task::Poll;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, Response};
@@ -14,8 +15,9 @@ use http_body::Body as HttpBody;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc::{self, error::TryRecvError};
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 
-use super::slot::{Outcome, Slot, SlotKind};
+use super::slot::{Finished, Outcome, Slot, SlotKind, Timing};
 use crate::proto::encode::{self, BodyFraming, Plan, RequestInfo};
 use crate::proto::error::EngineError;
 use crate::{BoxError, ResponseBody};
@@ -33,6 +35,8 @@ pub(crate) struct Writer<'a, W, B> {
     io: &'a mut W,
     buf: Vec<u8>,
     slots: mpsc::Receiver<Slot<B>>,
+    /// `Server-Timing` figures for the response being encoded.
+    timing: Option<(Duration, Duration)>,
 }
 
 impl<'a, W, B> Writer<'a, W, B>
@@ -46,6 +50,7 @@ where
             io,
             buf: Vec::new(),
             slots,
+            timing: None,
         }
     }
 
@@ -70,15 +75,32 @@ where
                     }
                 }
             };
-            let Slot { kind, info, close } = slot;
-            let outcome = match kind {
+            let Slot {
+                kind,
+                info,
+                close,
+                timing,
+            } = slot;
+            let (outcome, timing) = match kind {
                 SlotKind::Continue => {
                     self.buf.extend_from_slice(encode::CONTINUE);
                     continue;
                 }
-                SlotKind::Ready(outcome) => outcome,
-                SlotKind::Pending(rx) => self.wait(rx).await?,
+                SlotKind::Ready(outcome) => (outcome, timing),
+                SlotKind::Pending(rx) => {
+                    let (outcome, finished) = self.wait(rx).await?;
+                    let timing = timing.map(|t| Timing { finished, ..t });
+                    (outcome, timing)
+                }
             };
+            // Handler time, and how long the finished response waited for earlier ones.
+            self.timing = timing.map(|t| {
+                let now = Instant::now();
+                (
+                    t.finished - t.started,
+                    now.saturating_duration_since(t.finished),
+                )
+            });
             // The reader has stopped and nothing follows: say so in this response.
             let last = close || (self.slots.is_closed() && self.slots.is_empty());
             let ends = match outcome {
@@ -126,7 +148,7 @@ where
             return Err(response);
         };
         let (status, headers) = (response.status(), response.headers());
-        match encode::head(&mut self.buf, status, headers, info, plan) {
+        match encode::head(&mut self.buf, status, headers, info, plan, self.timing) {
             BodyFraming::None => {}
             _ => self.buf.extend_from_slice(&data),
         }
@@ -135,7 +157,7 @@ where
 
     /// Waits for a spawned handler's response, writing what is buffered first so finished
     /// responses never wait behind an unfinished one in our buffer.
-    async fn wait(&mut self, mut rx: oneshot::Receiver<Outcome<B>>) -> io::Result<Outcome<B>> {
+    async fn wait(&mut self, mut rx: oneshot::Receiver<Finished<B>>) -> io::Result<Finished<B>> {
         let received = match rx.try_recv() {
             Err(oneshot::error::TryRecvError::Empty) => {
                 self.flush().await?;
@@ -145,7 +167,7 @@ where
         };
         Ok(received.unwrap_or_else(|| {
             tracing::error!("handler panicked; answering 500");
-            Outcome::internal_error()
+            (Outcome::internal_error(), Instant::now())
         }))
     }
 
@@ -160,7 +182,14 @@ where
         );
         let len = Some(text.len() as u64);
         let plan = encode::plan(error.status, &headers, len, info, close);
-        let framing = encode::head(&mut self.buf, error.status, &headers, info, plan);
+        let framing = encode::head(
+            &mut self.buf,
+            error.status,
+            &headers,
+            info,
+            plan,
+            self.timing,
+        );
         if framing != BodyFraming::None {
             self.buf.extend_from_slice(text.as_bytes());
         }
@@ -174,7 +203,14 @@ where
     ) -> io::Result<bool> {
         let (parts, body) = response.into_parts();
         let close = plan.close;
-        let framing = encode::head(&mut self.buf, parts.status, &parts.headers, info, plan);
+        let framing = encode::head(
+            &mut self.buf,
+            parts.status,
+            &parts.headers,
+            info,
+            plan,
+            self.timing,
+        );
         if framing == BodyFraming::None {
             return Ok(close);
         }
@@ -328,6 +364,7 @@ mod tests {
             kind,
             info: info(),
             close: false,
+            timing: None,
         }
     }
 
@@ -382,7 +419,7 @@ mod tests {
             assert_eq!(count(&writes, "first"), 1);
             assert_eq!(count(&writes, "third"), 0, "third must wait for second");
         }
-        assert!(answer.send(response("second")).is_ok());
+        assert!(answer.send((response("second"), Instant::now())).is_ok());
         writer.await.unwrap().unwrap();
         let writes = writes.lock().unwrap();
         assert_eq!(writes.len(), 2, "second and third leave together");

@@ -1,6 +1,7 @@
 //! Response encoding: status line, headers, and body framing (RFC 9112 §6, §7).
 
 use std::io::Write;
+use std::time::Duration;
 
 use http::header::{self, HeaderMap};
 use http::{StatusCode, Version};
@@ -102,6 +103,7 @@ pub(crate) fn head(
     headers: &HeaderMap,
     req: RequestInfo,
     plan: Plan,
+    timing: Option<(Duration, Duration)>,
 ) -> BodyFraming {
     let Plan {
         framing,
@@ -129,6 +131,9 @@ pub(crate) fn head(
     }
     if !headers.contains_key(header::SERVER) {
         dst.extend_from_slice(SERVER);
+    }
+    if let Some((handler, queue)) = timing {
+        server_timing(dst, handler, queue);
     }
     match framing {
         BodyFraming::Length(n) => content_length(dst, n),
@@ -160,6 +165,19 @@ fn field(dst: &mut Vec<u8>, name: &header::HeaderName, value: &header::HeaderVal
     dst.extend_from_slice(b": ");
     dst.extend_from_slice(value.as_bytes());
     dst.extend_from_slice(b"\r\n");
+}
+
+/// `Server-Timing: handler;dur=…, queue;dur=…` (milliseconds): how long the handler ran, and
+/// how long its finished response waited for earlier ones (head-of-line wait). A field line
+/// of its own, so a service's own `Server-Timing` is kept beside it.
+fn server_timing(dst: &mut Vec<u8>, handler: Duration, queue: Duration) {
+    // Writing into a Vec cannot fail.
+    let _ = write!(
+        dst,
+        "server-timing: handler;dur={:.3}, queue;dur={:.3}\r\n",
+        handler.as_secs_f64() * 1000.0,
+        queue.as_secs_f64() * 1000.0
+    );
 }
 
 fn content_length(dst: &mut Vec<u8>, n: u64) {
