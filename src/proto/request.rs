@@ -238,12 +238,15 @@ fn syntax_error(err: httparse::Error, buf: &[u8]) -> EngineError {
     }
 }
 
-/// Where the version token of the first request line sits in `buf`, if the line is complete.
+/// Where the version token of the first request line sits in `buf` (the line may not be
+/// complete yet: a read can end right after the version).
 fn version_token(buf: &[u8]) -> Option<Range<usize>> {
     let start = buf.iter().position(|b| !matches!(b, b'\r' | b'\n'))?;
-    let len = buf[start..]
+    let rest = &buf[start..];
+    let len = rest
         .iter()
-        .position(|&b| b == b'\r' || b == b'\n')?;
+        .position(|&b| b == b'\r' || b == b'\n')
+        .unwrap_or(rest.len());
     let line = &buf[start..start + len];
     let space = line.iter().rposition(|&b| b == b' ')?;
     Some(start + space + 1..start + len)
