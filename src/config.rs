@@ -29,6 +29,7 @@ pub struct Config {
     pub(crate) max_connections: Option<usize>,
     pub(crate) shutdown_timeout: Option<Duration>,
     pub(crate) server_timing: bool,
+    pub(crate) http2: bool,
 }
 
 impl Default for Config {
@@ -45,6 +46,7 @@ impl Default for Config {
             max_connections: None,
             shutdown_timeout: None,
             server_timing: true,
+            http2: true,
         }
     }
 }
@@ -157,6 +159,14 @@ impl Config {
     /// pipelining costs, made visible to clients. Off saves two clock reads per request.
     pub fn server_timing(mut self, on: bool) -> Self {
         self.server_timing = on;
+        self
+    }
+
+    /// Whether [`serve`](crate::serve) also speaks HTTP/2 (cleartext, prior knowledge) on the
+    /// same port (default on). A connection that opens with the HTTP/2 preface goes to hyper's
+    /// HTTP/2 server with the same service; HTTP/1.1 connections stay on the ordered engine.
+    pub fn http2(mut self, on: bool) -> Self {
+        self.http2 = on;
         self
     }
 }

@@ -30,9 +30,14 @@
 //! ```
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "bench-internals")]
+#[doc(hidden)]
+pub mod bench;
 mod body;
 mod config;
 mod conn;
+mod h2;
+mod listener;
 mod proto;
 mod response;
 mod router;
@@ -41,6 +46,7 @@ mod stats;
 
 pub use body::{Body, BodyError};
 pub use config::{Config, MIN_PIPELINE_DEPTH};
+pub use listener::Listener;
 pub use response::{IntoResponse, ResponseBody};
 pub use router::{
     delete, get, head, options, patch, post, put, MethodRouter, PathParams, Route, RouteFuture,

@@ -2,20 +2,19 @@
 
 use std::future::{Future, IntoFuture};
 use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::{Request, Response};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tower::Service;
 
 use crate::body::Body;
 use crate::conn::{self, InsertInfo, Phase};
+use crate::listener::Listener;
 use crate::stats::ServerStats;
 use crate::{BoxError, Config};
 
@@ -40,8 +39,9 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_secs(1);
 ///     .await
 /// # }
 /// ```
-pub fn serve<S, B>(listener: TcpListener, service: S) -> Serve<S>
+pub fn serve<L, S, B>(listener: L, service: S) -> Serve<L, S>
 where
+    L: Listener,
     S: Service<Request<Body>, Response = Response<B>> + Clone + Send + 'static,
     S::Error: Into<BoxError>,
     S::Future: Send + 'static,
@@ -59,18 +59,18 @@ where
 
 /// A server ready to run; see [`serve`].
 #[must_use = "a server does nothing until it is awaited"]
-pub struct Serve<S> {
-    listener: TcpListener,
+pub struct Serve<L: Listener, S> {
+    listener: L,
     service: S,
     config: Config,
     stats: ServerStats,
-    connect_info: Option<MakeInfo>,
+    connect_info: Option<MakeInfo<L::Addr>>,
 }
 
 /// Makes a connection's [`InsertInfo`] from its peer address.
-type MakeInfo = Arc<dyn Fn(SocketAddr) -> InsertInfo + Send + Sync>;
+type MakeInfo<A> = Arc<dyn Fn(A) -> InsertInfo + Send + Sync>;
 
-impl<S> Serve<S> {
+impl<L: Listener, S> Serve<L, S> {
     /// Replaces the default limits.
     pub fn config(mut self, config: Config) -> Self {
         self.config = config;
@@ -78,7 +78,7 @@ impl<S> Serve<S> {
     }
 
     /// The address the listener is bound to (useful after binding port 0).
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+    pub fn local_addr(&self) -> io::Result<L::Addr> {
         self.listener.local_addr()
     }
 
@@ -97,7 +97,7 @@ impl<S> Serve<S> {
     /// ```
     pub fn connect_info<T, F>(mut self, make: F) -> Self
     where
-        F: Fn(SocketAddr) -> T + Send + Sync + 'static,
+        F: Fn(L::Addr) -> T + Send + Sync + 'static,
         T: Clone + Send + Sync + 'static,
     {
         self.connect_info = Some(Arc::new(move |peer| {
@@ -111,7 +111,7 @@ impl<S> Serve<S> {
 
     /// Stops accepting when `signal` completes, lets every connection answer the requests it
     /// has already read (the last response says `Connection: close`), and then returns.
-    pub fn with_graceful_shutdown<F>(self, signal: F) -> WithGracefulShutdown<S, F>
+    pub fn with_graceful_shutdown<F>(self, signal: F) -> WithGracefulShutdown<L, S, F>
     where
         F: Future<Output = ()> + Send + 'static,
     {
@@ -124,14 +124,14 @@ impl<S> Serve<S> {
 
 /// A server that shuts down gracefully; see [`Serve::with_graceful_shutdown`].
 #[must_use = "a server does nothing until it is awaited"]
-pub struct WithGracefulShutdown<S, F> {
-    serve: Serve<S>,
+pub struct WithGracefulShutdown<L: Listener, S, F> {
+    serve: Serve<L, S>,
     signal: F,
 }
 
-impl<S, F> WithGracefulShutdown<S, F> {
+impl<L: Listener, S, F> WithGracefulShutdown<L, S, F> {
     /// The address the listener is bound to.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+    pub fn local_addr(&self) -> io::Result<L::Addr> {
         self.serve.local_addr()
     }
 
@@ -141,8 +141,9 @@ impl<S, F> WithGracefulShutdown<S, F> {
     }
 }
 
-impl<S, B> IntoFuture for Serve<S>
+impl<L, S, B> IntoFuture for Serve<L, S>
 where
+    L: Listener,
     S: Service<Request<Body>, Response = Response<B>> + Clone + Send + 'static,
     S::Error: Into<BoxError>,
     S::Future: Send + 'static,
@@ -158,8 +159,9 @@ where
     }
 }
 
-impl<S, B, F> IntoFuture for WithGracefulShutdown<S, F>
+impl<L, S, B, F> IntoFuture for WithGracefulShutdown<L, S, F>
 where
+    L: Listener,
     S: Service<Request<Body>, Response = Response<B>> + Clone + Send + 'static,
     S::Error: Into<BoxError>,
     S::Future: Send + 'static,
@@ -175,8 +177,9 @@ where
     }
 }
 
-async fn run<S, B, F>(serve: Serve<S>, signal: F) -> io::Result<()>
+async fn run<L, S, B, F>(serve: Serve<L, S>, signal: F) -> io::Result<()>
 where
+    L: Listener,
     S: Service<Request<Body>, Response = Response<B>> + Clone + Send + 'static,
     S::Error: Into<BoxError>,
     S::Future: Send + 'static,
@@ -185,7 +188,7 @@ where
     F: Future<Output = ()> + Send + 'static,
 {
     let Serve {
-        listener,
+        mut listener,
         service,
         config,
         stats,
@@ -208,7 +211,7 @@ where
             },
             None => None,
         };
-        let (stream, peer) = tokio::select! {
+        let (io, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) if is_peer_error(&e) => continue,
@@ -220,27 +223,23 @@ where
             },
             () = &mut signal => break,
         };
-        // Responses are batched by the writer already; Nagle would only delay the last one.
-        let _ = stream.set_nodelay(true);
         let service = service.clone();
         let config = Arc::clone(&config);
         let phase = phase_rx.clone();
         let alive = alive_rx.clone();
         let counted = stats.connection();
         let stats = stats.clone();
-        let connect_info = connect_info.clone();
+        let connect_info = connect_info.as_ref().map(|make| make(peer.clone()));
         tokio::spawn(async move {
-            let mut stream = stream;
-            let (read, write) = stream.split();
-            tracing::trace!(%peer, "connection opened");
+            tracing::trace!(?peer, "connection opened");
             let shared = conn::Shared {
                 config: &config,
                 phase,
                 stats,
-                connect_info: connect_info.map(|make| make(peer)),
+                connect_info,
             };
-            conn::serve(read, write, service, shared).await;
-            tracing::trace!(%peer, "connection closed");
+            conn::serve_io(io, service, shared).await;
+            tracing::trace!(?peer, "connection closed");
             drop((alive, counted, permit));
         });
     }
@@ -268,8 +267,8 @@ where
 }
 
 /// Serves HTTP/1.1 with ordered concurrent pipelining on one connection that is already
-/// open: a Unix socket, a TLS stream, an in-memory duplex in a test. Returns when the
-/// connection is finished.
+/// open: a TLS stream, an in-memory duplex in a test. Returns when the connection is finished.
+/// (HTTP/2 detection is [`serve`]'s: this speaks HTTP/1 only.)
 ///
 /// ```
 /// use pipelined::{get, Config, Router};
@@ -304,7 +303,7 @@ where
         stats: ServerStats::default(),
         connect_info: None,
     };
-    conn::serve(read, write, service, shared).await;
+    conn::serve(read, write, service, shared, BytesMut::new()).await;
 }
 
 /// Accept errors caused by one peer (it went away before we accepted): not worth a pause.

@@ -17,13 +17,14 @@ mod writer;
 use std::pin::pin;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::{Request, Response};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::{mpsc, watch};
 use tower::Service;
 
 use crate::body::Body;
+use crate::h2;
 use crate::stats::ServerStats;
 use crate::{BoxError, Config};
 use reader::Reader;
@@ -63,9 +64,74 @@ pub(crate) struct Shared<'a> {
 /// Inserts one connection's info into a request's extensions.
 pub(crate) type InsertInfo = Box<dyn Fn(&mut http::Extensions) + Send + Sync>;
 
-/// Serves HTTP/1.1 on one connection until it is finished.
-pub(crate) async fn serve<R, W, S, B>(mut read: R, mut write: W, service: S, shared: Shared<'_>)
+/// Serves one accepted connection until it is finished: HTTP/2 when it opens with the HTTP/2
+/// preface (and `Config::http2` allows it), the ordered HTTP/1.1 engine otherwise.
+pub(crate) async fn serve_io<I, S, B>(mut io: I, service: S, shared: Shared<'_>)
 where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: Service<Request<Body>, Response = Response<B>> + Clone + Send + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let mut buf = BytesMut::new();
+    if shared.config.http2 {
+        match sniff(&mut io, &mut buf, &shared).await {
+            Sniffed::Http1 => {}
+            Sniffed::Http2 => return h2::serve(io, buf.freeze(), service, shared.phase).await,
+            Sniffed::Gone => return,
+        }
+    }
+    let (read, write) = tokio::io::split(io);
+    serve(read, write, service, shared, buf).await;
+}
+
+/// What a new connection turned out to speak.
+enum Sniffed {
+    Http1,
+    Http2,
+    /// Closed, idle past the limit, or the server is shutting down, before a request came.
+    Gone,
+}
+
+/// Reads until the first bytes tell HTTP/1.1 from the HTTP/2 preface. An HTTP/1.1 request
+/// differs within its first bytes (only `PRI` starts like the preface), so for HTTP/1.1 this is
+/// the connection's first read, which the reader then starts from: no extra system call.
+async fn sniff<I: AsyncRead + Unpin>(
+    io: &mut I,
+    buf: &mut BytesMut,
+    shared: &Shared<'_>,
+) -> Sniffed {
+    let mut phase = shared.phase.clone();
+    let deadline = tokio::time::Instant::now() + shared.config.idle_timeout;
+    loop {
+        if buf.len() >= h2::PREFACE.len() && buf.starts_with(h2::PREFACE) {
+            return Sniffed::Http2;
+        }
+        if !h2::PREFACE.starts_with(&buf[..buf.len().min(h2::PREFACE.len())]) {
+            return Sniffed::Http1;
+        }
+        buf.reserve(reader::READ_CHUNK);
+        let read = tokio::select! {
+            read = tokio::time::timeout_at(deadline, io.read_buf(buf)) => read,
+            _ = phase.wait_for(|p| *p != Phase::Running) => return Sniffed::Gone,
+        };
+        match read {
+            Ok(Ok(n)) if n > 0 => {}
+            _ => return Sniffed::Gone,
+        }
+    }
+}
+
+/// Serves HTTP/1.1 on one connection until it is finished; `buf` holds bytes already read.
+pub(crate) async fn serve<R, W, S, B>(
+    mut read: R,
+    mut write: W,
+    service: S,
+    shared: Shared<'_>,
+    buf: BytesMut,
+) where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
     S: Service<Request<Body>, Response = Response<B>> + Send + 'static,
@@ -83,7 +149,16 @@ where
     let mut abort = phase.clone();
     {
         let (tx, rx) = mpsc::channel(config.max_pipeline_depth);
-        let reader = Reader::new(&mut read, config, service, tx, phase, stats, connect_info);
+        let reader = Reader::new(
+            &mut read,
+            buf,
+            config,
+            service,
+            tx,
+            phase,
+            stats,
+            connect_info,
+        );
         let mut reader = pin!(reader.run());
         let mut writer = pin!(Writer::new(&mut write, rx).run());
         let mut reading = true;

@@ -27,7 +27,7 @@ use crate::{BoxError, Config};
 
 /// Bytes reserved in the read buffer before each socket read: enough for a pipelined batch of
 /// small requests in one read, small enough to keep idle connections cheap.
-const READ_CHUNK: usize = 8 * 1024;
+pub(crate) const READ_CHUNK: usize = 8 * 1024;
 
 pub(crate) struct Reader<'a, R, S: Service<Request<Body>>, B> {
     io: &'a mut R,
@@ -54,8 +54,10 @@ where
     S::Future: Send + 'static,
     B: http_body::Body + Send + 'static,
 {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         io: &'a mut R,
+        buf: BytesMut,
         config: &'a Config,
         service: S,
         slots: mpsc::Sender<Slot<B>>,
@@ -65,7 +67,7 @@ where
     ) -> Self {
         Reader {
             io,
-            buf: BytesMut::new(),
+            buf,
             parser: Parser::default(),
             config,
             service,

@@ -1,0 +1,116 @@
+//! HTTP/2 on the same port, through hyper's HTTP/2 server.
+//!
+//! HTTP/2 multiplexes requests on one connection, the protocol's own answer to head-of-line
+//! blocking; there is nothing for the ordered engine to add. A new connection that opens with
+//! the HTTP/2 cleartext preface (prior knowledge, `h2c`) is handed to hyper with the same
+//! service; every other connection stays on the ordered HTTP/1.1 engine.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes};
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::server::conn::http2;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::watch;
+use tower::{Service, ServiceBuilder};
+
+use crate::conn::Phase;
+use crate::{Body, BoxError};
+
+/// The client connection preface of HTTP/2 (RFC 9113 §3.4).
+pub(crate) const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Serves one HTTP/2 connection whose first bytes (`read`: the preface and whatever came with
+/// it) were already read while telling it from HTTP/1.1.
+pub(crate) async fn serve<I, S, B>(io: I, read: Bytes, service: S, phase: watch::Receiver<Phase>)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: Service<Request<Body>, Response = Response<B>> + Clone + Send + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let service = ServiceBuilder::new()
+        .map_request(|req: Request<Incoming>| req.map(Body::new))
+        .service(service);
+    let io = TokioIo::new(Rewind { read, io });
+    let conn = http2::Builder::new(TokioExecutor::new())
+        .serve_connection(io, TowerToHyperService::new(service));
+    tokio::pin!(conn);
+    let (mut draining, mut abort) = (phase.clone(), phase);
+    let mut drained = false;
+    loop {
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "HTTP/2 connection ended with an error");
+                }
+                return;
+            }
+            // Shutdown: GOAWAY, finish the streams already open.
+            _ = draining.wait_for(|p| *p != Phase::Running), if !drained => {
+                drained = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            _ = abort.wait_for(|p| *p == Phase::Abort) => return,
+        }
+    }
+}
+
+/// A connection whose first bytes were read already: they are read again first.
+struct Rewind<I> {
+    read: Bytes,
+    io: I,
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Rewind<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.read.is_empty() {
+            return Pin::new(&mut self.io).poll_read(cx, buf);
+        }
+        let n = self.read.len().min(buf.remaining());
+        buf.put_slice(&self.read[..n]);
+        self.read.advance(n);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Rewind<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}

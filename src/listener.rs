@@ -1,0 +1,52 @@
+//! What [`serve`](crate::serve) accepts connections from: TCP, Unix domain sockets, or any
+//! listener of your own.
+
+use std::future::Future;
+use std::io;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// A source of connections, as `axum::serve` has: implemented for tokio's `TcpListener` and
+/// (on Unix) `UnixListener`.
+pub trait Listener: Send + 'static {
+    /// A connection.
+    type Io: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    /// A peer's address (what [`Serve::connect_info`](crate::Serve::connect_info) gets).
+    type Addr: Clone + Send + Sync + std::fmt::Debug + 'static;
+
+    /// Waits for the next connection.
+    fn accept(&mut self) -> impl Future<Output = io::Result<(Self::Io, Self::Addr)>> + Send;
+
+    /// The address this listener is bound to.
+    fn local_addr(&self) -> io::Result<Self::Addr>;
+}
+
+impl Listener for tokio::net::TcpListener {
+    type Io = tokio::net::TcpStream;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> io::Result<(Self::Io, Self::Addr)> {
+        let (stream, peer) = tokio::net::TcpListener::accept(self).await?;
+        // Responses are batched by the writer already; Nagle would only delay the last one.
+        let _ = stream.set_nodelay(true);
+        Ok((stream, peer))
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        tokio::net::TcpListener::local_addr(self)
+    }
+}
+
+#[cfg(unix)]
+impl Listener for tokio::net::UnixListener {
+    type Io = tokio::net::UnixStream;
+    type Addr = tokio::net::unix::SocketAddr;
+
+    async fn accept(&mut self) -> io::Result<(Self::Io, Self::Addr)> {
+        tokio::net::UnixListener::accept(self).await
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        tokio::net::UnixListener::local_addr(self)
+    }
+}
