@@ -3,6 +3,7 @@
 
 mod demo;
 mod hyper_engine;
+mod send;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -29,6 +30,10 @@ struct Cli {
 enum Command {
     /// Serve the demo routes (the default when no command is given).
     Serve(ServeArgs),
+    /// Pipeline requests on one connection and show when each answer was worked on and arrived.
+    Send(send::SendArgs),
+    /// Exit 0 if the server answers 2xx, 1 otherwise (for container health checks).
+    Health(send::HealthArgs),
 }
 
 /// Which HTTP/1.1 connection engine serves the routes.
@@ -82,6 +87,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let args = match cli.command {
         Some(Command::Serve(args)) => args,
+        // The client needs neither the runtime nor the log subscriber.
+        Some(Command::Send(args)) => return send::send(args),
+        Some(Command::Health(args)) => return send::health(args),
         None => cli.serve,
     };
     tracing_subscriber::fmt()

@@ -47,3 +47,40 @@ async fn first_handler_waits_for_a_signal_only_the_second_sends() {
     drop(client);
     server.shutdown().await;
 }
+
+/// A handler that is ready on its first poll runs inline on the connection's own task (no
+/// spawn, no oneshot); one that is still pending moves to a task of its own.
+#[tokio::test]
+async fn ready_handlers_run_inline_and_pending_ones_get_a_task() {
+    let app = Router::new()
+        .route(
+            "/ready",
+            pipelined::get(|_req| async { format!("{:?}\n", tokio::task::try_id()) }),
+        )
+        .route(
+            "/pending",
+            pipelined::get(|_req| async {
+                tokio::task::yield_now().await;
+                format!("{:?}\n", tokio::task::try_id())
+            }),
+        );
+    let server = serve(app).await;
+    let mut client = Client::connect(server.addr).await;
+    client
+        .send(format!(
+            "{}{}{}{}",
+            get("/ready"),
+            get("/pending"),
+            get("/ready"),
+            get("/pending")
+        ))
+        .await;
+    let ids: Vec<String> = client.responses(4).await.iter().map(|r| r.text()).collect();
+    assert!(ids.iter().all(|id| id.starts_with("Some(")), "{ids:?}");
+    assert_eq!(ids[0], ids[2], "ready handlers share the connection's task");
+    assert_ne!(ids[1], ids[0], "a pending handler runs on its own task");
+    assert_ne!(ids[3], ids[0], "a pending handler runs on its own task");
+    assert_ne!(ids[1], ids[3], "each pending handler gets its own task");
+    drop(client);
+    server.shutdown().await;
+}
