@@ -37,6 +37,13 @@ impl std::fmt::Debug for Kind {
     }
 }
 
+/// An empty body (tower-http's timeout, CORS and auth layers build their own answers so).
+impl Default for ResponseBody {
+    fn default() -> Self {
+        ResponseBody::empty()
+    }
+}
+
 impl ResponseBody {
     /// An empty body.
     pub fn empty() -> Self {

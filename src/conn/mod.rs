@@ -10,6 +10,7 @@
 //! lets a pipelined batch leave in one write). Handlers that do not finish on their first poll
 //! run on tasks of their own.
 
+mod queue;
 mod reader;
 mod slot;
 mod writer;
@@ -20,7 +21,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use http::{Request, Response};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tower::Service;
 
 use crate::body::Body;
@@ -79,7 +80,12 @@ where
     if shared.config.http2 {
         match sniff(&mut io, &mut buf, &shared).await {
             Sniffed::Http1 => {}
-            Sniffed::Http2 => return h2::serve(io, buf.freeze(), service, shared.phase).await,
+            // Boxed: hyper's HTTP/2 connection is several KiB, and unboxed it would size the
+            // future of every connection, HTTP/1.1 ones included.
+            Sniffed::Http2 => {
+                let h2 = h2::serve(io, buf.freeze(), service, shared.phase);
+                return Box::pin(h2).await;
+            }
             Sniffed::Gone => return,
         }
     }
@@ -148,7 +154,7 @@ pub(crate) async fn serve<R, W, S, B>(
     } = shared;
     let mut abort = phase.clone();
     {
-        let (tx, rx) = mpsc::channel(config.max_pipeline_depth);
+        let (tx, rx) = queue::queue(config.max_pipeline_depth);
         let reader = Reader::new(
             &mut read,
             buf,
@@ -191,7 +197,8 @@ pub(crate) async fn serve<R, W, S, B>(
 /// Reads and discards until EOF, [`LINGER`] or [`LINGER_BYTES`]; see [`LINGER`].
 async fn linger<R: AsyncRead + Unpin>(read: &mut R) {
     let drain = async {
-        let mut scratch = [0u8; 4096];
+        // On the heap: as an array it would size every connection's future, lingering or not.
+        let mut scratch = vec![0u8; 4096];
         let mut total = 0;
         while total < LINGER_BYTES {
             match read.read(&mut scratch).await {

@@ -12,9 +12,11 @@ use bytes::BytesMut;
 use http::{Method, Request, Response};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::error::Elapsed;
 use tokio::time::{timeout, timeout_at, Instant};
 use tower::Service;
 
+use super::queue::{self, PushError};
 use super::slot::{Finished, InFlight, Outcome, Slot, SlotKind, Timing};
 use super::{InsertInfo, Phase};
 use crate::body::{Body, BodyError, Chunk};
@@ -29,13 +31,20 @@ use crate::{BoxError, Config};
 /// small requests in one read, small enough to keep idle connections cheap.
 pub(crate) const READ_CHUNK: usize = 8 * 1024;
 
+/// How long an idle connection keeps its read buffer before giving it back.
+const IDLE_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The stack buffer an idle connection without a read buffer waits with: big enough for most
+/// single requests, small enough to cost nothing while parked.
+const IDLE_READ: usize = 512;
+
 pub(crate) struct Reader<'a, R, S: Service<Request<Body>>, B> {
     io: &'a mut R,
     buf: BytesMut,
     parser: Parser,
     config: &'a Config,
     service: S,
-    slots: mpsc::Sender<Slot<B>>,
+    slots: queue::Sender<Slot<B>>,
     in_flight: Arc<InFlight>,
     phase: watch::Receiver<Phase>,
     /// When the request head being read must be complete; set at its first byte.
@@ -60,7 +69,7 @@ where
         buf: BytesMut,
         config: &'a Config,
         service: S,
-        slots: mpsc::Sender<Slot<B>>,
+        slots: queue::Sender<Slot<B>>,
         phase: watch::Receiver<Phase>,
         stats: ServerStats,
         connect_info: Option<InsertInfo>,
@@ -159,12 +168,12 @@ where
             // full (back pressure: meanwhile nothing more is read).
             match self.slots.try_send(slot) {
                 Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(slot)) => {
+                Err(PushError::Full(slot)) => {
                     if self.slots.send(slot).await.is_err() {
                         return Ok(());
                     }
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => return Ok(()),
+                Err(PushError::Closed(_)) => return Ok(()),
             }
             if let Some(tx) = body_tx {
                 match self.pump(tx, framing).await {
@@ -207,9 +216,21 @@ where
                 .header_deadline
                 .get_or_insert_with(|| Instant::now() + c.header_read_timeout)
         };
-        let read = tokio::select! {
-            read = timeout_at(deadline, read_more(self.io, &mut self.buf)) => read,
-            _ = self.phase.wait_for(|p| *p != Phase::Running) => return Err(ReadError::Stop),
+        // An idle connection first waits with its read buffer in hand (a busy client is back
+        // within moments); past IDLE_GRACE it gives the buffer back and waits with a small one,
+        // so parked keep-alive connections cost little memory.
+        let keep_buffer = !idle || self.buf.capacity() <= IDLE_READ;
+        let read = if keep_buffer {
+            self.read_until(deadline).await
+        } else {
+            let soon = (Instant::now() + IDLE_GRACE).min(deadline);
+            match self.read_until(soon).await {
+                Err(_elapsed) if soon < deadline => {
+                    self.buf = BytesMut::new();
+                    self.read_small(deadline).await
+                }
+                read => read,
+            }
         };
         match read {
             Ok(Ok(0)) => Err(ReadError::Stop),
@@ -221,6 +242,28 @@ where
                 "request head not received in time",
             ))),
         }
+    }
+
+    /// One read into the buffer before `deadline`; shutdown stops it.
+    async fn read_until(&mut self, deadline: Instant) -> Result<io::Result<usize>, Elapsed> {
+        tokio::select! {
+            read = timeout_at(deadline, read_more(self.io, &mut self.buf)) => read,
+            _ = self.phase.wait_for(|p| *p != Phase::Running) => Ok(Ok(0)),
+        }
+    }
+
+    /// One read through a small stack buffer before `deadline`, for a connection that has given
+    /// its read buffer back; what arrives starts a new, right-sized buffer.
+    async fn read_small(&mut self, deadline: Instant) -> Result<io::Result<usize>, Elapsed> {
+        let mut small = [0u8; IDLE_READ];
+        let read = tokio::select! {
+            read = timeout_at(deadline, self.io.read(&mut small)) => read,
+            _ = self.phase.wait_for(|p| *p != Phase::Running) => Ok(Ok(0)),
+        };
+        if let Ok(Ok(n)) = read {
+            self.buf.extend_from_slice(&small[..n]);
+        }
+        read
     }
 
     /// Calls the service and polls its future once, inline; used through `poll_fn`, so it only
@@ -301,6 +344,9 @@ where
                 () = overdue => Outcome::timed_out(),
                 _ = tx.closed() => return,
             };
+            // Release whatever the finished future still owns (a concurrency permit, a pooled
+            // connection) before the client can see the answer and send its next request.
+            pinned.set(None);
             if answer.ends_connection() {
                 guard.mark_closing();
             }

@@ -13,10 +13,10 @@ use bytes::Bytes;
 use http::{HeaderMap, Response};
 use http_body::Body as HttpBody;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc::{self, error::TryRecvError};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use super::queue::{self, TakeError};
 use super::slot::{Finished, Outcome, Slot, SlotKind, Timing};
 use crate::proto::encode::{self, BodyFraming, Plan, RequestInfo};
 use crate::proto::error::EngineError;
@@ -34,7 +34,7 @@ const DIRECT_WRITE: usize = 16 * 1024;
 pub(crate) struct Writer<'a, W, B> {
     io: &'a mut W,
     buf: Vec<u8>,
-    slots: mpsc::Receiver<Slot<B>>,
+    slots: queue::Receiver<Slot<B>>,
     /// `Server-Timing` figures for the response being encoded.
     timing: Option<(Duration, Duration)>,
 }
@@ -45,7 +45,7 @@ where
     B: HttpBody<Data = Bytes> + 'static,
     B::Error: Into<BoxError>,
 {
-    pub(crate) fn new(io: &'a mut W, slots: mpsc::Receiver<Slot<B>>) -> Self {
+    pub(crate) fn new(io: &'a mut W, slots: queue::Receiver<Slot<B>>) -> Self {
         Writer {
             io,
             buf: Vec::new(),
@@ -65,10 +65,12 @@ where
         loop {
             let slot = match self.slots.try_recv() {
                 Ok(slot) => slot,
-                Err(TryRecvError::Disconnected) => break,
-                Err(TryRecvError::Empty) => {
-                    // The batch is over: write it before waiting for the next slot.
+                Err(TakeError::Closed) => break,
+                Err(TakeError::Empty) => {
+                    // The batch is over: write it before waiting for the next slot, and give
+                    // the buffer back while waiting (an idle connection holds none).
                     self.flush().await?;
+                    self.buf = Vec::new();
                     match self.slots.recv().await {
                         Some(slot) => slot,
                         None => break,
@@ -102,7 +104,7 @@ where
                 )
             });
             // The reader has stopped and nothing follows: say so in this response.
-            let last = close || (self.slots.is_closed() && self.slots.is_empty());
+            let last = close || self.slots.is_finished();
             let ends = match outcome {
                 Outcome::Engine { error, close } => {
                     self.write_engine(error, info, last || close);
@@ -380,11 +382,12 @@ mod tests {
 
     #[tokio::test]
     async fn ready_responses_leave_in_one_write() {
-        let (tx, rx) = mpsc::channel(32);
+        let (tx, rx) = queue::queue(32);
         for _ in 0..16 {
-            tx.send(slot(SlotKind::Ready(response("ready"))))
+            assert!(tx
+                .send(slot(SlotKind::Ready(response("ready"))))
                 .await
-                .unwrap();
+                .is_ok());
         }
         drop(tx);
         let mut io = Recorder::default();
@@ -396,15 +399,17 @@ mod tests {
 
     #[tokio::test]
     async fn finished_responses_are_written_before_waiting_on_a_pending_one() {
-        let (tx, rx) = mpsc::channel(32);
+        let (tx, rx) = queue::queue(32);
         let (answer, pending) = oneshot::channel();
-        tx.send(slot(SlotKind::Ready(response("first"))))
+        assert!(tx
+            .send(slot(SlotKind::Ready(response("first"))))
             .await
-            .unwrap();
-        tx.send(slot(SlotKind::Pending(pending))).await.unwrap();
-        tx.send(slot(SlotKind::Ready(response("third"))))
+            .is_ok());
+        assert!(tx.send(slot(SlotKind::Pending(pending))).await.is_ok());
+        assert!(tx
+            .send(slot(SlotKind::Ready(response("third"))))
             .await
-            .unwrap();
+            .is_ok());
         drop(tx);
         let io = Recorder::default();
         let (writes, wrote) = (Arc::clone(&io.writes), Arc::clone(&io.wrote));
