@@ -176,7 +176,9 @@ where
                 Err(PushError::Closed(_)) => return Ok(()),
             }
             if let Some(tx) = body_tx {
-                match self.pump(tx, framing).await {
+                // Boxed: only requests with bodies pay for the body pump's state; inline it would
+                // size the future of every connection, idle ones included.
+                match Box::pin(self.pump(tx, framing)).await {
                     Ok(()) => {}
                     Err(ReadError::Io(e)) => return Err(e),
                     Err(_) => return Ok(()),

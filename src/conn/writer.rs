@@ -114,7 +114,11 @@ where
                     let plan = plan.closing(last);
                     match self.encode_whole(response, info, plan) {
                         Ok(ends) => ends,
-                        Err(response) => self.write_response(response, info, plan).await?,
+                        // Boxed: only streaming bodies pay for the streaming state; inline it
+                        // would size the future of every connection.
+                        Err(response) => {
+                            Box::pin(self.write_response(response, info, plan)).await?
+                        }
                     }
                 }
             };
