@@ -29,6 +29,7 @@
 //! }
 //! ```
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 #[cfg(feature = "bench-internals")]
 #[doc(hidden)]

@@ -133,3 +133,37 @@ async fn unix_domain_sockets_get_the_ordered_engine() {
     running.await.unwrap().unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// h2load, a real HTTP/2 and HTTP/1.1-pipelining client, against both protocols on one port.
+/// CI installs it (`.ci/run`); elsewhere the test says it was skipped rather than pretend.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2load_drives_http2_and_pipelined_http1_on_one_port() {
+    if std::process::Command::new("h2load")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have h2load (.ci/run installs it)"
+        );
+        eprintln!("skipped: h2load is not installed (apt-get install nghttp2-client)");
+        return;
+    }
+    let server = serve(app()).await;
+    let url = format!("http://{}/plaintext", server.addr);
+    for protocol in [&["--h1"][..], &[][..]] {
+        let out = tokio::process::Command::new("h2load")
+            .args(protocol)
+            .args(["-n", "2000", "-c", "4", "-m", "16", &url])
+            .output()
+            .await
+            .unwrap();
+        let report = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            report.contains("2000 succeeded, 0 failed, 0 errored"),
+            "h2load {protocol:?}:\n{report}"
+        );
+    }
+    server.shutdown().await;
+}
