@@ -5,6 +5,8 @@ use std::time::Duration;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use pipelined::{get, post, Body, IntoResponse, PathParams, ResponseBody, Router};
 
+use crate::work::{WorkPool, QUEUE_LEN};
+
 /// Longest `/delay/{ms}`: a minute is plenty to watch head-of-line behaviour, and a bound
 /// keeps one request from parking a connection for ever.
 const MAX_DELAY_MS: u64 = 60_000;
@@ -16,16 +18,30 @@ GET  /             this index
 GET  /plaintext    200 text/plain \"Hello, World!\"
 GET  /delay/{ms}   waits ms milliseconds (0-60000), then answers with the path
 POST /echo         answers with the request body, streamed back byte for byte
+GET  /work/{n}     n rounds of hashing (1-100000000) on a fixed pool of one worker per core;
+                   503 when the pool's queue is full (back pressure)
 GET  /healthz      200 when the server is up
 ";
 
+/// Most rounds one `/work/{n}` may ask for (about two seconds of CPU).
+const MAX_WORK_ROUNDS: u64 = 100_000_000;
+
 /// The demo application.
 pub fn app() -> Router {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pool = WorkPool::new(workers, QUEUE_LEN);
     Router::new()
         .route("/", get(|_req| async { INDEX }))
         .route("/plaintext", get(plaintext))
         .route("/delay/{ms}", get(delay))
         .route("/echo", post(echo))
+        .route(
+            "/work/{n}",
+            get(move |req| {
+                let pool = pool.clone();
+                work(pool, req)
+            }),
+        )
         .route("/healthz", get(|_req| async { "ok\n" }))
 }
 
@@ -50,6 +66,31 @@ async fn delay(req: Request<Body>) -> Response<ResponseBody> {
     };
     tokio::time::sleep(Duration::from_millis(ms)).await;
     format!("{} waited {ms} ms\n", req.uri().path()).into_response()
+}
+
+/// Hands `n` rounds of hashing to the worker pool and waits for the digest.
+async fn work(pool: WorkPool, req: Request<Body>) -> Response<ResponseBody> {
+    let rounds = req
+        .extensions()
+        .get::<PathParams>()
+        .and_then(|p| p.get("n"))
+        .and_then(|n| n.parse::<u64>().ok())
+        .filter(|n| (1..=MAX_WORK_ROUNDS).contains(n));
+    let Some(rounds) = rounds else {
+        let msg = format!("work must be a whole number of rounds from 1 to {MAX_WORK_ROUNDS}\n");
+        return (StatusCode::BAD_REQUEST, msg).into_response();
+    };
+    let Ok(result) = pool.submit(rounds) else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "work queue full, try again\n",
+        )
+            .into_response();
+    };
+    match result.await {
+        Ok(digest) => format!("{rounds} rounds: {digest:016x}\n").into_response(),
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "worker lost\n").into_response(),
+    }
 }
 
 /// Streams the request body straight back: nothing is buffered beyond the body channel.

@@ -4,6 +4,7 @@
 mod demo;
 mod hyper_engine;
 mod send;
+mod work;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;

@@ -85,7 +85,13 @@ async fn demo_routes_answer_ordinary_requests() {
 
     let index = http.get(server.url("/")).send().await.unwrap();
     let index = index.text().await.unwrap();
-    for route in ["/plaintext", "/delay/{ms}", "/echo", "/healthz"] {
+    for route in [
+        "/plaintext",
+        "/delay/{ms}",
+        "/echo",
+        "/work/{n}",
+        "/healthz",
+    ] {
         assert!(index.contains(route), "index lists {route}: {index}");
     }
 
@@ -109,6 +115,14 @@ async fn demo_routes_answer_ordinary_requests() {
 
     let res = http.get(server.url("/healthz")).send().await.unwrap();
     assert_eq!(res.status(), 200);
+
+    let res = http.get(server.url("/work/1000")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().starts_with("1000 rounds: "));
+    for bad in ["/work/0", "/work/100000001", "/work/lots"] {
+        let res = http.get(server.url(bad)).send().await.unwrap();
+        assert_eq!(res.status(), 400, "{bad}");
+    }
 
     let res = http.get(server.url("/no-such-route")).send().await.unwrap();
     assert_eq!(res.status(), 404);
