@@ -37,6 +37,9 @@ pub mod bench;
 mod body;
 mod config;
 mod conn;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzz;
 mod h2;
 mod listener;
 mod proto;

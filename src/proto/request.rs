@@ -68,9 +68,14 @@ impl Parser {
         max_body_bytes: u64,
     ) -> Result<Option<Head>, EngineError> {
         let parsed = match self.parse_syntax(buf, max_headers) {
-            Err(e) if e.reason == INVALID_VERSION && downgrade_minor_version(buf) => {
-                self.parse_syntax(buf, max_headers)
-            }
+            // httparse judges the version as soon as it sees it; whether it is a later 1.x
+            // (served as 1.1), another major (505) or garbage (400) is only known once the
+            // line is whole, so that the answer never depends on where a read ended.
+            Err(e) if is_version_error(e) => match version_token(buf) {
+                None => Ok(None),
+                Some(_) if downgrade_minor_version(buf) => self.parse_syntax(buf, max_headers),
+                Some(_) => Err(e),
+            },
             other => other,
         };
         let (line, len) = match parsed? {
@@ -217,6 +222,11 @@ fn too_large(buf: &[u8], max_header_bytes: usize) -> EngineError {
 
 const INVALID_VERSION: &str = "invalid HTTP version";
 
+/// An answer about the request line's version (400 for a malformed one, 505 for another major).
+fn is_version_error(e: EngineError) -> bool {
+    e.reason == INVALID_VERSION || e.status == StatusCode::HTTP_VERSION_NOT_SUPPORTED
+}
+
 /// Maps an httparse error to the status RFC 9112 asks for.
 fn syntax_error(err: httparse::Error, buf: &[u8]) -> EngineError {
     match err {
@@ -238,15 +248,12 @@ fn syntax_error(err: httparse::Error, buf: &[u8]) -> EngineError {
     }
 }
 
-/// Where the version token of the first request line sits in `buf` (the line may not be
-/// complete yet: a read can end right after the version).
+/// Where the version token of the first request line sits in `buf`; `None` until the line is
+/// complete.
 fn version_token(buf: &[u8]) -> Option<Range<usize>> {
     let start = buf.iter().position(|b| !matches!(b, b'\r' | b'\n'))?;
     let rest = &buf[start..];
-    let len = rest
-        .iter()
-        .position(|&b| b == b'\r' || b == b'\n')
-        .unwrap_or(rest.len());
+    let len = rest.iter().position(|&b| b == b'\r' || b == b'\n')?;
     let line = &buf[start..start + len];
     let space = line.iter().rposition(|&b| b == b' ')?;
     Some(start + space + 1..start + len)
