@@ -28,15 +28,31 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_secs(1);
 /// The service is cloned once per connection; it is driven by [`tower::ServiceExt::ready`]
 /// before each call.
 ///
-/// ```no_run
+/// ```
 /// use pipelined::{get, Router};
+/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
 ///
-/// # async fn run() -> std::io::Result<()> {
+/// # #[tokio::main]
+/// # async fn main() -> std::io::Result<()> {
 /// let app = Router::new().route("/", get(|_req| async { "hello\n" }));
-/// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
-/// pipelined::serve(listener, app)
-///     .with_graceful_shutdown(async { tokio::signal::ctrl_c().await.ok(); })
-///     .await
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+/// let server = pipelined::serve(listener, app).with_graceful_shutdown(async {
+///     stopped.await.ok();
+/// });
+/// let addr = server.local_addr()?;
+/// let running = tokio::spawn(std::future::IntoFuture::into_future(server));
+///
+/// // Two pipelined requests in one write; the answers come back in order.
+/// let mut client = tokio::net::TcpStream::connect(addr).await?;
+/// client.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await?;
+/// let mut answers = String::new();
+/// client.read_to_string(&mut answers).await?;
+/// assert_eq!(answers.matches("hello\n").count(), 2);
+///
+/// drop(client);
+/// stop.send(()).ok();
+/// running.await.unwrap()
 /// # }
 /// ```
 pub fn serve<L, S, B>(listener: L, service: S) -> Serve<L, S>
