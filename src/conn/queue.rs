@@ -2,9 +2,9 @@
 //!
 //! A `VecDeque` behind a mutex, with two `Notify`s for the two directions of waiting. It does
 //! what a bounded `tokio::sync::mpsc` channel does here, with one difference that matters for
-//! idle keep-alive connections: its memory is given back whenever it runs empty, where an mpsc
-//! channel keeps a block of `capacity` slots (about 7 KiB at the default depth) for the life of
-//! the connection. Both ends live on the connection's task, so the mutex is never contended.
+//! idle keep-alive connections: its memory can be given back when the connection goes idle,
+//! where an mpsc channel keeps a block of `capacity` slots (about 7 KiB at the default depth)
+//! for the life of the connection. Both ends live on the connection's task, so the mutex is never contended.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -95,6 +95,17 @@ impl<T> Sender<T> {
     }
 }
 
+impl<T> Sender<T> {
+    /// Gives the queue's memory back if it is empty: for connections gone idle (an idle
+    /// connection then holds no queue), not after every batch, which would reallocate it.
+    pub(crate) fn release_memory(&self) {
+        let mut state = self.0.lock();
+        if state.items.is_empty() {
+            state.items = VecDeque::new();
+        }
+    }
+}
+
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
         self.0.lock().sender_gone = true;
@@ -115,10 +126,6 @@ impl<T> Receiver<T> {
         let mut state = self.0.lock();
         match state.items.pop_front() {
             Some(item) => {
-                if state.items.is_empty() {
-                    // Give the memory back: an idle connection holds no queue.
-                    state.items = VecDeque::new();
-                }
                 drop(state);
                 self.0.taken.notify_one();
                 Ok(item)

@@ -229,6 +229,7 @@ where
             match self.read_until(soon).await {
                 Err(_elapsed) if soon < deadline => {
                     self.buf = BytesMut::new();
+                    self.slots.release_memory();
                     self.read_small(deadline).await
                 }
                 read => read,

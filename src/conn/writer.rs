@@ -27,6 +27,12 @@ use crate::{BoxError, ResponseBody};
 /// batching dozens of small responses per write.
 const HIGH_WATER: usize = 64 * 1024;
 
+/// Write-buffer capacity kept between batches of a pipelining client.
+const KEEP_IDLE: usize = 4 * 1024;
+
+/// Write-buffer capacity allocated when there is none.
+const FIRST_BUF: usize = 512;
+
 /// Body chunks at least this large are written straight from the handler's buffer instead of
 /// being copied into ours.
 const DIRECT_WRITE: usize = 16 * 1024;
@@ -37,6 +43,8 @@ pub(crate) struct Writer<'a, W, B> {
     slots: queue::Receiver<Slot<B>>,
     /// `Server-Timing` figures for the response being encoded.
     timing: Option<(Duration, Duration)>,
+    /// Responses encoded since the buffer was last written out and waited.
+    batch: usize,
 }
 
 impl<'a, W, B> Writer<'a, W, B>
@@ -51,6 +59,7 @@ where
             buf: Vec::new(),
             slots,
             timing: None,
+            batch: 0,
         }
     }
 
@@ -67,10 +76,17 @@ where
                 Ok(slot) => slot,
                 Err(TakeError::Closed) => break,
                 Err(TakeError::Empty) => {
-                    // The batch is over: write it before waiting for the next slot, and give
-                    // the buffer back while waiting (an idle connection holds none).
+                    // The batch is over: write it before waiting for the next slot. A lone
+                    // response's buffer is given back (the connection may now sit idle for
+                    // long); a pipelining client's is kept up to KEEP_IDLE, since regrowing it
+                    // for every batch would cost more than it saves.
                     self.flush().await?;
-                    self.buf = Vec::new();
+                    if self.batch <= 1 {
+                        self.buf = Vec::new();
+                    } else {
+                        self.buf.shrink_to(KEEP_IDLE);
+                    }
+                    self.batch = 0;
                     match self.slots.recv().await {
                         Some(slot) => slot,
                         None => break,
@@ -103,6 +119,11 @@ where
                     now.saturating_duration_since(t.finished),
                 )
             });
+            self.batch += 1;
+            if self.buf.capacity() == 0 {
+                // One allocation for a typical response head, not a series of small regrowths.
+                self.buf.reserve(FIRST_BUF);
+            }
             // The reader has stopped and nothing follows: say so in this response.
             let last = close || self.slots.is_finished();
             let ends = match outcome {
