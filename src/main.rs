@@ -37,6 +37,15 @@ enum Command {
     Health(send::HealthArgs),
 }
 
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    /// human-readable lines
+    Text,
+    /// one JSON object per line
+    Json,
+}
+
 /// Which HTTP/1.1 connection engine serves the routes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Engine {
@@ -76,6 +85,10 @@ struct ServeArgs {
     #[arg(long, default_value_t = 30, value_name = "SECS",
           value_parser = clap::value_parser!(u64).range(0..=86_400))]
     shutdown_timeout: u64,
+    /// Log line format; `RUST_LOG=debug` adds a span per connection and per request (sequence
+    /// number, method, path, status, handler time, head-of-line wait).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     /// Leave out the `Server-Timing` header (handler time and head-of-line wait).
     #[arg(long)]
     no_server_timing: bool,
@@ -93,12 +106,18 @@ fn main() -> ExitCode {
         Some(Command::Health(args)) => return send::health(args),
         None => cli.serve,
     };
-    tracing_subscriber::fmt()
-        .with_ansi(std::io::stdout().is_terminal())
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match args.log_format {
+        LogFormat::Text => logs.with_ansi(std::io::stdout().is_terminal()).init(),
+        // One JSON object per line, with the connection and request spans as fields: for log
+        // shippers.
+        LogFormat::Json => logs
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .init(),
+    }
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(workers) = args.workers {
         runtime.worker_threads(workers as usize);

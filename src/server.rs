@@ -11,6 +11,7 @@ use http::{Request, Response};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{watch, Semaphore};
 use tower::Service;
+use tracing::Instrument;
 
 use crate::body::Body;
 use crate::conn::{self, InsertInfo, Phase};
@@ -219,6 +220,7 @@ where
     // accept, so excess clients wait in the kernel's backlog instead of costing us a task.
     let permits = config.max_connections.map(|n| Arc::new(Semaphore::new(n)));
     let mut signal = std::pin::pin!(signal);
+    let mut accepted: u64 = 0;
     loop {
         let permit = match &permits {
             Some(permits) => tokio::select! {
@@ -246,8 +248,11 @@ where
         let counted = stats.connection();
         let stats = stats.clone();
         let connect_info = connect_info.as_ref().map(|make| make(peer.clone()));
-        tokio::spawn(async move {
-            tracing::trace!(?peer, "connection opened");
+        accepted += 1;
+        // Every request's span (and every handler's logs) nests in its connection's.
+        let span = tracing::debug_span!("connection", id = accepted, peer = ?peer);
+        let connection = async move {
+            tracing::trace!("connection opened");
             let shared = conn::Shared {
                 config: &config,
                 phase,
@@ -255,9 +260,10 @@ where
                 connect_info,
             };
             conn::serve_io(io, service, shared).await;
-            tracing::trace!(?peer, "connection closed");
+            tracing::trace!("connection closed");
             drop((alive, counted, permit));
-        });
+        };
+        tokio::spawn(connection.instrument(span));
     }
     drop(listener);
     phase_tx.send_replace(Phase::Draining);

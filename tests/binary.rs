@@ -216,3 +216,64 @@ fn an_address_in_use_is_reported() {
         "{stderr}"
     );
 }
+
+/// `--log-format json` with `RUST_LOG=debug`: one JSON object per line, and each answered
+/// request logged in its request span (sequence number, method, path, status, handler time,
+/// head-of-line wait) inside its connection span.
+#[tokio::test]
+async fn json_logs_carry_connection_and_request_spans() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pipelined"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--log-format", "json"])
+        .env("RUST_LOG", "pipelined=debug,info")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first: serde_json::Value =
+        serde_json::from_str(&lines.next().unwrap().unwrap()).expect("a JSON log line");
+    let message = first["fields"]["message"].as_str().unwrap().to_owned();
+    let addr = message
+        .split("http://")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap();
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    let pipeline = "GET /delay/50 HTTP/1.1\r\nHost: x\r\n\r\nGET /plaintext HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    std::io::Write::write_all(&mut stream, pipeline.as_bytes()).unwrap();
+    let mut answers = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut answers).unwrap();
+    let mut answered = Vec::new();
+    for line in lines.map_while(Result::ok) {
+        let event: serde_json::Value = serde_json::from_str(&line).expect("every line is JSON");
+        if event["fields"]["message"] == "answered" {
+            answered.push(event);
+            if answered.len() == 2 {
+                break;
+            }
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(answered.len(), 2, "{answered:?}");
+    for (i, (event, path)) in answered.iter().zip(["/delay/50", "/plaintext"]).enumerate() {
+        let span = &event["span"];
+        assert_eq!(span["name"], "request");
+        assert_eq!(span["seq"], i as u64 + 1);
+        assert_eq!(span["method"], "GET");
+        assert_eq!(span["path"], path);
+        assert_eq!(span["status"], 200);
+        assert_eq!(event["spans"][0]["name"], "connection");
+    }
+    let first_handler = answered[0]["span"]["handler_ms"].as_f64().unwrap();
+    let second_wait = answered[1]["span"]["queue_ms"].as_f64().unwrap();
+    assert!(
+        first_handler >= 50.0,
+        "the delay handler ran {first_handler} ms"
+    );
+    assert!(
+        second_wait > 0.0,
+        "the plaintext answer waited behind the delay"
+    );
+}

@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::error::Elapsed;
 use tokio::time::{timeout, timeout_at, Instant};
 use tower::Service;
+use tracing::Instrument;
 
 use super::queue::{self, PushError};
 use super::slot::{Finished, InFlight, Outcome, Slot, SlotKind, Timing};
@@ -49,6 +50,8 @@ pub(crate) struct Reader<'a, R, S: Service<Request<Body>>, B> {
     phase: watch::Receiver<Phase>,
     /// When the request head being read must be complete; set at its first byte.
     header_deadline: Option<Instant>,
+    /// Requests read so far: the `seq` of each request's span.
+    seq: u64,
     /// A pinned box for the next handler future, kept from the last one that finished on its
     /// first poll.
     spare: Option<Pin<Box<Option<S::Future>>>>,
@@ -84,6 +87,7 @@ where
             in_flight: Arc::new(InFlight::new(stats)),
             phase,
             header_deadline: None,
+            seq: 0,
             spare: None,
             connect_info,
         }
@@ -139,6 +143,7 @@ where
                     info,
                     close: false,
                     timing: None,
+                    span: tracing::Span::none(),
                 };
                 if self.slots.send(interim).await.is_err() {
                     return Ok(());
@@ -148,9 +153,21 @@ where
             if let Some(insert) = &self.connect_info {
                 insert(request.extensions_mut());
             }
+            // The request's span (debug level: free unless enabled) covers its handler, inline
+            // or on its own task, and is closed by the writer with the status and timings.
+            self.seq += 1;
+            let span = tracing::debug_span!(
+                "request",
+                seq = self.seq,
+                method = %request.method(),
+                path = %request.uri().path(),
+                status = tracing::field::Empty,
+                handler_ms = tracing::field::Empty,
+                queue_ms = tracing::field::Empty,
+            );
             let mut request = Some(request);
             let started = self.config.server_timing.then(Instant::now);
-            let kind = poll_fn(|cx| self.dispatch(cx, &mut request, info)).await;
+            let kind = poll_fn(|cx| self.dispatch(cx, &mut request, info, &span)).await;
             let timing = started.map(|started| Timing {
                 started,
                 finished: match kind {
@@ -163,6 +180,7 @@ where
                 info,
                 close,
                 timing,
+                span,
             };
             // Hand the slot over at once when there is room; else wait while the pipeline is
             // full (back pressure: meanwhile nothing more is read).
@@ -200,6 +218,7 @@ where
             info: refused_info(),
             close: true,
             timing: None,
+            span: tracing::Span::none(),
         };
         // Nothing more is read whether or not the writer is still there to take it.
         let _ = self.slots.send(slot).await;
@@ -281,6 +300,7 @@ where
         cx: &mut Context<'_>,
         request: &mut Option<Request<Body>>,
         info: RequestInfo,
+        span: &tracing::Span,
     ) -> Poll<SlotKind<B>> {
         if let Err(e) = std::task::ready!(self.service.poll_ready(cx)) {
             let e: BoxError = e.into();
@@ -292,6 +312,7 @@ where
         };
         let service = &mut self.service;
         let spare = &mut self.spare;
+        let entered = span.enter();
         let first = catch_unwind(AssertUnwindSafe(|| {
             let future = service.call(request);
             // Reuse the pinned box of the last handler that finished inline: most requests
@@ -301,6 +322,7 @@ where
             let polled = pinned.as_mut().as_pin_mut().map(|f| f.poll(cx));
             (polled, pinned)
         }));
+        drop(entered);
         let kind = match first {
             Ok((Some(Poll::Ready(result)), mut pinned)) => {
                 pinned.set(None);
@@ -311,7 +333,7 @@ where
                 }
                 SlotKind::Ready(answer)
             }
-            Ok((_, pinned)) => SlotKind::Pending(self.spawn(pinned, info)),
+            Ok((_, pinned)) => SlotKind::Pending(self.spawn(pinned, info, span.clone())),
             Err(_) => {
                 tracing::error!("handler panicked; answering 500");
                 SlotKind::Ready(Outcome::internal_error())
@@ -325,11 +347,12 @@ where
         &self,
         mut pinned: Pin<Box<Option<S::Future>>>,
         info: RequestInfo,
+        span: tracing::Span,
     ) -> oneshot::Receiver<Finished<B>> {
         let guard = self.in_flight.enter();
         let (mut tx, rx) = oneshot::channel();
         let deadline = self.config.request_timeout.map(|t| Instant::now() + t);
-        tokio::spawn(async move {
+        let task = async move {
             let future = poll_fn(|cx| match pinned.as_mut().as_pin_mut() {
                 Some(future) => future.poll(cx),
                 None => unreachable!("a spawned handler's future is always there"),
@@ -355,7 +378,8 @@ where
             }
             drop(guard);
             let _ = tx.send((answer, Instant::now()));
-        });
+        };
+        tokio::spawn(task.instrument(span));
         rx
     }
 

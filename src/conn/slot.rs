@@ -24,6 +24,8 @@ pub(crate) struct Slot<B> {
     /// When the handler was started and, if it finished inline, when it finished: for the
     /// `Server-Timing` header (`None` when that is turned off).
     pub(crate) timing: Option<Timing>,
+    /// The request's span; the writer records the status and timings in it.
+    pub(crate) span: tracing::Span,
 }
 
 /// When a request's handler started and finished.

@@ -98,6 +98,7 @@ where
                 info,
                 close,
                 timing,
+                span,
             } = slot;
             let (outcome, timing) = match kind {
                 SlotKind::Continue => {
@@ -126,6 +127,9 @@ where
             }
             // The reader has stopped and nothing follows: say so in this response.
             let last = close || self.slots.is_finished();
+            if !span.is_disabled() {
+                record(&span, &outcome, self.timing);
+            }
             let ends = match outcome {
                 Outcome::Engine { error, close } => {
                     self.write_engine(error, info, last || close);
@@ -340,6 +344,20 @@ where
     }
 }
 
+/// Closes a request's span: its status and, with Server-Timing on, its timings.
+fn record<B>(span: &tracing::Span, outcome: &Outcome<B>, timing: Option<(Duration, Duration)>) {
+    let status = match outcome {
+        Outcome::Response(response, _) => response.status(),
+        Outcome::Engine { error, .. } => error.status,
+    };
+    span.record("status", status.as_u16());
+    if let Some((handler, queue)) = timing {
+        span.record("handler_ms", handler.as_secs_f64() * 1000.0);
+        span.record("queue_ms", queue.as_secs_f64() * 1000.0);
+    }
+    tracing::debug!(parent: span, "answered");
+}
+
 #[cfg(test)]
 mod tests {
     //! The writer batches: every response already finished goes out in one write, and a
@@ -392,6 +410,7 @@ mod tests {
             info: info(),
             close: false,
             timing: None,
+            span: tracing::Span::none(),
         }
     }
 
