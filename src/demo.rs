@@ -1,5 +1,6 @@
 //! The demo routes: the interface other tools (load tests, the walkthrough) drive.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use http::{header, HeaderValue, Request, Response, StatusCode};
@@ -20,16 +21,25 @@ GET  /delay/{ms}   waits ms milliseconds (0-60000), then answers with the path
 POST /echo         answers with the request body, streamed back byte for byte
 GET  /work/{n}     n rounds of hashing (1-100000000) on a fixed pool of one worker per core;
                    503 when the pool's queue is full (back pressure)
+GET  /fanout?n=&ms= n concurrent calls to this server's /delay/{ms} (n 1-100, ms 0-10000),
+                   joined: a parallel for-loop, answered after ~ms rather than n*ms
 GET  /healthz      200 when the server is up
 ";
+
+/// Most concurrent calls one `/fanout` may make: each is a connection to ourselves.
+const MAX_FANOUT: usize = 100;
+
+/// Longest delay a `/fanout` call may ask for.
+const MAX_FANOUT_MS: u64 = 10_000;
 
 /// Most rounds one `/work/{n}` may ask for (about two seconds of CPU).
 const MAX_WORK_ROUNDS: u64 = 100_000_000;
 
-/// The demo application.
-pub fn app() -> Router {
+/// The demo application; `own` is the address it is served on (for `/fanout`).
+pub fn app(own: SocketAddr) -> Router {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let pool = WorkPool::new(workers, QUEUE_LEN);
+    let client = reqwest::Client::new();
     Router::new()
         .route("/", get(|_req| async { INDEX }))
         .route("/plaintext", get(plaintext))
@@ -42,6 +52,7 @@ pub fn app() -> Router {
                 work(pool, req)
             }),
         )
+        .route("/fanout", get(move |req| fanout(client.clone(), own, req)))
         .route("/healthz", get(|_req| async { "ok\n" }))
 }
 
@@ -91,6 +102,50 @@ async fn work(pool: WorkPool, req: Request<Body>) -> Response<ResponseBody> {
         Ok(digest) => format!("{rounds} rounds: {digest:016x}\n").into_response(),
         Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "worker lost\n").into_response(),
     }
+}
+
+/// A parallel for-loop: `n` concurrent calls to our own `/delay/{ms}`, joined (asynchronous
+/// work brought back to one answer). Takes about `ms`, not `n × ms`.
+async fn fanout(
+    client: reqwest::Client,
+    own: SocketAddr,
+    req: Request<Body>,
+) -> Response<ResponseBody> {
+    let query = req.uri().query().unwrap_or("");
+    let param = |name: &str| {
+        query
+            .split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .find(|(k, _)| *k == name)
+            .and_then(|(_, v)| v.parse::<u64>().ok())
+    };
+    let n = param("n").filter(|n| (1..=MAX_FANOUT as u64).contains(n));
+    let ms = param("ms").filter(|ms| *ms <= MAX_FANOUT_MS);
+    let (Some(n), Some(ms)) = (n, ms) else {
+        let msg = format!("fanout needs n=1..{MAX_FANOUT} and ms=0..{MAX_FANOUT_MS}\n");
+        return (StatusCode::BAD_REQUEST, msg).into_response();
+    };
+    let url = format!("http://{own}/delay/{ms}");
+    let started = tokio::time::Instant::now();
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let request = client.get(&url).send();
+        calls.spawn(async move { request.await.map(|res| res.status().is_success()) });
+    }
+    let mut ok = 0;
+    while let Some(joined) = calls.join_next().await {
+        if matches!(joined, Ok(Ok(true))) {
+            ok += 1;
+        }
+    }
+    let took = started.elapsed().as_millis();
+    let status = if ok == n {
+        StatusCode::OK
+    } else {
+        StatusCode::BAD_GATEWAY
+    };
+    let body = format!("{ok} of {n} calls to /delay/{ms} answered, in parallel: {took} ms\n");
+    (status, body).into_response()
 }
 
 /// Streams the request body straight back: nothing is buffered beyond the body channel.

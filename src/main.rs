@@ -160,12 +160,14 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let drain = Duration::from_secs(args.shutdown_timeout);
     match args.engine {
         Engine::Ordered => {
-            pipelined::serve(listener, demo::app())
+            pipelined::serve(listener, demo::app(addr))
                 .config(config)
                 .with_graceful_shutdown(shutdown_signal())
                 .await
         }
-        Engine::Hyper => hyper_engine::serve(listener, demo::app(), shutdown_signal(), drain).await,
+        Engine::Hyper => {
+            hyper_engine::serve(listener, demo::app(addr), shutdown_signal(), drain).await
+        }
     }
     .map_err(|e| e.to_string())?;
     tracing::info!("shut down cleanly");

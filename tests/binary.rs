@@ -116,6 +116,27 @@ async fn demo_routes_answer_ordinary_requests() {
     let res = http.get(server.url("/healthz")).send().await.unwrap();
     assert_eq!(res.status(), 200);
 
+    let res = http
+        .get(server.url("/fanout?n=8&ms=20"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let text = res.text().await.unwrap();
+    assert!(
+        text.starts_with("8 of 8 calls to /delay/20 answered"),
+        "{text}"
+    );
+    for bad in [
+        "/fanout",
+        "/fanout?n=0&ms=1",
+        "/fanout?n=101&ms=1",
+        "/fanout?n=2&ms=10001",
+    ] {
+        let res = http.get(server.url(bad)).send().await.unwrap();
+        assert_eq!(res.status(), 400, "{bad}");
+    }
+
     let res = http.get(server.url("/work/1000")).send().await.unwrap();
     assert_eq!(res.status(), 200);
     assert!(res.text().await.unwrap().starts_with("1000 rounds: "));
@@ -276,4 +297,49 @@ async fn json_logs_carry_connection_and_request_spans() {
         second_wait > 0.0,
         "the plaintext answer waited behind the delay"
     );
+}
+
+/// `/work` sheds load: 128 pipelined CPU-bound requests over 4 connections overflow the
+/// pool's queue (64 jobs, one worker per core), so some answers are `503`, in their slots,
+/// while the rest are computed; every request still gets its answer, in order.
+#[tokio::test]
+async fn the_work_pool_answers_503_when_its_queue_is_full() {
+    let server = Binary::start(&["serve", "--bind", "127.0.0.1:0"], &[]);
+    let addr = server.addr;
+    let mut connections = Vec::new();
+    for _ in 0..4 {
+        connections.push(tokio::spawn(async move {
+            let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let one = "GET /work/100000 HTTP/1.1\r\nHost: x\r\n\r\n".repeat(31);
+            let last = "GET /work/100000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+            tokio::io::AsyncWriteExt::write_all(&mut stream, format!("{one}{last}").as_bytes())
+                .await
+                .unwrap();
+            let mut out = String::new();
+            tokio::io::AsyncReadExt::read_to_string(&mut stream, &mut out)
+                .await
+                .unwrap();
+            out
+        }));
+    }
+    let (mut computed, mut shed) = (0, 0);
+    for connection in connections {
+        let out = connection.await.unwrap();
+        let statuses: Vec<&str> = out
+            .lines()
+            .filter(|l| l.starts_with("HTTP/1.1 "))
+            .map(|l| &l[9..12])
+            .collect();
+        assert_eq!(statuses.len(), 32, "every request answered");
+        assert!(
+            statuses.iter().all(|s| *s == "200" || *s == "503"),
+            "{statuses:?}"
+        );
+        computed += out.matches("100000 rounds: ").count();
+        shed += out.matches("work queue full").count();
+    }
+    assert_eq!(computed + shed, 128);
+    assert!(shed > 0, "128 jobs fit in a queue of 64");
+    assert!(computed >= 2, "the pool kept working while shedding");
+    server.terminate();
 }
