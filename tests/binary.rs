@@ -1,75 +1,12 @@
 //! The `pipelined` binary: its command line, its demo routes through an ordinary HTTP client
 //! (reqwest), and a clean exit on SIGTERM.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::{Command, Stdio};
 
-/// A running `pipelined` process, killed if the test fails before stopping it.
-struct Binary {
-    child: Child,
-    addr: SocketAddr,
-    log: mpsc::Receiver<String>,
-}
-
-impl Binary {
-    fn start(args: &[&str], env: &[(&str, &str)]) -> Binary {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pipelined"))
-            .args(args)
-            .envs(env.iter().copied())
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("binary starts");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, log) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let addr = loop {
-            let line = log
-                .recv_timeout(Duration::from_secs(30))
-                .expect("the binary logs its address");
-            if let Some((_, addr)) = line.split_once("listening on http://") {
-                let addr = addr.split_whitespace().next().unwrap_or_default();
-                break addr.parse().expect("a socket address");
-            }
-        };
-        Binary { child, addr, log }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    /// Sends SIGTERM and waits for a clean exit, returning what it logged meanwhile.
-    fn terminate(mut self) -> Vec<String> {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let exit = self.child.wait().unwrap();
-        assert!(exit.success(), "exit status after SIGTERM: {exit}");
-        // The process has exited, so its stdout reaches EOF and the reading thread hangs up:
-        // this collects every line, including the last ones.
-        self.log.iter().collect()
-    }
-}
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::binary::Binary;
 
 #[tokio::test]
 async fn demo_routes_answer_ordinary_requests() {

@@ -2,59 +2,21 @@
 //! the head-of-line wait read from `Server-Timing`, and clear errors. Durations are checked
 //! against lower bounds that the demo's sleeps guarantee, never against upper bounds.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::{Command, Output};
 
-/// A running `pipelined serve`, killed when dropped (as in tests/binary.rs).
-struct Binary {
-    child: Child,
-    addr: SocketAddr,
-}
+use common::binary::Binary;
 
-impl Binary {
-    fn start(args: &[&str]) -> Binary {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pipelined"))
-            .args(args)
-            .args(["--bind", "127.0.0.1:0"])
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("binary starts");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, log) = mpsc::channel();
-        // Keeps draining the log after the address is found, so the server never blocks on a
-        // full stdout pipe.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let addr = loop {
-            let line = log
-                .recv_timeout(Duration::from_secs(30))
-                .expect("the binary logs its address");
-            if let Some((_, addr)) = line.split_once("listening on http://") {
-                let addr = addr.split_whitespace().next().unwrap_or_default();
-                break addr.parse().expect("a socket address");
-            }
-        };
-        Binary { child, addr }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-}
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The server under test on a free port, and its base URL.
+fn start(args: &[&str]) -> (Binary, String) {
+    let mut all = args.to_vec();
+    all.extend(["--bind", "127.0.0.1:0"]);
+    let server = Binary::start(&all, &[]);
+    let url = server.url("");
+    (server, url)
 }
 
 /// Runs the binary with `args` to completion.
@@ -93,8 +55,7 @@ fn ms(value: &serde_json::Value) -> f64 {
 
 #[test]
 fn a_slow_first_request_holds_up_the_finished_ones_behind_it() {
-    let server = Binary::start(&["serve"]);
-    let url = server.url();
+    let (_server, url) = start(&["serve"]);
     let paths = ["/delay/200", "/delay/50", "/plaintext"];
     let args = [&["send", &url][..], &paths].concat();
 
@@ -178,8 +139,7 @@ fn a_slow_first_request_holds_up_the_finished_ones_behind_it() {
 
 #[test]
 fn raw_repeat_post_and_head() {
-    let server = Binary::start(&["serve"]);
-    let url = server.url();
+    let (_server, url) = start(&["serve"]);
 
     let out = run(&["send", "--raw", &url, "/plaintext"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -247,8 +207,8 @@ fn raw_repeat_post_and_head() {
 
 #[test]
 fn the_hyper_engine_sends_no_server_timing() {
-    let server = Binary::start(&["serve", "--engine", "hyper"]);
-    let out = run(&["send", &server.url(), "/delay/20", "/plaintext"]);
+    let (_server, url) = start(&["serve", "--engine", "hyper"]);
+    let out = run(&["send", &url, "/delay/20", "/plaintext"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.contains("no Server-Timing header"), "{text}");
@@ -350,8 +310,8 @@ fn a_silent_server_times_out() {
 
 #[test]
 fn health_reflects_whether_the_server_answers() {
-    let server = Binary::start(&["serve"]);
-    let url = format!("{}/healthz", server.url());
+    let (server, base) = start(&["serve"]);
+    let url = format!("{base}/healthz");
     let out = run(&["health", "--url", &url]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("200"), "{}", stdout(&out));
@@ -364,11 +324,7 @@ fn health_reflects_whether_the_server_answers() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
 
-    let out = run(&[
-        "health",
-        "--url",
-        &format!("{}/no-such-route", server.url()),
-    ]);
+    let out = run(&["health", "--url", &format!("{base}/no-such-route")]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("404"), "{}", stderr(&out));
 
