@@ -30,6 +30,7 @@ pub struct Config {
     pub(crate) shutdown_timeout: Option<Duration>,
     pub(crate) server_timing: bool,
     pub(crate) http2: bool,
+    pub(crate) metrics: bool,
 }
 
 impl Default for Config {
@@ -47,6 +48,7 @@ impl Default for Config {
             shutdown_timeout: None,
             server_timing: true,
             http2: true,
+            metrics: false,
         }
     }
 }
@@ -167,6 +169,17 @@ impl Config {
     /// HTTP/2 server with the same service; HTTP/1.1 connections stay on the ordered engine.
     pub fn http2(mut self, on: bool) -> Self {
         self.http2 = on;
+        self
+    }
+
+    /// Whether the engine emits metrics through the [`metrics`](https://docs.rs/metrics)
+    /// facade (default off): `pipelined_open_connections` and `pipelined_in_flight_requests`
+    /// (gauges), `pipelined_pipeline_depth` (requests queued behind the one being written, at
+    /// each request), `pipelined_handler_seconds` and `pipelined_head_of_line_wait_seconds`
+    /// (histograms). Off, the hot path pays nothing; on, install a recorder (for example
+    /// `metrics-exporter-prometheus`) to collect them.
+    pub fn metrics(mut self, on: bool) -> Self {
+        self.metrics = on;
         self
     }
 }

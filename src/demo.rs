@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use http::{header, HeaderValue, Request, Response, StatusCode};
+use metrics_exporter_prometheus::PrometheusHandle;
 use pipelined::{get, post, Body, IntoResponse, PathParams, ResponseBody, Router};
 
 use crate::work::{WorkPool, QUEUE_LEN};
@@ -23,8 +24,22 @@ GET  /work/{n}     n rounds of hashing (1-100000000) on a fixed pool of one work
                    503 when the pool's queue is full (back pressure)
 GET  /fanout?n=&ms= n concurrent calls to this server's /delay/{ms} (n 1-100, ms 0-10000),
                    joined: a parallel for-loop, answered after ~ms rather than n*ms
+GET  /metrics      Prometheus text: requests by method/route/status, handler time and
+                   head-of-line wait histograms, pipeline depth, open connections, in flight
 GET  /healthz      200 when the server is up
 ";
+
+/// Every route pattern, for metric labels (`prometheus::Counted`).
+pub const ROUTES: &[&str] = &[
+    "/",
+    "/plaintext",
+    "/delay/{ms}",
+    "/echo",
+    "/work/{n}",
+    "/fanout",
+    "/metrics",
+    "/healthz",
+];
 
 /// Most concurrent calls one `/fanout` may make: each is a connection to ourselves.
 const MAX_FANOUT: usize = 100;
@@ -35,8 +50,9 @@ const MAX_FANOUT_MS: u64 = 10_000;
 /// Most rounds one `/work/{n}` may ask for (about two seconds of CPU).
 const MAX_WORK_ROUNDS: u64 = 100_000_000;
 
-/// The demo application; `own` is the address it is served on (for `/fanout`).
-pub fn app(own: SocketAddr) -> Router {
+/// The demo application; `own` is the address it is served on (for `/fanout`), `metrics`
+/// renders `/metrics`.
+pub fn app(own: SocketAddr, metrics: PrometheusHandle) -> Router {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let pool = WorkPool::new(workers, QUEUE_LEN);
     let client = reqwest::Client::new();
@@ -53,6 +69,18 @@ pub fn app(own: SocketAddr) -> Router {
             }),
         )
         .route("/fanout", get(move |req| fanout(client.clone(), own, req)))
+        .route(
+            "/metrics",
+            get(move |_req| {
+                let text = metrics.render();
+                async move {
+                    let mut res = Response::new(ResponseBody::from(text));
+                    let exposition = HeaderValue::from_static("text/plain; version=0.0.4");
+                    res.headers_mut().insert(header::CONTENT_TYPE, exposition);
+                    res
+                }
+            }),
+        )
         .route("/healthz", get(|_req| async { "ok\n" }))
 }
 

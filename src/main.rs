@@ -3,6 +3,7 @@
 
 mod demo;
 mod hyper_engine;
+mod prometheus;
 mod send;
 mod work;
 
@@ -151,6 +152,17 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .shutdown_timeout(Some(Duration::from_secs(args.shutdown_timeout)))
         .server_timing(!args.no_server_timing);
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let metrics = prometheus::install()?;
+    // Histogram samples wait in the recorder until drained; draining on a timer keeps memory
+    // flat however rarely /metrics is scraped.
+    let upkeep = metrics.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
     let engine = args
         .engine
         .to_possible_value()
@@ -160,13 +172,15 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let drain = Duration::from_secs(args.shutdown_timeout);
     match args.engine {
         Engine::Ordered => {
-            pipelined::serve(listener, demo::app(addr))
-                .config(config)
+            let app = prometheus::Counted::new(demo::app(addr, metrics), demo::ROUTES);
+            pipelined::serve(listener, app)
+                .config(config.metrics(true))
                 .with_graceful_shutdown(shutdown_signal())
                 .await
         }
         Engine::Hyper => {
-            hyper_engine::serve(listener, demo::app(addr), shutdown_signal(), drain).await
+            let app = demo::app(addr, metrics);
+            hyper_engine::serve(listener, app, shutdown_signal(), drain).await
         }
     }
     .map_err(|e| e.to_string())?;

@@ -251,8 +251,12 @@ where
         accepted += 1;
         // Every request's span (and every handler's logs) nests in its connection's.
         let span = tracing::debug_span!("connection", id = accepted, peer = ?peer);
+        let metrics = config.metrics;
         let connection = async move {
             tracing::trace!("connection opened");
+            if metrics {
+                metrics::gauge!("pipelined_open_connections").increment(1.0);
+            }
             let shared = conn::Shared {
                 config: &config,
                 phase,
@@ -260,6 +264,9 @@ where
                 connect_info,
             };
             conn::serve_io(io, service, shared).await;
+            if metrics {
+                metrics::gauge!("pipelined_open_connections").decrement(1.0);
+            }
             tracing::trace!("connection closed");
             drop((alive, counted, permit));
         };

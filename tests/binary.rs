@@ -280,3 +280,70 @@ async fn the_work_pool_answers_503_when_its_queue_is_full() {
     assert!(computed >= 2, "the pool kept working while shedding");
     server.terminate();
 }
+
+/// `/metrics`: Prometheus text with requests by method, matched route (never the raw path)
+/// and status, the engine's handler-time, head-of-line-wait and pipeline-depth histograms,
+/// and the open-connection and in-flight gauges.
+#[tokio::test]
+async fn metrics_count_requests_by_matched_route() {
+    let server = Binary::start(&["serve", "--bind", "127.0.0.1:0"], &[]);
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let pipeline = "GET /delay/100 HTTP/1.1\r\nHost: x\r\n\r\nGET /delay/1 HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    tokio::io::AsyncWriteExt::write_all(&mut stream, pipeline.as_bytes())
+        .await
+        .unwrap();
+    let mut answers = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut stream, &mut answers)
+        .await
+        .unwrap();
+    assert_eq!(answers.matches("HTTP/1.1 ").count(), 3);
+
+    let res = reqwest::get(server.url("/metrics")).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let text = res.text().await.unwrap();
+    let line = |needle: &[&str]| {
+        text.lines()
+            .find(|l| !l.starts_with('#') && needle.iter().all(|n| l.contains(n)))
+            .unwrap_or_else(|| panic!("no line with {needle:?} in:\n{text}"))
+            .to_owned()
+    };
+    let delay = line(&[
+        "pipelined_requests_total{",
+        "route=\"/delay/{ms}\"",
+        "status=\"200\"",
+    ]);
+    assert!(
+        delay.contains("method=\"GET\"") && delay.ends_with(" 2"),
+        "{delay}"
+    );
+    line(&[
+        "pipelined_requests_total{",
+        "route=\"unmatched\"",
+        "status=\"404\"",
+    ]);
+    assert!(
+        !text.contains("route=\"/delay/100\""),
+        "raw paths must not become labels"
+    );
+    for metric in [
+        "pipelined_handler_seconds_bucket",
+        "pipelined_head_of_line_wait_seconds_bucket",
+        "pipelined_pipeline_depth_bucket",
+        "pipelined_open_connections",
+        "pipelined_in_flight_requests",
+    ] {
+        line(&[metric]);
+    }
+    // The second delay (1 ms) waited behind the first (100 ms): a head-of-line wait of tens
+    // of milliseconds was observed, so the 0.01 s bucket cannot hold every sample.
+    let waits = line(&["pipelined_head_of_line_wait_seconds_count"]);
+    let le = line(&["pipelined_head_of_line_wait_seconds_bucket{le=\"0.01\"}"]);
+    let count = |l: &str| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap();
+    assert!(count(&le) < count(&waits), "{le} / {waits}");
+    drop(stream);
+    server.terminate();
+}

@@ -166,7 +166,7 @@ pub(crate) async fn serve<R, W, S, B>(
             connect_info,
         );
         let mut reader = pin!(reader.run());
-        let mut writer = pin!(Writer::new(&mut write, rx).run());
+        let mut writer = pin!(Writer::new(&mut write, rx, config).run());
         let mut reading = true;
         loop {
             tokio::select! {

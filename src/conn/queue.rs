@@ -96,6 +96,11 @@ impl<T> Sender<T> {
 }
 
 impl<T> Sender<T> {
+    /// Items waiting to be taken.
+    pub(crate) fn len(&self) -> usize {
+        self.0.lock().items.len()
+    }
+
     /// Gives the queue's memory back if it is empty: for connections gone idle (an idle
     /// connection then holds no queue), not after every batch, which would reallocate it.
     pub(crate) fn release_memory(&self) {

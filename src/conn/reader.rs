@@ -166,7 +166,8 @@ where
                 queue_ms = tracing::field::Empty,
             );
             let mut request = Some(request);
-            let started = self.config.server_timing.then(Instant::now);
+            let timed = self.config.server_timing || self.config.metrics;
+            let started = timed.then(Instant::now);
             let kind = poll_fn(|cx| self.dispatch(cx, &mut request, info, &span)).await;
             let timing = started.map(|started| Timing {
                 started,
@@ -192,6 +193,10 @@ where
                     }
                 }
                 Err(PushError::Closed(_)) => return Ok(()),
+            }
+            if self.config.metrics {
+                metrics::gauge!("pipelined_in_flight_requests").increment(1.0);
+                metrics::histogram!("pipelined_pipeline_depth").record(self.slots.len() as f64);
             }
             if let Some(tx) = body_tx {
                 // Boxed: only requests with bodies pay for the body pump's state; inline it would

@@ -20,7 +20,7 @@ use super::queue::{self, TakeError};
 use super::slot::{Finished, Outcome, Slot, SlotKind, Timing};
 use crate::proto::encode::{self, BodyFraming, Plan, RequestInfo};
 use crate::proto::error::EngineError;
-use crate::{BoxError, ResponseBody};
+use crate::{BoxError, Config, ResponseBody};
 
 /// Buffered response bytes that trigger a write even when more finished responses are queued:
 /// bounds the memory a client that pipelines without reading can make us hold, while still
@@ -41,10 +41,14 @@ pub(crate) struct Writer<'a, W, B> {
     io: &'a mut W,
     buf: Vec<u8>,
     slots: queue::Receiver<Slot<B>>,
-    /// `Server-Timing` figures for the response being encoded.
+    /// `Server-Timing` figures for the response being encoded (when the header is on).
     timing: Option<(Duration, Duration)>,
     /// Responses encoded since the buffer was last written out and waited.
     batch: usize,
+    /// Put the timings in a `Server-Timing` header.
+    server_timing: bool,
+    /// Emit the engine's metrics (see `Config::metrics`).
+    metrics: bool,
 }
 
 impl<'a, W, B> Writer<'a, W, B>
@@ -53,13 +57,15 @@ where
     B: HttpBody<Data = Bytes> + 'static,
     B::Error: Into<BoxError>,
 {
-    pub(crate) fn new(io: &'a mut W, slots: queue::Receiver<Slot<B>>) -> Self {
+    pub(crate) fn new(io: &'a mut W, slots: queue::Receiver<Slot<B>>, config: &Config) -> Self {
         Writer {
             io,
             buf: Vec::new(),
             slots,
             timing: None,
             batch: 0,
+            server_timing: config.server_timing,
+            metrics: config.metrics,
         }
     }
 
@@ -113,13 +119,17 @@ where
                 }
             };
             // Handler time, and how long the finished response waited for earlier ones.
-            self.timing = timing.map(|t| {
+            let timings = timing.map(|t| {
                 let now = Instant::now();
                 (
                     t.finished - t.started,
                     now.saturating_duration_since(t.finished),
                 )
             });
+            if self.metrics {
+                record_metrics(timings);
+            }
+            self.timing = timings.filter(|_| self.server_timing);
             self.batch += 1;
             if self.buf.capacity() == 0 {
                 // One allocation for a typical response head, not a series of small regrowths.
@@ -128,7 +138,7 @@ where
             // The reader has stopped and nothing follows: say so in this response.
             let last = close || self.slots.is_finished();
             if !span.is_disabled() {
-                record(&span, &outcome, self.timing);
+                record(&span, &outcome, timings);
             }
             let ends = match outcome {
                 Outcome::Engine { error, close } => {
@@ -344,6 +354,15 @@ where
     }
 }
 
+/// One answered request in the engine's metrics (see `Config::metrics`).
+fn record_metrics(timing: Option<(Duration, Duration)>) {
+    metrics::gauge!("pipelined_in_flight_requests").decrement(1.0);
+    if let Some((handler, queue)) = timing {
+        metrics::histogram!("pipelined_handler_seconds").record(handler.as_secs_f64());
+        metrics::histogram!("pipelined_head_of_line_wait_seconds").record(queue.as_secs_f64());
+    }
+}
+
 /// Closes a request's span: its status and, with Server-Timing on, its timings.
 fn record<B>(span: &tracing::Span, outcome: &Outcome<B>, timing: Option<(Duration, Duration)>) {
     let status = match outcome {
@@ -435,7 +454,10 @@ mod tests {
         }
         drop(tx);
         let mut io = Recorder::default();
-        Writer::new(&mut io, rx).run().await.unwrap();
+        Writer::new(&mut io, rx, &Config::default())
+            .run()
+            .await
+            .unwrap();
         let writes = io.writes.lock().unwrap();
         assert_eq!(writes.len(), 1, "16 finished responses, one write");
         assert_eq!(count(&writes, "HTTP/1.1 200 OK"), 16);
@@ -459,7 +481,7 @@ mod tests {
         let (writes, wrote) = (Arc::clone(&io.writes), Arc::clone(&io.wrote));
         let writer = tokio::spawn(async move {
             let mut io = io;
-            Writer::new(&mut io, rx).run().await
+            Writer::new(&mut io, rx, &Config::default()).run().await
         });
         wrote.notified().await;
         {
