@@ -37,9 +37,11 @@ stop() {
 
 # Servers to compare: "name|command with {PORT}". The peers from ../shared/bench are added
 # when built (see loadtest/README.md).
+# The binary runs with --no-metrics: the engines are compared, not the Prometheus recorder
+# (with /metrics on, the demo counts every request; see RESULTS.md for what that costs).
 servers() {
-  echo "ordered|$BIN serve --engine ordered --bind 127.0.0.1:{PORT}"
-  echo "hyper-engine|$BIN serve --engine hyper --bind 127.0.0.1:{PORT}"
+  echo "ordered|$BIN serve --engine ordered --no-metrics --bind 127.0.0.1:{PORT}"
+  echo "hyper-engine|$BIN serve --engine hyper --no-metrics --bind 127.0.0.1:{PORT}"
   local peers=${PEERS_DIR:-/tmp/peers/release}
   for peer in hyper-peer actix-peer raw-limit; do
     [ -x "$peers/$peer" ] && echo "$peer|$peers/$peer 127.0.0.1:{PORT}"

@@ -11,7 +11,7 @@ ROUNDS=${WORK_ROUNDS:-6000000}   # about 50 ms of CPU per /work request on this 
 
 echo "== CPU-bound: /work/$ROUNDS alone vs 2 pipelined (server unpinned: both cores)"
 for engine in ordered hyper; do
-  "$BIN" serve --engine "$engine" --bind 127.0.0.1:9601 >/dev/null 2>&1 & pid=$!
+  "$BIN" serve --engine "$engine" --no-metrics --bind 127.0.0.1:9601 >/dev/null 2>&1 & pid=$!
   for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/9601) 2>/dev/null && break; sleep 0.05; done
   one=$(python3 "$HERE/batch_latency.py" 127.0.0.1:9601 "/work/$ROUNDS" 1 9)
   two=$(python3 "$HERE/batch_latency.py" 127.0.0.1:9601 "/work/$ROUNDS" 2 9)
@@ -27,11 +27,11 @@ idle() { # NAME CMD...
   echo "$name $(python3 "$ROOT/../shared/bench/idle_conns.py" 127.0.0.1:9602 "$pid" 4000)"
   kill "$pid"; wait "$pid" 2>/dev/null || true
 }
-idle ordered "$BIN" serve --bind 127.0.0.1:9602
+idle ordered "$BIN" serve --no-metrics --bind 127.0.0.1:9602
 [ -x "$PEER" ] && idle hyper-peer "$PEER" 127.0.0.1:9602
 
 echo "== 10,000 concurrent connections, 16 pipelined per write, 10 s"
-"$BIN" serve --bind 127.0.0.1:9603 >/dev/null 2>&1 & pid=$!
+"$BIN" serve --no-metrics --bind 127.0.0.1:9603 >/dev/null 2>&1 & pid=$!
 for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/9603) 2>/dev/null && break; sleep 0.05; done
 fds() { ls "/proc/$pid/fd" | wc -l; }
 rss() { awk '/VmRSS/{print $2}' "/proc/$pid/status"; }

@@ -51,12 +51,12 @@ const MAX_FANOUT_MS: u64 = 10_000;
 const MAX_WORK_ROUNDS: u64 = 100_000_000;
 
 /// The demo application; `own` is the address it is served on (for `/fanout`), `metrics`
-/// renders `/metrics`.
-pub fn app(own: SocketAddr, metrics: PrometheusHandle) -> Router {
+/// renders `/metrics` (absent with `--no-metrics`).
+pub fn app(own: SocketAddr, metrics: Option<PrometheusHandle>) -> Router {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let pool = WorkPool::new(workers, QUEUE_LEN);
     let client = reqwest::Client::new();
-    Router::new()
+    let app = Router::new()
         .route("/", get(|_req| async { INDEX }))
         .route("/plaintext", get(plaintext))
         .route("/delay/{ms}", get(delay))
@@ -69,19 +69,11 @@ pub fn app(own: SocketAddr, metrics: PrometheusHandle) -> Router {
             }),
         )
         .route("/fanout", get(move |req| fanout(client.clone(), own, req)))
-        .route(
-            "/metrics",
-            get(move |_req| {
-                let text = metrics.render();
-                async move {
-                    let mut res = Response::new(ResponseBody::from(text));
-                    let exposition = HeaderValue::from_static("text/plain; version=0.0.4");
-                    res.headers_mut().insert(header::CONTENT_TYPE, exposition);
-                    res
-                }
-            }),
-        )
-        .route("/healthz", get(|_req| async { "ok\n" }))
+        .route("/healthz", get(|_req| async { "ok\n" }));
+    match metrics {
+        Some(metrics) => app.route("/metrics", get(move |_req| render(metrics.clone()))),
+        None => app,
+    }
 }
 
 async fn plaintext(_req: Request<Body>) -> Response<ResponseBody> {
@@ -105,6 +97,14 @@ async fn delay(req: Request<Body>) -> Response<ResponseBody> {
     };
     tokio::time::sleep(Duration::from_millis(ms)).await;
     format!("{} waited {ms} ms\n", req.uri().path()).into_response()
+}
+
+/// The Prometheus text exposition of everything recorded.
+async fn render(metrics: PrometheusHandle) -> Response<ResponseBody> {
+    let mut res = Response::new(ResponseBody::from(metrics.render()));
+    let exposition = HeaderValue::from_static("text/plain; version=0.0.4");
+    res.headers_mut().insert(header::CONTENT_TYPE, exposition);
+    res
 }
 
 /// Hands `n` rounds of hashing to the worker pool and waits for the digest.

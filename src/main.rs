@@ -90,6 +90,9 @@ struct ServeArgs {
     /// number, method, path, status, handler time, head-of-line wait).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// No Prometheus metrics: no `/metrics` route, no per-request counting (for benchmarks).
+    #[arg(long)]
+    no_metrics: bool,
     /// Leave out the `Server-Timing` header (handler time and head-of-line wait).
     #[arg(long)]
     no_server_timing: bool,
@@ -152,17 +155,22 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .shutdown_timeout(Some(Duration::from_secs(args.shutdown_timeout)))
         .server_timing(!args.no_server_timing);
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let metrics = prometheus::install()?;
-    // Histogram samples wait in the recorder until drained; draining on a timer keeps memory
-    // flat however rarely /metrics is scraped.
-    let upkeep = metrics.clone();
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(Duration::from_secs(5));
-        loop {
-            every.tick().await;
-            upkeep.run_upkeep();
-        }
-    });
+    let metrics = if args.no_metrics {
+        None
+    } else {
+        let handle = prometheus::install()?;
+        // Histogram samples wait in the recorder until drained; draining on a timer keeps
+        // memory flat however rarely /metrics is scraped.
+        let upkeep = handle.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                every.tick().await;
+                upkeep.run_upkeep();
+            }
+        });
+        Some(handle)
+    };
     let engine = args
         .engine
         .to_possible_value()
@@ -171,10 +179,16 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     tracing::info!("listening on http://{addr} (engine: {engine})");
     let drain = Duration::from_secs(args.shutdown_timeout);
     match args.engine {
-        Engine::Ordered => {
+        Engine::Ordered if metrics.is_some() => {
             let app = prometheus::Counted::new(demo::app(addr, metrics), demo::ROUTES);
             pipelined::serve(listener, app)
                 .config(config.metrics(true))
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+        }
+        Engine::Ordered => {
+            pipelined::serve(listener, demo::app(addr, None))
+                .config(config)
                 .with_graceful_shutdown(shutdown_signal())
                 .await
         }

@@ -4,12 +4,16 @@
 //! The route label is the matched route pattern (`/delay/{ms}`), never the raw path: a label
 //! per distinct path would grow without bound.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use http::{Method, Request, Response};
+use metrics::Counter;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use pipelined::{Body, BoxError, ResponseBody, Router};
+use pipelined::{Body, BoxError, ResponseBody, RouteFuture, Router};
 use tower::Service;
 
 /// Histogram buckets (seconds) for handler time and head-of-line wait: 10 µs to 60 s.
@@ -31,10 +35,26 @@ pub fn install() -> Result<PrometheusHandle, String> {
 }
 
 /// The router, counting each request by method, matched route and status.
-#[derive(Clone)]
 pub struct Counted {
     inner: Router,
     routes: Arc<matchit::Router<&'static str>>,
+    /// Counter handles already registered, per label set. Registering builds and hashes the
+    /// labels; with handles kept, counting a request is one atomic add. Each connection (each
+    /// clone) keeps its own, so the lock is never contended.
+    counters: Arc<Mutex<HashMap<Labels, Counter>>>,
+}
+
+/// Method, matched route, status.
+type Labels = (&'static str, &'static str, u16);
+
+impl Clone for Counted {
+    fn clone(&self) -> Self {
+        Counted {
+            inner: self.inner.clone(),
+            routes: Arc::clone(&self.routes),
+            counters: Arc::default(),
+        }
+    }
 }
 
 impl Counted {
@@ -48,6 +68,7 @@ impl Counted {
         Counted {
             inner,
             routes: Arc::new(routes),
+            counters: Arc::default(),
         }
     }
 }
@@ -55,34 +76,53 @@ impl Counted {
 impl Service<Request<Body>> for Counted {
     type Response = Response<ResponseBody>;
     type Error = BoxError;
-    type Future = pipelined::RouteFuture;
+    type Future = CountedFuture;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<Body>) -> Self::Future {
+    fn call(&mut self, req: Request<Body>) -> CountedFuture {
         let method = method_label(req.method());
         let route = match self.routes.at(req.uri().path()) {
             Ok(found) => *found.value,
             Err(_) => "unmatched",
         };
-        let answer = self.inner.call(req);
-        Box::pin(async move {
-            let response = answer.await;
-            let status = match &response {
-                Ok(res) => res.status().as_u16().to_string(),
-                Err(_) => "500".to_owned(),
-            };
-            metrics::counter!(
-                "pipelined_requests_total",
-                "method" => method,
-                "route" => route,
-                "status" => status
-            )
+        CountedFuture {
+            answer: self.inner.call(req),
+            labels: (method, route),
+            counters: Arc::clone(&self.counters),
+        }
+    }
+}
+
+/// The router's answer, counted when it is ready.
+pub struct CountedFuture {
+    answer: RouteFuture,
+    labels: (&'static str, &'static str),
+    counters: Arc<Mutex<HashMap<Labels, Counter>>>,
+}
+
+impl Future for CountedFuture {
+    type Output = Result<Response<ResponseBody>, BoxError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let answer = std::task::ready!(self.answer.as_mut().poll(cx));
+        let status = answer.as_ref().map_or(500, |res| res.status().as_u16());
+        let (method, route) = self.labels;
+        let mut counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        counters
+            .entry((method, route, status))
+            .or_insert_with(|| {
+                metrics::counter!(
+                    "pipelined_requests_total",
+                    "method" => method,
+                    "route" => route,
+                    "status" => status.to_string()
+                )
+            })
             .increment(1);
-            response
-        })
+        Poll::Ready(answer)
     }
 }
 

@@ -347,3 +347,14 @@ async fn metrics_count_requests_by_matched_route() {
     drop(stream);
     server.terminate();
 }
+
+/// `--no-metrics` leaves the recorder out: no `/metrics` route (404), everything else served.
+#[tokio::test]
+async fn no_metrics_means_no_metrics_route() {
+    let server = Binary::start(&["serve", "--bind", "127.0.0.1:0", "--no-metrics"], &[]);
+    let res = reqwest::get(server.url("/metrics")).await.unwrap();
+    assert_eq!(res.status(), 404);
+    let res = reqwest::get(server.url("/plaintext")).await.unwrap();
+    assert_eq!(res.text().await.unwrap(), "Hello, World!");
+    server.terminate();
+}

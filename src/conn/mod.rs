@@ -10,6 +10,7 @@
 //! lets a pipelined batch leave in one write). Handlers that do not finish on their first poll
 //! run on tasks of their own.
 
+mod meter;
 mod queue;
 mod reader;
 mod slot;

@@ -17,6 +17,7 @@ use tokio::time::{timeout, timeout_at, Instant};
 use tower::Service;
 use tracing::Instrument;
 
+use super::meter::Meter;
 use super::queue::{self, PushError};
 use super::slot::{Finished, InFlight, Outcome, Slot, SlotKind, Timing};
 use super::{InsertInfo, Phase};
@@ -56,6 +57,7 @@ pub(crate) struct Reader<'a, R, S: Service<Request<Body>>, B> {
     /// first poll.
     spare: Option<Pin<Box<Option<S::Future>>>>,
     connect_info: Option<InsertInfo>,
+    meter: Option<Meter>,
 }
 
 impl<'a, R, S, B> Reader<'a, R, S, B>
@@ -90,6 +92,7 @@ where
             seq: 0,
             spare: None,
             connect_info,
+            meter: config.metrics.then(Meter::new),
         }
     }
 
@@ -194,9 +197,8 @@ where
                 }
                 Err(PushError::Closed(_)) => return Ok(()),
             }
-            if self.config.metrics {
-                metrics::gauge!("pipelined_in_flight_requests").increment(1.0);
-                metrics::histogram!("pipelined_pipeline_depth").record(self.slots.len() as f64);
+            if let Some(meter) = &self.meter {
+                meter.read(self.slots.len());
             }
             if let Some(tx) = body_tx {
                 // Boxed: only requests with bodies pay for the body pump's state; inline it would

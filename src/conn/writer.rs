@@ -16,6 +16,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use super::meter::Meter;
 use super::queue::{self, TakeError};
 use super::slot::{Finished, Outcome, Slot, SlotKind, Timing};
 use crate::proto::encode::{self, BodyFraming, Plan, RequestInfo};
@@ -47,8 +48,8 @@ pub(crate) struct Writer<'a, W, B> {
     batch: usize,
     /// Put the timings in a `Server-Timing` header.
     server_timing: bool,
-    /// Emit the engine's metrics (see `Config::metrics`).
-    metrics: bool,
+    /// The engine's metrics (see `Config::metrics`).
+    meter: Option<Meter>,
 }
 
 impl<'a, W, B> Writer<'a, W, B>
@@ -65,7 +66,7 @@ where
             timing: None,
             batch: 0,
             server_timing: config.server_timing,
-            metrics: config.metrics,
+            meter: config.metrics.then(Meter::new),
         }
     }
 
@@ -126,8 +127,8 @@ where
                     now.saturating_duration_since(t.finished),
                 )
             });
-            if self.metrics {
-                record_metrics(timings);
+            if let Some(meter) = &self.meter {
+                meter.answered(timings);
             }
             self.timing = timings.filter(|_| self.server_timing);
             self.batch += 1;
@@ -351,15 +352,6 @@ where
             self.buf.clear();
         }
         Ok(())
-    }
-}
-
-/// One answered request in the engine's metrics (see `Config::metrics`).
-fn record_metrics(timing: Option<(Duration, Duration)>) {
-    metrics::gauge!("pipelined_in_flight_requests").decrement(1.0);
-    if let Some((handler, queue)) = timing {
-        metrics::histogram!("pipelined_handler_seconds").record(handler.as_secs_f64());
-        metrics::histogram!("pipelined_head_of_line_wait_seconds").record(queue.as_secs_f64());
     }
 }
 
