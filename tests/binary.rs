@@ -89,11 +89,7 @@ async fn demo_routes_answer_ordinary_requests() {
     assert_eq!(res.status(), 405);
     assert_eq!(res.headers()["allow"], "GET, HEAD");
 
-    let log = server.terminate();
-    assert!(
-        log.iter().any(|l| l.contains("shut down cleanly")),
-        "{log:?}"
-    );
+    server.terminate();
 }
 
 /// `--engine hyper` serves the same routes on hyper's own (serial) connection.
@@ -118,11 +114,7 @@ async fn the_hyper_engine_serves_the_same_routes() {
     assert_eq!(res.bytes().await.unwrap(), body);
     let res = http.post(server.url("/plaintext")).send().await.unwrap();
     assert_eq!(res.status(), 405);
-    let log = server.terminate();
-    assert!(
-        log.iter().any(|l| l.contains("shut down cleanly")),
-        "{log:?}"
-    );
+    server.terminate();
 }
 
 #[tokio::test]

@@ -62,6 +62,17 @@ async fn start(app: Router, config: Config) -> Running {
     }
 }
 
+/// Waits for the server task to return `Ok` (the hang limit turns a stuck shutdown into a
+/// failure).
+async fn finished(done: tokio::task::JoinHandle<std::io::Result<()>>) {
+    let returned = tokio::time::timeout(HANG, done)
+        .await
+        .expect("server did not stop");
+    returned
+        .expect("server task panicked")
+        .expect("server returned an error");
+}
+
 /// Polls `condition` until it holds; the deadline only turns a hang into a failure.
 async fn eventually(what: &str, condition: impl Fn() -> bool) {
     let deadline = tokio::time::Instant::now() + HANG;
@@ -109,11 +120,7 @@ async fn graceful_shutdown_answers_every_request_already_read() {
     );
     assert!(client.is_closed().await);
     drop(client);
-    tokio::time::timeout(HANG, server.done)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    finished(server.done).await;
 }
 
 #[tokio::test]
@@ -131,11 +138,7 @@ async fn the_drain_deadline_closes_connections_stuck_in_a_handler() {
     })
     .await;
     server.stop.send(()).unwrap();
-    tokio::time::timeout(HANG, server.done)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    finished(server.done).await;
     assert!(client.is_closed().await, "the stuck connection was closed");
     assert_eq!(server.stats.open_connections(), 0);
     assert_eq!(
@@ -172,11 +175,7 @@ async fn connections_beyond_the_limit_wait_until_one_closes() {
     assert_eq!(second.response().await.text(), "fast\n");
     drop(second);
     server.stop.send(()).unwrap();
-    tokio::time::timeout(HANG, server.done)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    finished(server.done).await;
 }
 
 #[tokio::test]
@@ -207,9 +206,5 @@ async fn a_thousand_abrupt_disconnects_leave_no_connection_or_handler_behind() {
     })
     .await;
     server.stop.send(()).unwrap();
-    tokio::time::timeout(HANG, server.done)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    finished(server.done).await;
 }

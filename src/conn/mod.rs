@@ -81,8 +81,8 @@ where
     if shared.config.http2 {
         match sniff(&mut io, &mut buf, &shared).await {
             Sniffed::Http1 => {}
-            // Boxed: hyper's HTTP/2 connection is several KiB, and unboxed it would size the
-            // future of every connection, HTTP/1.1 ones included.
+            // Boxed: hyper's HTTP/2 connection state is only paid for by HTTP/2 connections,
+            // not reserved in every connection's future.
             Sniffed::Http2 => {
                 let h2 = h2::serve(io, buf.freeze(), service, shared.phase);
                 return Box::pin(h2).await;

@@ -48,8 +48,8 @@ impl Binary {
         format!("http://{}{path}", self.addr)
     }
 
-    /// Sends SIGTERM and waits for a clean exit, returning what it logged meanwhile.
-    pub fn terminate(mut self) -> Vec<String> {
+    /// Sends SIGTERM and asserts a clean exit: status 0 and the "shut down cleanly" log line.
+    pub fn terminate(mut self) {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
@@ -59,7 +59,11 @@ impl Binary {
         assert!(exit.success(), "exit status after SIGTERM: {exit}");
         // The process has exited, so its stdout reaches EOF and the reading thread hangs up:
         // this collects every line, including the last ones.
-        self.log.iter().collect()
+        let log: Vec<String> = self.log.iter().collect();
+        assert!(
+            log.iter().any(|l| l.contains("shut down cleanly")),
+            "{log:?}"
+        );
     }
 }
 
