@@ -323,7 +323,7 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    let (read, write) = tokio::io::split(io);
+    let io = std::pin::pin!(io);
     // Nothing shuts a lone connection down early; the sender lives as long as it does.
     let (_phase_tx, phase) = watch::channel(Phase::Running);
     let shared = conn::Shared {
@@ -332,7 +332,7 @@ where
         stats: ServerStats::default(),
         connect_info: None,
     };
-    conn::serve(read, write, service, shared, BytesMut::new()).await;
+    conn::serve(io, service, shared, BytesMut::new()).await;
 }
 
 /// Accept errors caused by one peer (it went away before we accepted): not worth a pause.

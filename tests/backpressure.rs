@@ -102,14 +102,11 @@ async fn ten_thousand_pipelined_requests_written_before_reading() {
 
 /// How many handlers a connection with `depth` can have started while none has finished.
 ///
-/// From `src/conn`: the slot channel is `mpsc::channel(depth)` (conn/mod.rs), and a tokio
-/// bounded channel returns a permit when the receiver *takes* a slot, so it holds `depth`
-/// slots. The writer has taken one more slot — the first — and is waiting on its response
-/// (writer.rs `run` → `wait`). And the reader calls the handler (`dispatch`) *before* it pushes
-/// that request's slot (`push`, reader.rs `step`), so one more handler has started and its
-/// slot waits for room. `depth + 1 + 1`.
+/// From `src/conn`: every response not yet encoded holds a slot in the connection's order
+/// (`order.rs`), the front one included while its handler runs, and the connection parses no
+/// further request while the order holds `depth` slots (`connection.rs`, `next_request`).
 fn started_bound(depth: usize) -> usize {
-    depth + 2
+    depth
 }
 
 /// Pipelines 100 requests whose handlers block until released; exactly

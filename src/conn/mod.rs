@@ -1,22 +1,28 @@
-//! One connection: a reader and a writer joined by the ordered slot channel.
+//! One HTTP/1.1 connection, served by one state machine ([`connection::Conn`]).
 //!
 //! ```text
-//!  reader: parse → dispatch handler → push slot ──► [slot channel, bounded] ──► writer:
-//!          frame body → next request                 await slot → encode → batch → write
+//!  socket ─► read buffer ─► parse head ─► start handler ─┬─ finished, in order ─► write buffer ─► socket
+//!                                 ▲                       │                          ▲
+//!                          body pump (exact end)          └─ otherwise: a slot in the order (queue)
+//!                                                            pending handler: its own task
 //! ```
 //!
-//! Both halves run on the connection's own task (they never run at the same instant, so they
-//! need no locks, and the writer sees every slot the reader pushed in one go, which is what
-//! lets a pipelined batch leave in one write). Handlers that do not finish on their first poll
-//! run on tasks of their own.
+//! **Where order is enforced:** [`order::Order`]. A response is encoded only when every earlier
+//! one has been: straight into the write buffer when it is finished and next in line, otherwise
+//! from the front of the order once its handler finished. Handlers that do not finish on their
+//! first poll run on tasks of their own; everything else (parsing, the first poll, encoding)
+//! happens on the connection's task, and a pipelined batch leaves in one write.
+//! **Who decides to close:** [`keep_alive::KeepAlive`], alone.
 
-mod meter;
-mod queue;
-mod reader;
+mod connection;
+mod dispatch;
+mod keep_alive;
+pub(crate) mod meter;
+mod order;
+mod read;
 mod slot;
-mod writer;
+mod write;
 
-use std::pin::pin;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -29,8 +35,7 @@ use crate::body::Body;
 use crate::h2;
 use crate::stats::ServerStats;
 use crate::{BoxError, Config};
-use reader::Reader;
-use writer::Writer;
+use connection::Conn;
 
 /// How long a closing connection keeps reading (and discarding) what the client still sends.
 ///
@@ -90,8 +95,7 @@ where
             Sniffed::Gone => return,
         }
     }
-    let (read, write) = tokio::io::split(io);
-    serve(read, write, service, shared, buf).await;
+    serve(io, service, shared, buf).await;
 }
 
 /// What a new connection turned out to speak.
@@ -119,7 +123,7 @@ async fn sniff<I: AsyncRead + Unpin>(
         if !h2::PREFACE.starts_with(&buf[..buf.len().min(h2::PREFACE.len())]) {
             return Sniffed::Http1;
         }
-        buf.reserve(reader::READ_CHUNK);
+        buf.reserve(read::READ_CHUNK);
         let read = tokio::select! {
             read = tokio::time::timeout_at(deadline, io.read_buf(buf)) => read,
             _ = phase.wait_for(|p| *p != Phase::Running) => return Sniffed::Gone,
@@ -132,15 +136,10 @@ async fn sniff<I: AsyncRead + Unpin>(
 }
 
 /// Serves HTTP/1.1 on one connection until it is finished; `buf` holds bytes already read.
-pub(crate) async fn serve<R, W, S, B>(
-    mut read: R,
-    mut write: W,
-    service: S,
-    shared: Shared<'_>,
-    buf: BytesMut,
-) where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
+/// Errors end the connection here, logged once.
+pub(crate) async fn serve<I, S, B>(io: I, service: S, shared: Shared<'_>, buf: BytesMut)
+where
+    I: AsyncRead + AsyncWrite + Unpin,
     S: Service<Request<Body>, Response = Response<B>> + Send + 'static,
     S::Error: Into<BoxError>,
     S::Future: Send + 'static,
@@ -154,45 +153,19 @@ pub(crate) async fn serve<R, W, S, B>(
         connect_info,
     } = shared;
     let mut abort = phase.clone();
-    {
-        let (tx, rx) = queue::queue(config.max_pipeline_depth);
-        let reader = Reader::new(
-            &mut read,
-            buf,
-            config,
-            service,
-            tx,
-            phase,
-            stats,
-            connect_info,
-        );
-        let mut reader = pin!(reader.run());
-        let mut writer = pin!(Writer::new(&mut write, rx, config).run());
-        let mut reading = true;
-        loop {
-            tokio::select! {
-                // Past the drain deadline: drop the reader, the writer and (through their
-                // dropped oneshots) every handler still running.
-                _ = abort.wait_for(|p| *p == Phase::Abort) => return,
-                result = &mut reader, if reading => {
-                    reading = false;
-                    if let Err(e) = result {
-                        // A reset or failed socket: nobody will read the responses, so drop
-                        // the writer and cancel the handlers rather than finish them.
-                        tracing::debug!(error = %e, "connection read failed");
-                        return;
-                    }
-                }
-                result = &mut writer => {
-                    if let Err(e) = result {
-                        tracing::debug!(error = %e, "connection write failed");
-                    }
-                    break;
-                }
-            }
-        }
+    let mut conn = Conn::new(io, buf, service, config, phase, stats, connect_info);
+    let result = tokio::select! {
+        // Past the drain deadline: drop the connection and (through their dropped channels)
+        // every handler still running.
+        _ = abort.wait_for(|p| *p == Phase::Abort) => return,
+        result = conn.run() => result,
+    };
+    match result {
+        Ok(()) => linger(conn.io()).await,
+        // A reset or failed socket: nobody will read the responses; the handlers still running
+        // are cancelled as the connection drops.
+        Err(e) => tracing::debug!(error = %e, "connection failed"),
     }
-    linger(&mut read).await;
 }
 
 /// Reads and discards until EOF, [`LINGER`] or [`LINGER_BYTES`]; see [`LINGER`].

@@ -1,8 +1,5 @@
-//! The ordered slot channel: one slot per request, in request order.
-//!
-//! This is Go's `chan chan *http.Response` in Rust. The reader pushes a slot for each request
-//! as soon as it is dispatched; the writer takes slots strictly in order and waits on each one
-//! for its own response. Handlers may finish in any order; responses leave in request order.
+//! What a request's place in the response order holds ([`Slot`]), what it resolves to
+//! ([`Outcome`]), and the count of handlers running on their own tasks ([`InFlight`]).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -24,7 +21,7 @@ pub(crate) struct Slot<B> {
     /// When the handler was started and, if it finished inline, when it finished: for the
     /// `Server-Timing` header (`None` when that is turned off).
     pub(crate) timing: Option<Timing>,
-    /// The request's span; the writer records the status and timings in it.
+    /// The request's span; the status and timings are recorded in it when it is answered.
     pub(crate) span: tracing::Span,
 }
 
@@ -146,6 +143,11 @@ impl InFlight {
 
     pub(crate) fn is_closing(&self) -> bool {
         self.closing.load(Ordering::Acquire)
+    }
+
+    /// No spawned handler of this connection is running.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.count.load(Ordering::Acquire) == 0
     }
 
     /// Resolves once no spawned handler of this connection is running.

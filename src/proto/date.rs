@@ -1,4 +1,5 @@
-//! The `Date` header value, formatted at most once per second per thread.
+//! The `Date` header value, formatted at most once per second per thread and read from the
+//! clock once per batch of responses.
 //!
 //! Every response carries `Date` (RFC 9110 §6.6.1); formatting it per response would cost more
 //! than the plaintext handler itself, so each worker thread keeps the last formatted second.
@@ -9,26 +10,49 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// Length of an IMF-fixdate: `Sun, 06 Nov 1994 08:49:37 GMT`.
 const DATE_LEN: usize = 29;
 
+/// `date: ` before the value.
+const PREFIX: &[u8] = b"date: ";
+
+/// A whole `Date` field line: prefix, IMF-fixdate, CRLF.
+const LINE_LEN: usize = PREFIX.len() + DATE_LEN + 2;
+
 struct Cached {
     second: u64,
-    text: [u8; DATE_LEN],
+    line: [u8; LINE_LEN],
 }
 
 thread_local! {
-    static CACHED: RefCell<Cached> = const { RefCell::new(Cached { second: u64::MAX, text: [0; DATE_LEN] }) };
+    static CACHED: RefCell<Cached> = const { RefCell::new(Cached { second: u64::MAX, line: [0; LINE_LEN] }) };
 }
 
-/// Appends the current IMF-fixdate to `dst`.
-pub(crate) fn extend(dst: &mut Vec<u8>) {
-    let now = SystemTime::now();
-    let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+/// Re-reads the clock for this thread's cached date: called once per batch of responses
+/// rather than once per response, since a clock read costs as much as encoding a small head.
+pub(crate) fn refresh() {
+    CACHED.with(|cell| update(&mut cell.borrow_mut()));
+}
+
+/// Appends the `Date` field line with the cached IMF-fixdate (as of this thread's last
+/// [`refresh`]) to `dst`.
+pub(crate) fn extend_line(dst: &mut Vec<u8>) {
     CACHED.with(|cell| {
         let mut cached = cell.borrow_mut();
-        if cached.second != second {
-            let text = httpdate::fmt_http_date(now);
-            cached.text.copy_from_slice(&text.as_bytes()[..DATE_LEN]);
-            cached.second = second;
+        if cached.second == u64::MAX {
+            update(&mut cached);
         }
-        dst.extend_from_slice(&cached.text);
+        dst.extend_from_slice(&cached.line);
     });
+}
+
+fn update(cached: &mut Cached) {
+    let now = SystemTime::now();
+    let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    if cached.second != second {
+        let text = httpdate::fmt_http_date(now);
+        let (prefix, rest) = cached.line.split_at_mut(PREFIX.len());
+        let (date, crlf) = rest.split_at_mut(DATE_LEN);
+        prefix.copy_from_slice(PREFIX);
+        date.copy_from_slice(&text.as_bytes()[..DATE_LEN]);
+        crlf.copy_from_slice(b"\r\n");
+        cached.second = second;
+    }
 }

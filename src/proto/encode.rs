@@ -8,6 +8,9 @@ use http::{StatusCode, Version};
 
 use super::date;
 
+/// Durations shorter than this show as `0.000` ms.
+const MICROSECOND: Duration = Duration::from_micros(1);
+
 /// The `Server` header sent unless the service sets its own.
 const SERVER: &[u8] = b"server: pipelined\r\n";
 
@@ -37,6 +40,9 @@ pub(crate) struct Plan {
     framing: BodyFraming,
     /// The length the service declared in `Content-Length`, if any.
     declared: Option<u64>,
+    /// The service set its own `Date` / `Server`; ours are left out.
+    own_date: bool,
+    own_server: bool,
     /// The connection ends after this response.
     pub(crate) close: bool,
 }
@@ -51,11 +57,46 @@ impl Plan {
     }
 }
 
+/// What the encoder needs to know of a response's headers, found in one pass over them: a
+/// response carries few headers, and one walk costs less than a hash lookup per question.
+#[derive(Default)]
+struct Fields {
+    close: bool,
+    declared: Option<u64>,
+    date: bool,
+    server: bool,
+}
+
+impl Fields {
+    fn scan(headers: &HeaderMap) -> Self {
+        let mut fields = Fields::default();
+        for (name, value) in headers {
+            match *name {
+                header::CONNECTION => {
+                    fields.close |= value
+                        .as_bytes()
+                        .split(|&b| b == b',')
+                        .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
+                }
+                header::CONTENT_LENGTH if fields.declared.is_none() => {
+                    fields.declared = std::str::from_utf8(value.as_bytes())
+                        .ok()
+                        .and_then(|v| v.parse::<u64>().ok());
+                }
+                header::DATE => fields.date = true,
+                header::SERVER => fields.server = true,
+                _ => {}
+            }
+        }
+        fields
+    }
+}
+
 /// Decides framing and whether the connection must close after this response.
 ///
 /// `body_len` is the body's exact length when known; `close` says the request already ends the
 /// connection. It is raised when the service asks to close (`Connection: close`), or when an
-/// HTTP/1.0 body of unknown length can only be delimited by closing. The reader asks this too,
+/// HTTP/1.0 body of unknown length can only be delimited by closing. The connection asks this
 /// as soon as a handler finishes, so that nothing after a closing response is processed.
 pub(crate) fn plan(
     status: StatusCode,
@@ -64,12 +105,9 @@ pub(crate) fn plan(
     req: RequestInfo,
     mut close: bool,
 ) -> Plan {
-    close |= super::request::header_tokens(headers, header::CONNECTION)
-        .any(|t| t.eq_ignore_ascii_case(b"close"));
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let fields = Fields::scan(headers);
+    close |= fields.close;
+    let declared = fields.declared;
     let no_body = status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED;
@@ -92,6 +130,8 @@ pub(crate) fn plan(
     Plan {
         framing,
         declared,
+        own_date: fields.date,
+        own_server: fields.server,
         close,
     }
 }
@@ -108,13 +148,11 @@ pub(crate) fn head(
     let Plan {
         framing,
         declared,
+        own_date,
+        own_server,
         close,
     } = plan;
-    dst.extend_from_slice(b"HTTP/1.1 ");
-    dst.extend_from_slice(status.as_str().as_bytes());
-    dst.push(b' ');
-    dst.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
-    dst.extend_from_slice(b"\r\n");
+    status_line(dst, status);
     for (name, value) in headers {
         if matches!(
             *name,
@@ -124,12 +162,10 @@ pub(crate) fn head(
         }
         field(dst, name, value);
     }
-    if !headers.contains_key(header::DATE) {
-        dst.extend_from_slice(b"date: ");
-        date::extend(dst);
-        dst.extend_from_slice(b"\r\n");
+    if !own_date {
+        date::extend_line(dst);
     }
-    if !headers.contains_key(header::SERVER) {
+    if !own_server {
         dst.extend_from_slice(SERVER);
     }
     if let Some((handler, queue)) = timing {
@@ -160,6 +196,19 @@ pub(crate) fn head(
     }
 }
 
+/// The status line; the commonest one is a single copy.
+fn status_line(dst: &mut Vec<u8>, status: StatusCode) {
+    if status == StatusCode::OK {
+        dst.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
+        return;
+    }
+    dst.extend_from_slice(b"HTTP/1.1 ");
+    dst.extend_from_slice(status.as_str().as_bytes());
+    dst.push(b' ');
+    dst.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    dst.extend_from_slice(b"\r\n");
+}
+
 fn field(dst: &mut Vec<u8>, name: &header::HeaderName, value: &header::HeaderValue) {
     dst.extend_from_slice(name.as_str().as_bytes());
     dst.extend_from_slice(b": ");
@@ -171,6 +220,11 @@ fn field(dst: &mut Vec<u8>, name: &header::HeaderName, value: &header::HeaderVal
 /// how long its finished response waited for earlier ones (head-of-line wait). A field line
 /// of its own, so a service's own `Server-Timing` is kept beside it.
 fn server_timing(dst: &mut Vec<u8>, handler: Duration, queue: Duration) {
+    if handler < MICROSECOND && queue < MICROSECOND {
+        // A quick handler answered in order (most pipelined answers): one copy.
+        dst.extend_from_slice(b"server-timing: handler;dur=0.000, queue;dur=0.000\r\n");
+        return;
+    }
     dst.extend_from_slice(b"server-timing: handler;dur=");
     millis(dst, handler);
     dst.extend_from_slice(b", queue;dur=");
@@ -182,8 +236,12 @@ fn server_timing(dst: &mut Vec<u8>, handler: Duration, queue: Duration) {
 /// formatting only: float formatting would cost more than the rest of the head.
 fn millis(dst: &mut Vec<u8>, d: Duration) {
     let micros = d.as_micros();
-    let mut buf = itoa::Buffer::new();
-    dst.extend_from_slice(buf.format(micros / 1000).as_bytes());
+    if micros < 1000 {
+        // Most pipelined answers: skip the integer formatter for the leading zero.
+        dst.push(b'0');
+    } else {
+        dst.extend_from_slice(itoa::Buffer::new().format(micros / 1000).as_bytes());
+    }
     let frac = (micros % 1000) as u16;
     dst.extend_from_slice(&[
         b'.',

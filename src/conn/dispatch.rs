@@ -1,0 +1,189 @@
+//! Starting a request's handler: the service's first poll inline, a task of its own only when
+//! it must wait.
+
+use std::future::{poll_fn, Future};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::{Method, Request, Response};
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+use tower::Service;
+use tracing::Instrument;
+
+use super::slot::{Finished, InFlight, Outcome};
+use super::InsertInfo;
+use crate::body::{Body, BodyError};
+use crate::proto::encode::RequestInfo;
+use crate::proto::error::EngineError;
+use crate::{BoxError, Config};
+
+/// What the first poll of a handler gave.
+pub(crate) enum Started<B> {
+    /// Finished inline: no task, no channel.
+    Ready(Outcome<B>),
+    /// Running on its own task; its answer comes through the channel.
+    Spawned(oneshot::Receiver<Finished<B>>),
+}
+
+/// Calls the service for each request of one connection.
+pub(crate) struct Dispatcher<S: Service<Request<Body>>> {
+    service: S,
+    /// A pinned box for the next handler future, kept from the last one that finished on its
+    /// first poll, so most requests cost no allocation for their future.
+    spare: Option<Pin<Box<Option<S::Future>>>>,
+    /// Handlers of this connection running on their own tasks (barriers wait on it).
+    pub(crate) in_flight: Arc<InFlight>,
+    request_timeout: Option<Duration>,
+    connect_info: Option<InsertInfo>,
+}
+
+impl<S, B> Dispatcher<S>
+where
+    S: Service<Request<Body>, Response = Response<B>> + Send + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+    B: http_body::Body + Send + 'static,
+{
+    pub(crate) fn new(
+        service: S,
+        in_flight: Arc<InFlight>,
+        config: &Config,
+        connect_info: Option<InsertInfo>,
+    ) -> Self {
+        Dispatcher {
+            service,
+            spare: None,
+            in_flight,
+            request_timeout: config.request_timeout,
+            connect_info,
+        }
+    }
+
+    /// Whether the service can take a request now; an error is answered `500` by `start`.
+    pub(crate) fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.service.poll_ready(cx).map_err(Into::into)
+    }
+
+    /// Adds what the connection knows (its peer info) to a request about to be handed over.
+    pub(crate) fn prepare(&self, request: &mut Request<Body>) {
+        if let Some(insert) = &self.connect_info {
+            insert(request.extensions_mut());
+        }
+    }
+
+    /// Calls the service (which `poll_ready` said is ready) and polls its future once, inline.
+    ///
+    /// A handler that is ready on its first poll (most are: plaintext, JSON, errors) costs no
+    /// task and no channel; its response goes straight to the write side. One that is still
+    /// pending moves to its own task, so slow or blocking handlers of the same connection run
+    /// concurrently and on every core.
+    pub(crate) fn start(
+        &mut self,
+        cx: &mut Context<'_>,
+        request: Request<Body>,
+        info: RequestInfo,
+        span: &tracing::Span,
+    ) -> Started<B> {
+        let service = &mut self.service;
+        let spare = &mut self.spare;
+        let entered = span.enter();
+        let first = catch_unwind(AssertUnwindSafe(|| {
+            let future = service.call(request);
+            let mut pinned = spare.take().unwrap_or_else(|| Box::pin(None));
+            pinned.set(Some(future));
+            let polled = pinned.as_mut().as_pin_mut().map(|f| f.poll(cx));
+            (polled, pinned)
+        }));
+        drop(entered);
+        match first {
+            Ok((Some(Poll::Ready(result)), mut pinned)) => {
+                pinned.set(None);
+                self.spare = Some(pinned);
+                Started::Ready(outcome(result, info))
+            }
+            Ok((_, pinned)) => Started::Spawned(self.spawn(pinned, info, span.clone())),
+            Err(_) => {
+                tracing::error!("handler panicked; answering 500");
+                Started::Ready(Outcome::internal_error())
+            }
+        }
+    }
+
+    /// Moves a handler that was not ready on its first poll to a task of its own.
+    fn spawn(
+        &self,
+        mut pinned: Pin<Box<Option<S::Future>>>,
+        info: RequestInfo,
+        span: tracing::Span,
+    ) -> oneshot::Receiver<Finished<B>> {
+        let guard = self.in_flight.enter();
+        let (mut tx, rx) = oneshot::channel();
+        let deadline = self.request_timeout.map(|t| Instant::now() + t);
+        let task = async move {
+            let future = poll_fn(|cx| match pinned.as_mut().as_pin_mut() {
+                Some(future) => future.poll(cx),
+                None => unreachable!("a spawned handler's future is always there"),
+            });
+            let overdue = async {
+                match deadline {
+                    Some(deadline) => tokio::time::sleep_until(deadline).await,
+                    None => std::future::pending().await,
+                }
+            };
+            // The connection drops its receiver when it ends; then the handler is cancelled
+            // instead of running for nobody.
+            let answer = tokio::select! {
+                result = future => outcome(result, info),
+                () = overdue => Outcome::timed_out(),
+                _ = tx.closed() => return,
+            };
+            // Release whatever the finished future still owns (a concurrency permit, a pooled
+            // connection) before the client can see the answer and send its next request.
+            pinned.set(None);
+            if answer.ends_connection() {
+                guard.mark_closing();
+            }
+            drop(guard);
+            let _ = tx.send((answer, Instant::now()));
+        };
+        tokio::spawn(task.instrument(span));
+        rx
+    }
+}
+
+/// Turns a handler's result into its outcome; a service error is logged here, once.
+pub(crate) fn outcome<B, E>(result: Result<Response<B>, E>, info: RequestInfo) -> Outcome<B>
+where
+    B: http_body::Body,
+    E: Into<BoxError>,
+{
+    match result {
+        Ok(response) => Outcome::response(response, info),
+        Err(e) => {
+            let e = e.into();
+            match e.downcast_ref::<BodyError>() {
+                Some(body) => Outcome::Engine {
+                    error: EngineError::new(body.status(), "request body could not be read"),
+                    close: false,
+                },
+                None => {
+                    tracing::warn!(error = %e, "handler failed; answering 500");
+                    Outcome::internal_error()
+                }
+            }
+        }
+    }
+}
+
+/// GET, HEAD, OPTIONS and TRACE are safe (RFC 9110 §9.2.1) and may run concurrently; any other
+/// method is a barrier (RFC 9112 §9.3.2).
+pub(crate) fn is_safe(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+    )
+}

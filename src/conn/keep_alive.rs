@@ -1,0 +1,65 @@
+//! Whether the connection goes on: the one owner of every keep-alive and close decision.
+//!
+//! Reading stops for one of a handful of reasons (the request or a response asked to close, the
+//! client sent EOF, a request was refused, a body failed, the server is draining); once it has
+//! stopped, the connection ends as soon as every response already owed has been written. A
+//! response that closes the connection ends it at once: nothing after it is written (RFC 9112
+//! §9.6). Every such transition goes through this type, so the rules live in one place.
+
+/// Why no further request is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// The request asked to close (`Connection: close`, or HTTP/1.0 without keep-alive).
+    RequestClose,
+    /// A response closes the connection; nothing after it may be processed.
+    ResponseClose,
+    /// The client closed its sending side, or was idle past the limit.
+    Eof,
+    /// The engine refused a request, or its body could not be read.
+    Refused,
+    /// The server is shutting down.
+    Draining,
+}
+
+/// The connection's keep-alive state.
+#[derive(Debug, Default)]
+pub(crate) struct KeepAlive {
+    /// Set once reading has stopped, with the first reason.
+    stopped: Option<Stop>,
+    /// A response that ends the connection has been encoded: write it out and finish.
+    closed: bool,
+}
+
+impl KeepAlive {
+    /// Requests may still be read.
+    pub(crate) fn reading(&self) -> bool {
+        self.stopped.is_none()
+    }
+
+    /// No further request is read; the first reason is kept.
+    pub(crate) fn stop_reading(&mut self, why: Stop) {
+        if self.stopped.is_none() {
+            tracing::trace!(?why, "reading stopped");
+            self.stopped = Some(why);
+        }
+    }
+
+    /// Whether the response about to be encoded must close the connection: its request or
+    /// its own head asked to, or reading has stopped and it is the last one owed
+    /// (`nothing_after`), in which case the client is told so in the response.
+    pub(crate) fn is_last(&self, asked: bool, nothing_after: bool) -> bool {
+        asked || (self.stopped.is_some() && nothing_after)
+    }
+
+    /// A response that ends the connection has been encoded.
+    pub(crate) fn close(&mut self) {
+        self.stop_reading(Stop::ResponseClose);
+        self.closed = true;
+    }
+
+    /// The connection is finished once a closing response is encoded, or reading has stopped
+    /// and nothing more is owed (`idle`: no response waiting, none being streamed).
+    pub(crate) fn is_finished(&self, idle: bool) -> bool {
+        self.closed || (self.stopped.is_some() && idle)
+    }
+}

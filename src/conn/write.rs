@@ -1,0 +1,315 @@
+//! The write side of a connection: responses encoded into one buffer, in order, and written
+//! out a batch at a time.
+//!
+//! Nothing here waits except [`Output::flush`]: encoding a whole response is synchronous, and a
+//! streaming body is polled frame by frame by the connection ([`Output::poll_stream`]), so a
+//! pipelined batch of finished responses leaves in a single write.
+
+use std::any::Any;
+use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Response};
+use http_body::Body as HttpBody;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+use super::slot::Outcome;
+use crate::proto::date;
+use crate::proto::encode::{self, BodyFraming, Plan, RequestInfo};
+use crate::proto::error::EngineError;
+use crate::{BoxError, ResponseBody};
+
+/// Buffered response bytes that trigger a write even when more finished responses could be
+/// encoded: bounds the memory a client that pipelines without reading can make us hold, while
+/// still batching dozens of small responses per write.
+pub(crate) const HIGH_WATER: usize = 64 * 1024;
+
+/// Write-buffer capacity kept between batches of a pipelining client.
+const KEEP_IDLE: usize = 4 * 1024;
+
+/// Write-buffer capacity allocated when there is none.
+const FIRST_BUF: usize = 512;
+
+/// Body chunks at least this large are written straight from the handler's buffer instead of
+/// being copied into ours.
+const DIRECT_WRITE: usize = 16 * 1024;
+
+/// A response whose body is still being streamed.
+pub(crate) struct Streaming<B> {
+    /// Boxed: only streaming responses pay for the body's state.
+    body: Pin<Box<B>>,
+    framing: BodyFraming,
+    written: u64,
+    trailers: Option<HeaderMap>,
+    /// The connection ends after this response.
+    closes: bool,
+}
+
+/// What encoding a response left to do.
+pub(crate) enum Encoded<B> {
+    /// Head and body are in the buffer; `closes` says the connection ends after it.
+    Whole { closes: bool },
+    /// The head is in the buffer; the body follows frame by frame.
+    Stream(Streaming<B>),
+}
+
+/// Where streaming a body got to.
+pub(crate) enum Streamed {
+    /// Waiting for the body's next frame (the task will be woken).
+    Waiting,
+    /// The buffer is full: write it out, then poll again.
+    Flush,
+    /// The body is finished; `closes` says the connection ends after it (the body failed or
+    /// broke its declared length, or the response asked to close).
+    Done { closes: bool },
+}
+
+/// The connection's write buffer and what goes into it.
+pub(crate) struct Output {
+    buf: Vec<u8>,
+    /// A large body chunk written right after `buf`, without being copied into it.
+    direct: Option<Bytes>,
+    /// Put handler and queue times in a `Server-Timing` header.
+    server_timing: bool,
+    /// Responses encoded since the last write.
+    batch: usize,
+    /// The cached `Date` was refreshed for the responses being encoded now.
+    dated: bool,
+}
+
+impl Output {
+    pub(crate) fn new(server_timing: bool) -> Self {
+        Output {
+            buf: Vec::new(),
+            direct: None,
+            server_timing,
+            batch: 0,
+            dated: false,
+        }
+    }
+
+    /// Bytes are waiting to be written.
+    pub(crate) fn has_bytes(&self) -> bool {
+        !self.buf.is_empty() || self.direct.is_some()
+    }
+
+    /// Enough is buffered that it should be written before anything more is encoded.
+    pub(crate) fn is_full(&self) -> bool {
+        self.buf.len() >= HIGH_WATER || self.direct.is_some()
+    }
+
+    /// Gives the buffer back while the connection is idle.
+    pub(crate) fn release_memory(&mut self) {
+        if self.buf.is_empty() {
+            self.buf = Vec::new();
+        }
+    }
+
+    /// Appends the `100 Continue` interim response.
+    pub(crate) fn encode_continue(&mut self) {
+        self.buf.extend_from_slice(encode::CONTINUE);
+    }
+
+    /// Encodes an answer; `last` says nothing follows it on this connection. `timing` is the
+    /// handler time and head-of-line wait, for `Server-Timing`.
+    pub(crate) fn encode<B>(
+        &mut self,
+        outcome: Outcome<B>,
+        info: RequestInfo,
+        last: bool,
+        timing: Option<(Duration, Duration)>,
+    ) -> Encoded<B>
+    where
+        B: HttpBody<Data = Bytes> + 'static,
+    {
+        self.batch += 1;
+        if self.buf.capacity() == 0 {
+            // One allocation for a typical response head, not a series of small regrowths.
+            self.buf.reserve(FIRST_BUF);
+        }
+        if !self.dated {
+            date::refresh();
+            self.dated = true;
+        }
+        let timing = timing.filter(|_| self.server_timing);
+        match outcome {
+            Outcome::Engine { error, close } => {
+                self.encode_engine(error, info, last || close, timing);
+                Encoded::Whole {
+                    closes: last || close,
+                }
+            }
+            Outcome::Response(response, plan) => {
+                self.encode_response(response, info, plan.closing(last), timing)
+            }
+        }
+    }
+
+    fn encode_response<B>(
+        &mut self,
+        mut response: Response<B>,
+        info: RequestInfo,
+        plan: Plan,
+        timing: Option<(Duration, Duration)>,
+    ) -> Encoded<B>
+    where
+        B: HttpBody<Data = Bytes> + 'static,
+    {
+        let body = response.body_mut();
+        let whole = if body.is_end_stream() {
+            Some(Bytes::new())
+        } else {
+            // The router's own body type hands over its bytes without being polled.
+            (body as &mut dyn Any)
+                .downcast_mut::<ResponseBody>()
+                .and_then(ResponseBody::take_whole)
+        };
+        let (status, headers) = (response.status(), response.headers());
+        let framing = encode::head(&mut self.buf, status, headers, info, plan, timing);
+        if let Some(data) = whole {
+            if framing != BodyFraming::None {
+                self.buf.extend_from_slice(&data);
+            }
+            return Encoded::Whole { closes: plan.close };
+        }
+        if framing == BodyFraming::None {
+            return Encoded::Whole { closes: plan.close };
+        }
+        Encoded::Stream(Streaming {
+            body: Box::pin(response.into_body()),
+            framing,
+            written: 0,
+            trailers: None,
+            closes: plan.close,
+        })
+    }
+
+    /// A response the engine makes itself: the status and a one-line reason.
+    fn encode_engine(
+        &mut self,
+        error: EngineError,
+        info: RequestInfo,
+        close: bool,
+        timing: Option<(Duration, Duration)>,
+    ) {
+        let reason = error.status.canonical_reason().unwrap_or("Error");
+        let text = format!("{reason}: {}\n", error.reason);
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        let len = Some(text.len() as u64);
+        let plan = encode::plan(error.status, &headers, len, info, close);
+        let framing = encode::head(&mut self.buf, error.status, &headers, info, plan, timing);
+        if framing != BodyFraming::None {
+            self.buf.extend_from_slice(text.as_bytes());
+        }
+    }
+
+    /// Moves a streaming body's ready frames into the buffer.
+    pub(crate) fn poll_stream<B>(&mut self, s: &mut Streaming<B>, cx: &mut Context<'_>) -> Streamed
+    where
+        B: HttpBody<Data = Bytes>,
+        B::Error: Into<BoxError>,
+    {
+        loop {
+            if self.is_full() {
+                return Streamed::Flush;
+            }
+            // Errors become `BoxError` at once: a body's own error type need not be `Send`.
+            // A body that panics is a body that failed: the responses before it still go out.
+            let polled = catch_unwind(AssertUnwindSafe(|| s.body.as_mut().poll_frame(cx)));
+            let frame = match polled {
+                Ok(Poll::Pending) => return Streamed::Waiting,
+                Ok(Poll::Ready(frame)) => frame.map(|f| f.map_err(Into::<BoxError>::into)),
+                Err(_) => Some(Err("the response body panicked".into())),
+            };
+            let frame = match frame {
+                None => return self.end_stream(s),
+                Some(Ok(frame)) => frame,
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "response body failed; closing the connection");
+                    return Streamed::Done { closes: true };
+                }
+            };
+            let data = match frame.into_data() {
+                Ok(data) => data,
+                Err(frame) => {
+                    s.trailers = frame.into_trailers().ok();
+                    continue;
+                }
+            };
+            s.written += data.len() as u64;
+            if let BodyFraming::Length(declared) = s.framing {
+                if s.written > declared {
+                    tracing::warn!(declared, "response body longer than its length; closing");
+                    return Streamed::Done { closes: true };
+                }
+            }
+            self.push_data(data, s.framing);
+        }
+    }
+
+    /// Finishes a body that ended: the last chunk, or a check of the declared length (a
+    /// shorter body can only be told to the client by closing).
+    fn end_stream<B>(&mut self, s: &mut Streaming<B>) -> Streamed {
+        match s.framing {
+            BodyFraming::Chunked => encode::chunked_end(&mut self.buf, s.trailers.as_ref()),
+            BodyFraming::Length(declared) if s.written != declared => {
+                tracing::warn!(
+                    declared,
+                    written = s.written,
+                    "response body shorter than its length; closing"
+                );
+                return Streamed::Done { closes: true };
+            }
+            _ => {}
+        }
+        Streamed::Done { closes: s.closes }
+    }
+
+    fn push_data(&mut self, data: Bytes, framing: BodyFraming) {
+        if data.is_empty() {
+            return;
+        }
+        let chunked = framing == BodyFraming::Chunked;
+        if chunked {
+            encode::chunk_start(&mut self.buf, data.len());
+        }
+        if data.len() >= DIRECT_WRITE && !chunked {
+            self.direct = Some(data);
+            return;
+        }
+        self.buf.extend_from_slice(&data);
+        if chunked {
+            encode::chunk_end(&mut self.buf);
+        }
+    }
+
+    /// Writes everything buffered. A lone response's buffer is given back afterwards (the
+    /// connection may now sit idle for long); a pipelining client's is kept up to
+    /// [`KEEP_IDLE`], since regrowing it for every batch would cost more than it saves.
+    pub(crate) async fn flush<W: AsyncWrite + Unpin>(&mut self, io: &mut W) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            io.write_all(&self.buf).await?;
+            self.buf.clear();
+        }
+        if let Some(data) = self.direct.take() {
+            io.write_all(&data).await?;
+        }
+        if self.batch <= 1 {
+            self.buf = Vec::new();
+        } else {
+            self.buf.shrink_to(KEEP_IDLE);
+        }
+        self.batch = 0;
+        // The next batch re-reads the clock for its `Date`.
+        self.dated = false;
+        Ok(())
+    }
+}
