@@ -1,5 +1,4 @@
-//! The demo's Prometheus metrics: the engine's own (see `pipelined::Config::metrics`) plus
-//! `pipelined_requests_total{method, route, status}`, counted here around the router.
+//! `pipelined_requests_total{method, route, status}`, counted around the router.
 //!
 //! The route label is the matched route pattern (`/delay/{ms}`), never the raw path: a label
 //! per distinct path would grow without bound.
@@ -12,27 +11,8 @@ use std::task::{Context, Poll};
 
 use http::{Method, Request, Response};
 use metrics::Counter;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use pipelined::{Body, BoxError, ResponseBody, RouteFuture, Router};
 use tower::Service;
-
-/// Histogram buckets (seconds) for handler time and head-of-line wait: 10 µs to 60 s.
-const SECONDS: &[f64] = &[
-    0.00001, 0.0001, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0,
-];
-
-/// Buckets for the pipeline depth (requests queued behind the one being written).
-const DEPTH: &[f64] = &[0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0];
-
-/// Installs the process-wide Prometheus recorder.
-pub fn install() -> Result<PrometheusHandle, String> {
-    let suffix = |s: &str| metrics_exporter_prometheus::Matcher::Suffix(s.to_owned());
-    PrometheusBuilder::new()
-        .set_buckets_for_metric(suffix("_seconds"), SECONDS)
-        .and_then(|b| b.set_buckets_for_metric(suffix("_pipeline_depth"), DEPTH))
-        .and_then(|b| b.install_recorder())
-        .map_err(|e| format!("cannot start metrics: {e}"))
-}
 
 /// The router, counting each request by method, matched route and status.
 pub struct Counted {
