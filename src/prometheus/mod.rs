@@ -3,6 +3,7 @@
 //! kept by our own recorder and rendered on `/metrics`.
 
 mod counted;
+mod exposition;
 mod recorder;
 
 use std::sync::Arc;
