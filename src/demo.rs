@@ -1,12 +1,13 @@
 //! The demo routes: the interface other tools (load tests, the walkthrough) drive.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::{header, HeaderValue, Request, Response, StatusCode};
-use metrics_exporter_prometheus::PrometheusHandle;
 use pipelined::{get, post, Body, IntoResponse, PathParams, ResponseBody, Router};
 
+use crate::prometheus::Registry;
 use crate::work::{WorkPool, QUEUE_LEN};
 
 /// Longest `/delay/{ms}`: a minute is plenty to watch head-of-line behaviour, and a bound
@@ -52,7 +53,7 @@ const MAX_WORK_ROUNDS: u64 = 100_000_000;
 
 /// The demo application; `own` is the address it is served on (for `/fanout`), `metrics`
 /// renders `/metrics` (absent with `--no-metrics`).
-pub fn app(own: SocketAddr, metrics: Option<PrometheusHandle>) -> Router {
+pub fn app(own: SocketAddr, metrics: Option<Arc<Registry>>) -> Router {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let pool = WorkPool::new(workers, QUEUE_LEN);
     let client = reqwest::Client::new();
@@ -100,9 +101,9 @@ async fn delay(req: Request<Body>) -> Response<ResponseBody> {
 }
 
 /// The Prometheus text exposition of everything recorded.
-async fn render(metrics: PrometheusHandle) -> Response<ResponseBody> {
+async fn render(metrics: Arc<Registry>) -> Response<ResponseBody> {
     let mut res = Response::new(ResponseBody::from(metrics.render()));
-    let exposition = HeaderValue::from_static("text/plain; version=0.0.4");
+    let exposition = HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8");
     res.headers_mut().insert(header::CONTENT_TYPE, exposition);
     res
 }

@@ -158,18 +158,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let metrics = if args.no_metrics {
         None
     } else {
-        let handle = prometheus::install()?;
-        // Histogram samples wait in the recorder until drained; draining on a timer keeps
-        // memory flat however rarely /metrics is scraped.
-        let upkeep = handle.clone();
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(Duration::from_secs(5));
-            loop {
-                every.tick().await;
-                upkeep.run_upkeep();
-            }
-        });
-        Some(handle)
+        Some(prometheus::install()?)
     };
     let engine = args
         .engine
