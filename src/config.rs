@@ -174,10 +174,15 @@ impl Config {
 
     /// Whether the engine emits metrics through the [`metrics`](https://docs.rs/metrics)
     /// facade (default off): `pipelined_open_connections` and `pipelined_in_flight_requests`
-    /// (gauges), `pipelined_pipeline_depth` (requests queued behind the one being written, at
-    /// each request), `pipelined_handler_seconds` and `pipelined_head_of_line_wait_seconds`
-    /// (histograms). Off, the hot path pays nothing; on, install a recorder (for example
-    /// `metrics-exporter-prometheus`) to collect them.
+    /// (gauges), `pipelined_pipeline_depth` (requests read per written batch: how deep clients
+    /// pipeline), `pipelined_handler_seconds` and `pipelined_head_of_line_wait_seconds`
+    /// (histograms, in seconds). Off, the hot path pays nothing; on, install a recorder (for
+    /// example `metrics-exporter-prometheus`) to collect them.
+    ///
+    /// Each connection aggregates its figures and hands them over once per written batch, with
+    /// `record_many` per histogram bucket touched; give the recorder's histograms the bounds
+    /// [`SECONDS_BUCKETS`](crate::SECONDS_BUCKETS) and [`DEPTH_BUCKETS`](crate::DEPTH_BUCKETS)
+    /// so that bucket counts and sums are exact.
     pub fn metrics(mut self, on: bool) -> Self {
         self.metrics = on;
         self

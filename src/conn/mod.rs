@@ -183,3 +183,6 @@ async fn linger<R: AsyncRead + Unpin>(read: &mut R) {
     };
     let _ = tokio::time::timeout(LINGER, drain).await;
 }
+
+#[cfg(test)]
+mod tests;

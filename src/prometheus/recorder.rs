@@ -19,14 +19,12 @@ use metrics::{
 
 use super::exposition;
 
-/// Bucket upper bounds for `*_seconds` histograms: 10 µs to 10 s, three steps a decade.
-const SECONDS: &[f64] = &[
-    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
+/// Bucket upper bounds for `*_seconds` histograms: the engine's own (10 µs to 10 s, three
+/// steps a decade), which it aggregates per batch against these same bounds.
+const SECONDS: &[f64] = pipelined::SECONDS_BUCKETS;
 
-/// Bucket upper bounds for `*_pipeline_depth` (requests queued on one connection).
-const DEPTH: &[f64] = &[0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0];
+/// Bucket upper bounds for `*_pipeline_depth` (requests read per written batch).
+const DEPTH: &[f64] = pipelined::DEPTH_BUCKETS;
 
 /// Bucket upper bounds for any other histogram: the Prometheus client libraries' defaults, so
 /// a histogram nobody planned for still reads like everyone's.
