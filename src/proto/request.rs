@@ -148,36 +148,35 @@ impl Parser {
 
     /// Turns the raw head into an `http::Request` and applies the RFC rules.
     fn build(&self, bytes: Bytes, line: Line, max_body_bytes: u64) -> Result<Head, EngineError> {
-        let mut headers = HeaderMap::with_capacity(self.indices.len());
-        // Which headers the RFC rules need, noted while the map is built, so that the common
-        // request (Host and nothing else of interest) costs no further map lookups.
+        // The map is filled in place inside the request rather than built apart and moved in,
+        // which would also drop the request's empty default map.
+        let mut request = Request::new(());
+        let headers = request.headers_mut();
+        headers.reserve(self.indices.len());
+        // What the RFC rules need, noted from the raw headers while the map is built, so that
+        // the common request (Host, maybe Connection, nothing else of interest) needs no map
+        // lookups afterwards.
         let mut seen = Seen::default();
         for ix in &self.indices {
             let name = HeaderName::from_bytes(&bytes[ix.name.clone()])
                 .map_err(|_| EngineError::bad_request("invalid header name"))?;
             let value = HeaderValue::from_maybe_shared(bytes.slice(ix.value.clone()))
                 .map_err(|_| EngineError::bad_request("invalid header value"))?;
-            seen.note(&name);
+            seen.note(&name, ix.value.clone(), value.as_bytes());
             headers.append(name, value);
         }
         let uri = parse_target(&line.method, bytes.slice(line.target))?;
-        check_host(&headers, line.version)?;
+        check_host(seen.host.map(|r| &bytes[r]), seen.hosts, line.version)?;
         let framing = if seen.framing {
-            framing(&headers, line.version, max_body_bytes)?
+            framing(request.headers(), line.version, max_body_bytes)?
         } else {
             Framing::Empty
         };
-        let close = if seen.connection {
-            wants_close(&headers, line.version)
-        } else {
-            line.version == Version::HTTP_10
-        };
-        let expect_continue = seen.expect && expects_continue(&headers, line.version)?;
-        let mut request = Request::new(());
+        let close = seen.close || (line.version == Version::HTTP_10 && !seen.keep_alive);
+        let expect_continue = seen.expect && expects_continue(request.headers(), line.version)?;
         *request.method_mut() = line.method;
         *request.uri_mut() = uri;
         *request.version_mut() = line.version;
-        *request.headers_mut() = headers;
         Ok(Head {
             request,
             framing,
@@ -190,17 +189,39 @@ impl Parser {
 /// Headers with rules of their own, as seen in one request.
 #[derive(Default)]
 struct Seen {
+    /// Where the first `Host` value sits in the head.
+    host: Option<Range<usize>>,
+    /// How many `Host` headers there were.
+    hosts: usize,
     /// `Content-Length` or `Transfer-Encoding`.
     framing: bool,
-    connection: bool,
+    /// A `Connection` header lists `close`.
+    close: bool,
+    /// A `Connection` header lists `keep-alive`.
+    keep_alive: bool,
     expect: bool,
 }
 
 impl Seen {
-    fn note(&mut self, name: &HeaderName) {
+    /// Records one header; `at` is where `value` sits in the head.
+    fn note(&mut self, name: &HeaderName, at: Range<usize>, value: &[u8]) {
         match *name {
+            header::HOST => {
+                self.hosts += 1;
+                self.host.get_or_insert(at);
+            }
             header::CONTENT_LENGTH | header::TRANSFER_ENCODING => self.framing = true,
-            header::CONNECTION => self.connection = true,
+            // The usual value, `keep-alive` alone, without splitting it into a list.
+            header::CONNECTION if value.eq_ignore_ascii_case(b"keep-alive") => {
+                self.keep_alive = true;
+            }
+            // RFC 9112 §9.3: the options may be spread over several Connection headers.
+            header::CONNECTION => {
+                for token in value_tokens(value) {
+                    self.close |= token.eq_ignore_ascii_case(b"close");
+                    self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+                }
+            }
             header::EXPECT => self.expect = true,
             _ => {}
         }
@@ -311,11 +332,10 @@ fn parse_target(method: &Method, target: Bytes) -> Result<Uri, EngineError> {
     }
 }
 
-/// RFC 9112 §3.2: exactly one `Host` in HTTP/1.1, and it must be a valid authority.
-fn check_host(headers: &HeaderMap, version: Version) -> Result<(), EngineError> {
-    let mut hosts = headers.get_all(header::HOST).iter();
-    let host = hosts.next();
-    if hosts.next().is_some() {
+/// RFC 9112 §3.2: exactly one `Host` in HTTP/1.1, and it must be a valid authority; `host`
+/// is the first value of the `count` there were.
+fn check_host(host: Option<&[u8]>, count: usize, version: Version) -> Result<(), EngineError> {
+    if count > 1 {
         return Err(EngineError::bad_request("more than one Host header"));
     }
     match host {
@@ -323,9 +343,7 @@ fn check_host(headers: &HeaderMap, version: Version) -> Result<(), EngineError> 
         None if version == Version::HTTP_11 => {
             Err(EngineError::bad_request("HTTP/1.1 request without Host"))
         }
-        Some(value) if !valid_host(value.as_bytes()) => {
-            Err(EngineError::bad_request("invalid Host header"))
-        }
+        Some(value) if !valid_host(value) => Err(EngineError::bad_request("invalid Host header")),
         _ => Ok(()),
     }
 }
@@ -476,16 +494,6 @@ fn transfer_coding(headers: &HeaderMap) -> Result<Framing, EngineError> {
     }
 }
 
-/// Does this request end the connection (RFC 9112 §9.3)?
-fn wants_close(headers: &HeaderMap, version: Version) -> bool {
-    let (mut close, mut keep_alive) = (false, false);
-    for token in header_tokens(headers, header::CONNECTION) {
-        close |= token.eq_ignore_ascii_case(b"close");
-        keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
-    }
-    close || (version == Version::HTTP_10 && !keep_alive)
-}
-
 /// `Expect: 100-continue` is honoured on HTTP/1.1 and ignored on HTTP/1.0 (RFC 9110
 /// §10.1.1); any other expectation is answered `417`.
 fn expects_continue(headers: &HeaderMap, version: Version) -> Result<bool, EngineError> {
@@ -507,7 +515,13 @@ pub(crate) fn header_tokens(headers: &HeaderMap, name: HeaderName) -> impl Itera
     headers
         .get_all(name)
         .into_iter()
-        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .flat_map(|v| value_tokens(v.as_bytes()))
+}
+
+/// The comma-separated, trimmed, non-empty list elements of one header value.
+fn value_tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value
+        .split(|&b| b == b',')
         .map(<[u8]>::trim_ascii)
         .filter(|t| !t.is_empty())
 }
