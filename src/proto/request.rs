@@ -310,26 +310,46 @@ fn downgrade_minor_version(buf: &mut [u8]) -> bool {
 /// Validates the request target form against the method (RFC 9112 §3.2): origin-form and
 /// absolute-form for every method, `*` only for OPTIONS, authority-form only for CONNECT.
 fn parse_target(method: &Method, target: Bytes) -> Result<Uri, EngineError> {
-    let bad = || EngineError::bad_request("invalid request target");
-    // No request-target form has a fragment (RFC 9112 §3.2); rather than drop it silently (the
-    // URI parser would), refuse it.
-    if target.contains(&b'#') {
-        return Err(bad());
+    if target.first() == Some(&b'/') {
+        parse_origin_form(target)
+    } else {
+        parse_other_form(method, target)
     }
-    let origin_form = target.first() == Some(&b'/');
+}
+
+/// The common case, `/path?query`, in one pass over the target: the URI parser stops at a
+/// `#` and drops the rest, so a path and query shorter than the target means there was a
+/// fragment, which no request-target form has (RFC 9112 §3.2): refused rather than dropped.
+fn parse_origin_form(target: Bytes) -> Result<Uri, EngineError> {
+    let len = target.len();
+    Uri::from_maybe_shared(target)
+        .ok()
+        .filter(|uri| uri.path_and_query().map(|pq| pq.as_str().len()) == Some(len))
+        .ok_or_else(bad_target)
+}
+
+/// Absolute-form, authority-form and `*`, each only where the method allows it.
+fn parse_other_form(method: &Method, target: Bytes) -> Result<Uri, EngineError> {
+    // No fragments here either; the URI parser would drop one silently, so look first.
+    if target.contains(&b'#') {
+        return Err(bad_target());
+    }
     let asterisk = &target[..] == b"*";
-    let uri = Uri::from_maybe_shared(target).map_err(|_| bad())?;
+    let uri = Uri::from_maybe_shared(target).map_err(|_| bad_target())?;
     let absolute_form = uri.scheme().is_some();
-    let authority_form = !origin_form && !asterisk && !absolute_form;
-    if origin_form
-        || absolute_form
+    let authority_form = !asterisk && !absolute_form;
+    if absolute_form
         || (asterisk && method == Method::OPTIONS)
         || (authority_form && method == Method::CONNECT)
     {
         Ok(uri)
     } else {
-        Err(bad())
+        Err(bad_target())
     }
+}
+
+fn bad_target() -> EngineError {
+    EngineError::bad_request("invalid request target")
 }
 
 /// RFC 9112 §3.2: exactly one `Host` in HTTP/1.1, and it must be a valid authority; `host`
