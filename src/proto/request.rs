@@ -403,24 +403,37 @@ fn valid_host(value: &[u8]) -> bool {
 fn valid_reg_name(name: &[u8]) -> bool {
     let mut i = 0;
     while i < name.len() {
-        match name[i] {
-            b'%' => {
-                let hex = name.get(i + 1..i + 3);
-                if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
-                    return false;
-                }
-                i += 3;
-                continue;
+        if name[i] == b'%' {
+            let hex = name.get(i + 1..i + 3);
+            if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                return false;
             }
-            b if b.is_ascii_alphanumeric() => {}
-            b'-' | b'.' | b'_' | b'~' => {}
-            b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=' => {}
-            _ => return false,
+            i += 3;
+            continue;
+        }
+        if !REG_NAME_CHARS[usize::from(name[i])] {
+            return false;
         }
         i += 1;
     }
     true
 }
+
+/// The bytes a reg-name may hold outside `%XX` escapes (`unreserved / sub-delims`), as a
+/// table: every request's Host goes through this, and one load per byte is far cheaper than
+/// a chain of range tests.
+const REG_NAME_CHARS: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < table.len() {
+        table[b] = matches!(b as u8,
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9'
+            | b'-' | b'.' | b'_' | b'~'
+            | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=');
+        b += 1;
+    }
+    table
+};
 
 /// Works out body framing from `Content-Length` / `Transfer-Encoding` (RFC 9112 §6).
 fn framing(headers: &HeaderMap, version: Version, max_body: u64) -> Result<Framing, EngineError> {
