@@ -48,6 +48,69 @@ struct HeaderIndices {
 #[derive(Debug, Default)]
 pub(crate) struct Parser {
     indices: Vec<HeaderIndices>,
+    names: NameCache,
+}
+
+/// Header names cached by position: a client sends the same names in the same order and
+/// spelling on every request of a connection, so the previous head's name at the same
+/// position, compared byte for byte, is nearly always the answer. That costs a short compare
+/// and a clone instead of `HeaderName::from_bytes`'s lower-casing copy and table match (and,
+/// for a non-standard name, an allocation). The answer is the same either way, as
+/// `from_bytes` depends on the bytes alone.
+#[derive(Debug, Default)]
+struct NameCache {
+    /// Entry `i` is the name at position `i`; positions past the end are not cached.
+    entries: Vec<CachedName>,
+}
+
+/// Names cached per connection; covers the headers of nearly every request while bounding the
+/// memory each connection keeps.
+const CACHED_NAMES: usize = 16;
+
+/// The longest spelling cached; longer names are parsed every time.
+const CACHED_NAME_LEN: usize = 32;
+
+/// One header name as spelled on the wire and what it parsed to.
+#[derive(Debug)]
+struct CachedName {
+    spelling: [u8; CACHED_NAME_LEN],
+    len: usize,
+    name: HeaderName,
+}
+
+impl NameCache {
+    /// The header name for `raw`, the name of the header at `position` in the head.
+    fn name(&mut self, position: usize, raw: &[u8]) -> Result<HeaderName, EngineError> {
+        if let Some(cached) = self.entries.get(position) {
+            if cached.spelling.get(..cached.len) == Some(raw) {
+                return Ok(cached.name.clone());
+            }
+        }
+        let name = HeaderName::from_bytes(raw)
+            .map_err(|_| EngineError::bad_request("invalid header name"))?;
+        self.remember(position, raw, &name);
+        Ok(name)
+    }
+
+    /// Caches `name` for `position`, keeping the entries a prefix of the positions.
+    fn remember(&mut self, position: usize, raw: &[u8], name: &HeaderName) {
+        if raw.len() > CACHED_NAME_LEN {
+            self.entries.truncate(position);
+            return;
+        }
+        let mut spelling = [0; CACHED_NAME_LEN];
+        spelling[..raw.len()].copy_from_slice(raw);
+        let entry = CachedName {
+            spelling,
+            len: raw.len(),
+            name: name.clone(),
+        };
+        if let Some(slot) = self.entries.get_mut(position) {
+            *slot = entry;
+        } else if position == self.entries.len() && position < CACHED_NAMES {
+            self.entries.push(entry);
+        }
+    }
 }
 
 /// What the request line and headers say, before the RFC checks.
@@ -147,7 +210,12 @@ impl Parser {
     }
 
     /// Turns the raw head into an `http::Request` and applies the RFC rules.
-    fn build(&self, bytes: Bytes, line: Line, max_body_bytes: u64) -> Result<Head, EngineError> {
+    fn build(
+        &mut self,
+        bytes: Bytes,
+        line: Line,
+        max_body_bytes: u64,
+    ) -> Result<Head, EngineError> {
         // The map is filled in place inside the request rather than built apart and moved in,
         // which would also drop the request's empty default map.
         let mut request = Request::new(());
@@ -157,9 +225,8 @@ impl Parser {
         // the common request (Host, maybe Connection, nothing else of interest) needs no map
         // lookups afterwards.
         let mut seen = Seen::default();
-        for ix in &self.indices {
-            let name = HeaderName::from_bytes(&bytes[ix.name.clone()])
-                .map_err(|_| EngineError::bad_request("invalid header name"))?;
+        for (position, ix) in self.indices.iter().enumerate() {
+            let name = self.names.name(position, &bytes[ix.name.clone()])?;
             let value = HeaderValue::from_maybe_shared(bytes.slice(ix.value.clone()))
                 .map_err(|_| EngineError::bad_request("invalid header value"))?;
             seen.note(&name, ix.value.clone(), value.as_bytes());
@@ -557,4 +624,42 @@ fn value_tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
         .split(|&b| b == b',')
         .map(<[u8]>::trim_ascii)
         .filter(|t| !t.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The headers of `head` as a parser that has already parsed other heads gives them.
+    fn headers(parser: &mut Parser, head: &str) -> Vec<(String, HeaderValue)> {
+        let mut buf = BytesMut::from(head.as_bytes());
+        let parsed = parser.parse(&mut buf, 64 * 1024, 100, 1024);
+        let head = parsed.expect("valid head").expect("whole head");
+        let map = head.request.headers();
+        map.iter()
+            .map(|(name, value)| (name.as_str().to_owned(), value.clone()))
+            .collect()
+    }
+
+    /// Names taken from the cache are exactly what a fresh parser gives, whether the names at
+    /// each position repeat, change case, change, or are too long to cache.
+    #[test]
+    fn cached_names_match_a_fresh_parse() {
+        let long = format!("X-{}", "a".repeat(CACHED_NAME_LEN));
+        let heads = [
+            "GET / HTTP/1.1\r\nHost: a\r\nX-Custom: 1\r\nAccept: */*\r\n\r\n".to_owned(),
+            "GET / HTTP/1.1\r\nHOST: a\r\nx-custom: 1\r\nAccept: */*\r\n\r\n".to_owned(),
+            format!("GET / HTTP/1.1\r\nHost: a\r\n{long}: 1\r\nAccept: */*\r\nX-Other: 2\r\n\r\n"),
+            "GET / HTTP/1.1\r\nHost: a\r\nX-Custom: 1\r\nAccept: */*\r\nX-Other: 2\r\n\r\n"
+                .to_owned(),
+            "GET / HTTP/1.1\r\nAccept: */*\r\nHost: a\r\n\r\n".to_owned(),
+        ];
+        let mut warm = Parser::default();
+        for head in &heads {
+            assert_eq!(
+                headers(&mut warm, head),
+                headers(&mut Parser::default(), head)
+            );
+        }
+    }
 }
