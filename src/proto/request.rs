@@ -44,7 +44,8 @@ struct HeaderIndices {
     value: Range<usize>,
 }
 
-/// Reusable scratch space, kept per connection so parsing allocates nothing after warm-up.
+/// Reusable scratch space and the header-name cache, kept per connection so parsing allocates
+/// nothing after warm-up.
 #[derive(Debug, Default)]
 pub(crate) struct Parser {
     indices: Vec<HeaderIndices>,
