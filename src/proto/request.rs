@@ -44,10 +44,74 @@ struct HeaderIndices {
     value: Range<usize>,
 }
 
-/// Reusable scratch space, kept per connection so parsing allocates nothing after warm-up.
+/// Reusable scratch space and the header-name cache, kept per connection so parsing allocates
+/// nothing after warm-up.
 #[derive(Debug, Default)]
 pub(crate) struct Parser {
     indices: Vec<HeaderIndices>,
+    names: NameCache,
+}
+
+/// Header names cached by position: a client sends the same names in the same order and
+/// spelling on every request of a connection, so the previous head's name at the same
+/// position, compared byte for byte, is nearly always the answer. That costs a short compare
+/// and a clone instead of `HeaderName::from_bytes`'s lower-casing copy and table match (and,
+/// for a non-standard name, an allocation). The answer is the same either way, as
+/// `from_bytes` depends on the bytes alone.
+#[derive(Debug, Default)]
+struct NameCache {
+    /// Entry `i` is the name at position `i`; positions past the end are not cached.
+    entries: Vec<CachedName>,
+}
+
+/// Names cached per connection; covers the headers of nearly every request while bounding the
+/// memory each connection keeps.
+const CACHED_NAMES: usize = 16;
+
+/// The longest spelling cached; longer names are parsed every time.
+const CACHED_NAME_LEN: usize = 32;
+
+/// One header name as spelled on the wire and what it parsed to.
+#[derive(Debug)]
+struct CachedName {
+    spelling: [u8; CACHED_NAME_LEN],
+    len: usize,
+    name: HeaderName,
+}
+
+impl NameCache {
+    /// The header name for `raw`, the name of the header at `position` in the head.
+    fn name(&mut self, position: usize, raw: &[u8]) -> Result<HeaderName, EngineError> {
+        if let Some(cached) = self.entries.get(position) {
+            if cached.spelling.get(..cached.len) == Some(raw) {
+                return Ok(cached.name.clone());
+            }
+        }
+        let name = HeaderName::from_bytes(raw)
+            .map_err(|_| EngineError::bad_request("invalid header name"))?;
+        self.remember(position, raw, &name);
+        Ok(name)
+    }
+
+    /// Caches `name` for `position`, keeping the entries a prefix of the positions.
+    fn remember(&mut self, position: usize, raw: &[u8], name: &HeaderName) {
+        if raw.len() > CACHED_NAME_LEN {
+            self.entries.truncate(position);
+            return;
+        }
+        let mut spelling = [0; CACHED_NAME_LEN];
+        spelling[..raw.len()].copy_from_slice(raw);
+        let entry = CachedName {
+            spelling,
+            len: raw.len(),
+            name: name.clone(),
+        };
+        if let Some(slot) = self.entries.get_mut(position) {
+            *slot = entry;
+        } else if position == self.entries.len() && position < CACHED_NAMES {
+            self.entries.push(entry);
+        }
+    }
 }
 
 /// What the request line and headers say, before the RFC checks.
@@ -147,37 +211,40 @@ impl Parser {
     }
 
     /// Turns the raw head into an `http::Request` and applies the RFC rules.
-    fn build(&self, bytes: Bytes, line: Line, max_body_bytes: u64) -> Result<Head, EngineError> {
-        let mut headers = HeaderMap::with_capacity(self.indices.len());
-        // Which headers the RFC rules need, noted while the map is built, so that the common
-        // request (Host and nothing else of interest) costs no further map lookups.
+    fn build(
+        &mut self,
+        bytes: Bytes,
+        line: Line,
+        max_body_bytes: u64,
+    ) -> Result<Head, EngineError> {
+        // The map is filled in place inside the request rather than built apart and moved in,
+        // which would also drop the request's empty default map.
+        let mut request = Request::new(());
+        let headers = request.headers_mut();
+        headers.reserve(self.indices.len());
+        // What the RFC rules need, noted from the raw headers while the map is built, so that
+        // the common request (Host, maybe Connection, nothing else of interest) needs no map
+        // lookups afterwards.
         let mut seen = Seen::default();
-        for ix in &self.indices {
-            let name = HeaderName::from_bytes(&bytes[ix.name.clone()])
-                .map_err(|_| EngineError::bad_request("invalid header name"))?;
+        for (position, ix) in self.indices.iter().enumerate() {
+            let name = self.names.name(position, &bytes[ix.name.clone()])?;
             let value = HeaderValue::from_maybe_shared(bytes.slice(ix.value.clone()))
                 .map_err(|_| EngineError::bad_request("invalid header value"))?;
-            seen.note(&name);
+            seen.note(&name, ix.value.clone(), value.as_bytes());
             headers.append(name, value);
         }
         let uri = parse_target(&line.method, bytes.slice(line.target))?;
-        check_host(&headers, line.version)?;
+        check_host(seen.host.map(|r| &bytes[r]), seen.hosts, line.version)?;
         let framing = if seen.framing {
-            framing(&headers, line.version, max_body_bytes)?
+            framing(request.headers(), line.version, max_body_bytes)?
         } else {
             Framing::Empty
         };
-        let close = if seen.connection {
-            wants_close(&headers, line.version)
-        } else {
-            line.version == Version::HTTP_10
-        };
-        let expect_continue = seen.expect && expects_continue(&headers, line.version)?;
-        let mut request = Request::new(());
+        let close = seen.close || (line.version == Version::HTTP_10 && !seen.keep_alive);
+        let expect_continue = seen.expect && expects_continue(request.headers(), line.version)?;
         *request.method_mut() = line.method;
         *request.uri_mut() = uri;
         *request.version_mut() = line.version;
-        *request.headers_mut() = headers;
         Ok(Head {
             request,
             framing,
@@ -190,17 +257,39 @@ impl Parser {
 /// Headers with rules of their own, as seen in one request.
 #[derive(Default)]
 struct Seen {
+    /// Where the first `Host` value sits in the head.
+    host: Option<Range<usize>>,
+    /// How many `Host` headers there were.
+    hosts: usize,
     /// `Content-Length` or `Transfer-Encoding`.
     framing: bool,
-    connection: bool,
+    /// A `Connection` header lists `close`.
+    close: bool,
+    /// A `Connection` header lists `keep-alive`.
+    keep_alive: bool,
     expect: bool,
 }
 
 impl Seen {
-    fn note(&mut self, name: &HeaderName) {
+    /// Records one header; `at` is where `value` sits in the head.
+    fn note(&mut self, name: &HeaderName, at: Range<usize>, value: &[u8]) {
         match *name {
+            header::HOST => {
+                self.hosts += 1;
+                self.host.get_or_insert(at);
+            }
             header::CONTENT_LENGTH | header::TRANSFER_ENCODING => self.framing = true,
-            header::CONNECTION => self.connection = true,
+            // The usual value, `keep-alive` alone, without splitting it into a list.
+            header::CONNECTION if value.eq_ignore_ascii_case(b"keep-alive") => {
+                self.keep_alive = true;
+            }
+            // RFC 9112 §9.3: the options may be spread over several Connection headers.
+            header::CONNECTION => {
+                for token in value_tokens(value) {
+                    self.close |= token.eq_ignore_ascii_case(b"close");
+                    self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+                }
+            }
             header::EXPECT => self.expect = true,
             _ => {}
         }
@@ -289,33 +378,52 @@ fn downgrade_minor_version(buf: &mut [u8]) -> bool {
 /// Validates the request target form against the method (RFC 9112 §3.2): origin-form and
 /// absolute-form for every method, `*` only for OPTIONS, authority-form only for CONNECT.
 fn parse_target(method: &Method, target: Bytes) -> Result<Uri, EngineError> {
-    let bad = || EngineError::bad_request("invalid request target");
-    // No request-target form has a fragment (RFC 9112 §3.2); rather than drop it silently (the
-    // URI parser would), refuse it.
-    if target.contains(&b'#') {
-        return Err(bad());
+    if target.first() == Some(&b'/') {
+        parse_origin_form(target)
+    } else {
+        parse_other_form(method, target)
     }
-    let origin_form = target.first() == Some(&b'/');
+}
+
+/// The common case, `/path?query`, in one pass over the target: the URI parser stops at a
+/// `#` and drops the rest, so a path and query shorter than the target means there was a
+/// fragment, which no request-target form has (RFC 9112 §3.2): refused rather than dropped.
+fn parse_origin_form(target: Bytes) -> Result<Uri, EngineError> {
+    let len = target.len();
+    Uri::from_maybe_shared(target)
+        .ok()
+        .filter(|uri| uri.path_and_query().map(|pq| pq.as_str().len()) == Some(len))
+        .ok_or_else(bad_target)
+}
+
+/// Absolute-form, authority-form and `*`, each only where the method allows it.
+fn parse_other_form(method: &Method, target: Bytes) -> Result<Uri, EngineError> {
+    // No fragments here either; the URI parser would drop one silently, so look first.
+    if target.contains(&b'#') {
+        return Err(bad_target());
+    }
     let asterisk = &target[..] == b"*";
-    let uri = Uri::from_maybe_shared(target).map_err(|_| bad())?;
+    let uri = Uri::from_maybe_shared(target).map_err(|_| bad_target())?;
     let absolute_form = uri.scheme().is_some();
-    let authority_form = !origin_form && !asterisk && !absolute_form;
-    if origin_form
-        || absolute_form
+    let authority_form = !asterisk && !absolute_form;
+    if absolute_form
         || (asterisk && method == Method::OPTIONS)
         || (authority_form && method == Method::CONNECT)
     {
         Ok(uri)
     } else {
-        Err(bad())
+        Err(bad_target())
     }
 }
 
-/// RFC 9112 §3.2: exactly one `Host` in HTTP/1.1, and it must be a valid authority.
-fn check_host(headers: &HeaderMap, version: Version) -> Result<(), EngineError> {
-    let mut hosts = headers.get_all(header::HOST).iter();
-    let host = hosts.next();
-    if hosts.next().is_some() {
+fn bad_target() -> EngineError {
+    EngineError::bad_request("invalid request target")
+}
+
+/// RFC 9112 §3.2: exactly one `Host` in HTTP/1.1, and it must be a valid authority; `host`
+/// is the first value of the `count` there were.
+fn check_host(host: Option<&[u8]>, count: usize, version: Version) -> Result<(), EngineError> {
+    if count > 1 {
         return Err(EngineError::bad_request("more than one Host header"));
     }
     match host {
@@ -323,9 +431,7 @@ fn check_host(headers: &HeaderMap, version: Version) -> Result<(), EngineError> 
         None if version == Version::HTTP_11 => {
             Err(EngineError::bad_request("HTTP/1.1 request without Host"))
         }
-        Some(value) if !valid_host(value.as_bytes()) => {
-            Err(EngineError::bad_request("invalid Host header"))
-        }
+        Some(value) if !valid_host(value) => Err(EngineError::bad_request("invalid Host header")),
         _ => Ok(()),
     }
 }
@@ -365,24 +471,37 @@ fn valid_host(value: &[u8]) -> bool {
 fn valid_reg_name(name: &[u8]) -> bool {
     let mut i = 0;
     while i < name.len() {
-        match name[i] {
-            b'%' => {
-                let hex = name.get(i + 1..i + 3);
-                if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
-                    return false;
-                }
-                i += 3;
-                continue;
+        if name[i] == b'%' {
+            let hex = name.get(i + 1..i + 3);
+            if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                return false;
             }
-            b if b.is_ascii_alphanumeric() => {}
-            b'-' | b'.' | b'_' | b'~' => {}
-            b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=' => {}
-            _ => return false,
+            i += 3;
+            continue;
+        }
+        if !REG_NAME_CHARS[usize::from(name[i])] {
+            return false;
         }
         i += 1;
     }
     true
 }
+
+/// The bytes a reg-name may hold outside `%XX` escapes (`unreserved / sub-delims`), as a
+/// table: every request's Host goes through this, and one load per byte is far cheaper than
+/// a chain of range tests.
+const REG_NAME_CHARS: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < table.len() {
+        table[b] = matches!(b as u8,
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9'
+            | b'-' | b'.' | b'_' | b'~'
+            | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=');
+        b += 1;
+    }
+    table
+};
 
 /// Works out body framing from `Content-Length` / `Transfer-Encoding` (RFC 9112 §6).
 fn framing(headers: &HeaderMap, version: Version, max_body: u64) -> Result<Framing, EngineError> {
@@ -476,16 +595,6 @@ fn transfer_coding(headers: &HeaderMap) -> Result<Framing, EngineError> {
     }
 }
 
-/// Does this request end the connection (RFC 9112 §9.3)?
-fn wants_close(headers: &HeaderMap, version: Version) -> bool {
-    let (mut close, mut keep_alive) = (false, false);
-    for token in header_tokens(headers, header::CONNECTION) {
-        close |= token.eq_ignore_ascii_case(b"close");
-        keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
-    }
-    close || (version == Version::HTTP_10 && !keep_alive)
-}
-
 /// `Expect: 100-continue` is honoured on HTTP/1.1 and ignored on HTTP/1.0 (RFC 9110
 /// §10.1.1); any other expectation is answered `417`.
 fn expects_continue(headers: &HeaderMap, version: Version) -> Result<bool, EngineError> {
@@ -507,7 +616,51 @@ pub(crate) fn header_tokens(headers: &HeaderMap, name: HeaderName) -> impl Itera
     headers
         .get_all(name)
         .into_iter()
-        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .flat_map(|v| value_tokens(v.as_bytes()))
+}
+
+/// The comma-separated, trimmed, non-empty list elements of one header value.
+fn value_tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value
+        .split(|&b| b == b',')
         .map(<[u8]>::trim_ascii)
         .filter(|t| !t.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The headers of `head` as a parser that has already parsed other heads gives them.
+    fn headers(parser: &mut Parser, head: &str) -> Vec<(String, HeaderValue)> {
+        let mut buf = BytesMut::from(head.as_bytes());
+        let parsed = parser.parse(&mut buf, 64 * 1024, 100, 1024);
+        let head = parsed.expect("valid head").expect("whole head");
+        let map = head.request.headers();
+        map.iter()
+            .map(|(name, value)| (name.as_str().to_owned(), value.clone()))
+            .collect()
+    }
+
+    /// Names taken from the cache are exactly what a fresh parser gives, whether the names at
+    /// each position repeat, change case, change, or are too long to cache.
+    #[test]
+    fn cached_names_match_a_fresh_parse() {
+        let long = format!("X-{}", "a".repeat(CACHED_NAME_LEN));
+        let heads = [
+            "GET / HTTP/1.1\r\nHost: a\r\nX-Custom: 1\r\nAccept: */*\r\n\r\n".to_owned(),
+            "GET / HTTP/1.1\r\nHOST: a\r\nx-custom: 1\r\nAccept: */*\r\n\r\n".to_owned(),
+            format!("GET / HTTP/1.1\r\nHost: a\r\n{long}: 1\r\nAccept: */*\r\nX-Other: 2\r\n\r\n"),
+            "GET / HTTP/1.1\r\nHost: a\r\nX-Custom: 1\r\nAccept: */*\r\nX-Other: 2\r\n\r\n"
+                .to_owned(),
+            "GET / HTTP/1.1\r\nAccept: */*\r\nHost: a\r\n\r\n".to_owned(),
+        ];
+        let mut warm = Parser::default();
+        for head in &heads {
+            assert_eq!(
+                headers(&mut warm, head),
+                headers(&mut Parser::default(), head)
+            );
+        }
+    }
 }
