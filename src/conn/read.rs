@@ -85,10 +85,11 @@ impl Input {
         self.parked
     }
 
-    /// Gives the read buffer back while the connection is idle.
+    /// Gives the read buffer and the parser's scratch space back while the connection is idle.
     pub(crate) fn park(&mut self) {
         if self.buf.is_empty() {
             self.buf = BytesMut::new();
+            self.parser.release_memory();
             self.parked = true;
         }
     }

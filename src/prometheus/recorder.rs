@@ -305,7 +305,6 @@ mod tests {
         assert_eq!(
             lines(&text, "test_pipeline_depth"),
             [
-                "test_pipeline_depth_bucket{le=\"0\"} 1",
                 "test_pipeline_depth_bucket{le=\"1\"} 2",
                 "test_pipeline_depth_bucket{le=\"2\"} 2",
                 "test_pipeline_depth_bucket{le=\"4\"} 4",

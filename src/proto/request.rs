@@ -122,6 +122,11 @@ struct Line {
 }
 
 impl Parser {
+    /// Gives the scratch space and cached names back, for a connection gone idle.
+    pub(crate) fn release_memory(&mut self) {
+        *self = Parser::default();
+    }
+
     /// Parses one request head from the front of `buf`, removing it on success; `None` when
     /// more bytes are needed.
     pub(crate) fn parse(
