@@ -70,7 +70,8 @@ struct Deadline {
 }
 
 /// A request parsed but not started yet: at a barrier, or while the service is not ready.
-struct Held(Head);
+/// Boxed: rare, and a parsed head is large; inline it would size every connection.
+struct Held(Box<Head>);
 
 pub(crate) struct Conn<'a, I, S: Service<Request<Body>>, B> {
     io: I,
@@ -102,7 +103,8 @@ pub(crate) struct Conn<'a, I, S: Service<Request<Body>>, B> {
     timed: bool,
     /// The latest clock reading of this turn: one read per request, not three.
     clock: Option<Instant>,
-    meter: Option<Meter>,
+    /// Boxed: a connection's counts take a few hundred bytes, and only metered servers pay.
+    meter: Option<Box<Meter>>,
 }
 
 impl<'a, I, S, B> Conn<'a, I, S, B>
@@ -152,7 +154,7 @@ where
             seq: 0,
             timed: config.server_timing || config.metrics,
             clock: None,
-            meter: config.metrics.then(Meter::new),
+            meter: config.metrics.then(|| Box::new(Meter::new())),
         }
     }
 
@@ -249,7 +251,7 @@ where
             return Next::Started;
         }
         let head = match self.held.take() {
-            Some(Held(head)) => head,
+            Some(Held(head)) => *head,
             None => match self.input.next_head(self.config) {
                 Ok(Some(head)) => {
                     self.header_deadline = None;
@@ -268,12 +270,12 @@ where
         };
         let unsafe_method = !is_safe(head.request.method());
         if (unsafe_method || self.after_barrier) && !self.poll_barrier(cx) {
-            self.held = Some(Held(head));
+            self.held = Some(Held(Box::new(head)));
             return Next::Wait;
         }
         let ready = match self.dispatcher.poll_ready(cx) {
             Poll::Pending => {
-                self.held = Some(Held(head));
+                self.held = Some(Held(Box::new(head)));
                 return Next::Wait;
             }
             Poll::Ready(ready) => ready,

@@ -44,7 +44,8 @@ pub(crate) struct Streaming<B> {
     body: Pin<Box<B>>,
     framing: BodyFraming,
     written: u64,
-    trailers: Option<HeaderMap>,
+    /// Boxed: rare, and a header map inline would size every connection.
+    trailers: Option<Box<HeaderMap>>,
     /// The connection ends after this response.
     closes: bool,
 }
@@ -240,7 +241,7 @@ impl Output {
             let data = match frame.into_data() {
                 Ok(data) => data,
                 Err(frame) => {
-                    s.trailers = frame.into_trailers().ok();
+                    s.trailers = frame.into_trailers().ok().map(Box::new);
                     continue;
                 }
             };
@@ -259,7 +260,7 @@ impl Output {
     /// shorter body can only be told to the client by closing).
     fn end_stream<B>(&mut self, s: &mut Streaming<B>) -> Streamed {
         match s.framing {
-            BodyFraming::Chunked => encode::chunked_end(&mut self.buf, s.trailers.as_ref()),
+            BodyFraming::Chunked => encode::chunked_end(&mut self.buf, s.trailers.as_deref()),
             BodyFraming::Length(declared) if s.written != declared => {
                 tracing::warn!(
                     declared,
