@@ -56,7 +56,7 @@ impl Default for Config {
 impl Config {
     /// Requests per connection that may be read but not yet answered (default 32).
     ///
-    /// This is the capacity of the connection's ordered slot channel. When it is full the
+    /// This is the capacity of the connection's ordered slots. When they are full the
     /// connection stops reading, so TCP pushes back on a client that pipelines faster than
     /// handlers finish: memory per connection stays bounded however deep the client pipelines.
     /// Values below [`MIN_PIPELINE_DEPTH`] are raised to it.

@@ -1,5 +1,5 @@
 //! A client that pipelines without ever reading cannot make the server buffer without bound:
-//! the slot channel fills, the reader stops reading, and TCP pushes back on the client.
+//! the ordered slots fill, the connection stops reading, and TCP pushes back on the client.
 //! Alone in its file so that no other test's allocations blur the RSS reading.
 
 mod common;

@@ -17,9 +17,10 @@ use std::time::Duration;
 use http::{Method, Request, Response};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 use tower::Service;
 
+use super::deadline::{Deadline, Waiting};
 use super::dispatch::{is_safe, Dispatcher, Started};
 use super::keep_alive::{KeepAlive, Stop};
 use super::meter::Meter;
@@ -35,38 +36,12 @@ use crate::proto::request::{Framing, Head};
 use crate::stats::ServerStats;
 use crate::{BoxError, Config};
 
-/// How long an idle connection keeps its buffers before giving them back: a busy client is
-/// back within moments, a parked keep-alive connection should cost little memory.
-const IDLE_GRACE: Duration = Duration::from_millis(100);
-
 /// What a turn of the state machine asks of [`Conn::run`].
 enum Step {
     /// Write the encoded responses.
     Flush,
     /// Nothing more will be written: shut the write side down.
     Done,
-}
-
-/// What the connection is waiting for from the socket, which decides its deadline.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Waiting {
-    /// Nothing buffered, keeping its buffers for a moment ([`IDLE_GRACE`]).
-    Grace,
-    /// Nothing buffered (`Config::idle_timeout`).
-    Idle,
-    /// A request head has started (`Config::header_read_timeout`).
-    Head,
-    /// A request body (`Config::body_read_timeout`).
-    Body,
-}
-
-/// The one timer a connection needs: the deadline of what it waits for from the socket.
-struct Deadline {
-    /// Boxed: a `Sleep` is large, and only connections that wait pay for it.
-    sleep: Option<Pin<Box<Sleep>>>,
-    waiting: Option<Waiting>,
-    /// When the idle wait began (the idle limit counts from there, grace included).
-    idle_since: Option<Instant>,
 }
 
 /// A request parsed but not started yet: at a barrier, or while the service is not ready.
@@ -95,8 +70,6 @@ pub(crate) struct Conn<'a, I, S: Service<Request<Body>>, B> {
     /// Resolves when the server stops taking requests; gone once it has.
     shutdown: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
     deadline: Deadline,
-    /// When the request head being read must be complete; set when it is first waited for.
-    header_deadline: Option<Instant>,
     /// Requests read so far: the `seq` of each request's span.
     seq: u64,
     /// Measure handler time and head-of-line wait (for `Server-Timing` or metrics).
@@ -145,12 +118,7 @@ where
             after_barrier: false,
             barrier: None,
             shutdown: Some(shutdown),
-            deadline: Deadline {
-                sleep: None,
-                waiting: None,
-                idle_since: None,
-            },
-            header_deadline: None,
+            deadline: Deadline::default(),
             seq: 0,
             timed: config.server_timing || config.metrics,
             clock: None,
@@ -254,8 +222,7 @@ where
             Some(Held(head)) => *head,
             None => match self.input.next_head(self.config) {
                 Ok(Some(head)) => {
-                    self.header_deadline = None;
-                    self.deadline.waiting = None;
+                    self.deadline.head_parsed();
                     if let Some(meter) = &mut self.meter {
                         meter.read();
                     }
@@ -517,7 +484,10 @@ where
     /// Reads the socket for what `waiting` needs, under its deadline; shutdown stops a wait for
     /// a new request. `Ready` when something changed.
     fn poll_socket(&mut self, waiting: Waiting, cx: &mut Context<'_>) -> io::Result<Poll<()>> {
-        let waiting = self.settle_wait(waiting);
+        let parked = self.input.is_parked();
+        let clock = &mut self.clock;
+        let now = || *clock.get_or_insert_with(Instant::now);
+        let waiting = self.deadline.settle(waiting, parked, self.config, now);
         if waiting != Waiting::Body && self.poll_shutdown(cx) {
             self.keep_alive.stop_reading(Stop::Draining);
             return Ok(Poll::Ready(()));
@@ -528,18 +498,13 @@ where
                 return Ok(Poll::Ready(()));
             }
             Poll::Ready(Ok(_)) => {
-                // Bytes arrived: the idle and body limits count again from the next wait; a
-                // head's limit still counts from its first byte.
-                self.deadline.idle_since = None;
-                if waiting != Waiting::Head {
-                    self.deadline.waiting = None;
-                }
+                self.deadline.bytes_arrived(waiting);
                 return Ok(Poll::Ready(()));
             }
             Poll::Ready(Err(e)) => return Err(e),
             Poll::Pending => {}
         }
-        if !self.poll_deadline(cx) {
+        if !self.deadline.poll_expired(cx) {
             return Ok(Poll::Pending);
         }
         match waiting {
@@ -547,8 +512,8 @@ where
                 self.input.park();
                 self.output.release_memory();
                 self.order.release_memory();
-                self.deadline.waiting = Some(Waiting::Idle);
-                self.arm(Waiting::Idle);
+                let now = self.now();
+                self.deadline.grace_over(self.config, now);
             }
             Waiting::Idle => self.keep_alive.stop_reading(Stop::Eof),
             Waiting::Head => self.refuse(EngineError::new(
@@ -558,60 +523,6 @@ where
             Waiting::Body => self.fail_body(BodyError::TimedOut, cx),
         }
         Ok(Poll::Ready(()))
-    }
-
-    /// What the wait really is: an idle connection first waits out its grace period with its
-    /// buffers, unless it already gave them back.
-    fn settle_wait(&mut self, waiting: Waiting) -> Waiting {
-        let current = self.deadline.waiting;
-        let waiting = match (waiting, current) {
-            (Waiting::Idle, Some(Waiting::Grace | Waiting::Idle)) => {
-                return current.unwrap_or(waiting)
-            }
-            (Waiting::Idle, _) if !self.input.is_parked() => Waiting::Grace,
-            (waiting, _) => waiting,
-        };
-        if current != Some(waiting) {
-            self.deadline.waiting = Some(waiting);
-            self.arm(waiting);
-        }
-        waiting
-    }
-
-    /// Sets the deadline for a new wait.
-    fn arm(&mut self, waiting: Waiting) {
-        let c = self.config;
-        let now = self.now();
-        let at = match waiting {
-            Waiting::Grace | Waiting::Idle => {
-                let since = *self.deadline.idle_since.get_or_insert(now);
-                let idle = since + c.idle_timeout;
-                if waiting == Waiting::Grace {
-                    idle.min(now + IDLE_GRACE)
-                } else {
-                    idle
-                }
-            }
-            Waiting::Head => *self
-                .header_deadline
-                .get_or_insert_with(|| now + c.header_read_timeout),
-            Waiting::Body => now + c.body_read_timeout,
-        };
-        if !matches!(waiting, Waiting::Grace | Waiting::Idle) {
-            self.deadline.idle_since = None;
-        }
-        match &mut self.deadline.sleep {
-            Some(sleep) => sleep.as_mut().reset(at),
-            None => self.deadline.sleep = Some(Box::pin(tokio::time::sleep_until(at))),
-        }
-    }
-
-    /// Whether the deadline of the current wait has passed.
-    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> bool {
-        let Some(sleep) = &mut self.deadline.sleep else {
-            return false;
-        };
-        sleep.as_mut().poll(cx).is_ready()
     }
 
     /// Whether the server has begun shutting down.

@@ -15,6 +15,7 @@
 //! **Who decides to close:** [`keep_alive::KeepAlive`], alone.
 
 mod connection;
+mod deadline;
 mod dispatch;
 mod keep_alive;
 pub(crate) mod meter;
