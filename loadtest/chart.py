@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Draws results/latest.csv (written by compare.sh) as an SVG bar chart: pipelined
-throughput per server, and the 16 x /delay/20 batch latency. No dependencies.
+throughput per server, and the 16 x /delay/20 batch latency (the other columns, such as
+cpu_ns_* and h2load_*, are left out of the chart). No dependencies.
 usage: chart.py [CSV] [SVG]"""
 import csv
 import os
@@ -17,7 +18,7 @@ PANELS = [
     ("pipelined16_c256", "pipelined /plaintext, depth 16, 256 conns (k req/s)", 1000, "k"),
     ("batch16x20ms_ms", "16 × /delay/20 in one write: time to all answers (ms)", 1, " ms"),
 ]
-COLORS = {"ordered": "#2a7ab0", "hyper-engine": "#c0504d", "hyper-peer": "#d98c3f",
+COLORS = {"ordered": "#2a7ab0", "ordered-bare": "#6fa8d6", "hyper-engine": "#c0504d", "hyper-peer": "#d98c3f",
           "actix-peer": "#8064a2", "raw-limit": "#7f7f7f"}
 W, BAR, GAP, LEFT, PANEL_GAP = 760, 22, 6, 130, 40
 out, y = [], 20

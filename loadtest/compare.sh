@@ -1,51 +1,97 @@
 #!/usr/bin/env bash
-# Side by side, same run: the ordered engine, --engine hyper, and the shared peers when built.
-# Each server pinned to CPU 0, the load generator to CPU 1. Prints a markdown table with
-# ratios against hyper, and writes results/latest.csv for chart.py.
+# Side by side, same run: the binary with its defaults (ordered), without metrics and
+# Server-Timing (ordered-bare), --engine hyper, and the peers in loadtest/peers (built here
+# with --locked). Each server pinned to CPU 0, the load generator to CPU 1. Prints a markdown
+# table with ratios against hyper-peer, and writes results/latest.csv for chart.py.
+# Per server and round:
+#   pipelined16_c64/_c256   wrk, DEPTH requests per write (pipeline.lua), req/s
+#   cpu_ns_c64/_c256        the server's user+system CPU (/proc/PID/stat) over those wrk
+#                           windows divided by the requests wrk completed (lower is better;
+#                           still meaningful when wrk, not the server, is the bottleneck)
+#   plain_c64_wrk/_oha      one request at a time per connection, req/s (oha when installed)
+#   h2load_c256/_c1024      h2load --h1 -m DEPTH on /plaintext, req/s
+#   batch16x20ms_ms         one write of 16 x /delay/20, until all answered (median of 9)
 # usage: loadtest/compare.sh
-# env: ROUNDS (2; the best round per cell is kept), DURATION (5s), DEPTH (16)
-# needs: wrk (apt-get install wrk); oha optional (cargo install oha)
+# env: ROUNDS (2; the best round per cell is kept), DURATION (5s, whole seconds), DEPTH (16),
+#      CSV (results/latest.csv), SKIP_BUILD=1, PEERS=0 (see common.sh)
+# needs: wrk, h2load (apt-get install wrk nghttp2-client); oha optional (cargo install oha)
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 need wrk "apt-get install wrk"
+need h2load "apt-get install nghttp2-client"
 need taskset "apt-get install util-linux"
 ROUNDS=${ROUNDS:-2}; DURATION=${DURATION:-5s}; DEPTH=${DEPTH:-16}
+CSV=${CSV:-$HERE/results/latest.csv}
+SECS=${DURATION%s}
+case "$SECS" in ''|*[!0-9]*) echo "DURATION must be whole seconds, like 5s" >&2; exit 2;; esac
+TCK=$(getconf CLK_TCK)
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true   # h2load at c=1024, and the servers
 build
+build_peers
 mkdir -p "$HERE/results"
 raw="$HERE/results/raw-$(date -u +%Y%m%dT%H%M%SZ).txt"
 : > "$raw"
 
-wrk_rps() { # URL [pipeline args...]
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }   # utime + stime, in CLK_TCK
+
+# wrk_run URL [CONNS]: pipelined at CONNS connections, or plain at 64 without CONNS.
+# Prints "REQ_PER_SEC[!] REQUESTS" (! when wrk saw socket errors or non-2xx answers).
+wrk_run() {
   local url=$1; shift
   if [ $# -gt 0 ]; then
     taskset -c "$LOAD_CPU" wrk -t1 -c"$1" -d"$DURATION" -s "$HERE/pipeline.lua" "$url" -- /plaintext "$DEPTH"
   else
     taskset -c "$LOAD_CPU" wrk -t1 -c64 -d"$DURATION" "$url/plaintext"
-  fi | awk '/Requests\/sec/{printf "%d", $2} /Non-2xx|Socket errors/{err=1} END{if(err) printf "!"}'
+  fi | awk '/requests in/{n=$1} /Requests\/sec/{r=int($2)} /Non-2xx|Socket errors/{err="!"}
+            END{printf "%s%s %s\n", r, err, n}'
+}
+
+# cpu_ns TICKS_BEFORE TICKS_AFTER REQUESTS: server CPU per request in ns.
+cpu_ns() {
+  awk -v a="$1" -v b="$2" -v n="$3" -v t="$TCK" \
+    'BEGIN { if (n > 0) printf "%d", (b - a) / t * 1e9 / n; else printf "" }'
+}
+
+# h2load_rps URL CONNS: h2load --h1 pipelining DEPTH deep for SECS; req/s (! on failures).
+h2load_rps() {
+  taskset -c "$LOAD_CPU" h2load --h1 -t1 -c"$2" -m"$DEPTH" -D"$SECS" "$1/plaintext" 2>&1 \
+    | awk '/^finished in/{r=int($4)}
+           /^requests:/{if ($10 + $12 > 0) err="!"}
+           /^status codes:/{if ($5 + $7 + $9 > 0) err="!"}
+           END{printf "%s%s\n", r, err}'
 }
 
 port=9400
 for round in $(seq "$ROUNDS"); do
-  while IFS='|' read -r name cmd; do
+  while IFS='|' read -r -u 3 name cmd; do
     port=$((port + 1))
     start "$name" "$port" ${cmd//\{PORT\}/$port}
     url="http://127.0.0.1:$port"
-    echo "$round $name pipelined16_c64 $(wrk_rps "$url" 64)" >> "$raw"
-    echo "$round $name pipelined16_c256 $(wrk_rps "$url" 256)" >> "$raw"
-    echo "$round $name plain_c64_wrk $(wrk_rps "$url")" >> "$raw"
+    for c in 64 256; do
+      t0=$(cpu_ticks "$SERVER_PID")
+      read -r rps n < <(wrk_run "$url" "$c")
+      t1=$(cpu_ticks "$SERVER_PID")
+      echo "$round $name pipelined${DEPTH}_c$c $rps" >> "$raw"
+      echo "$round $name cpu_ns_c$c $(cpu_ns "$t0" "$t1" "$n")" >> "$raw"
+    done
+    read -r rps _ < <(wrk_run "$url")
+    echo "$round $name plain_c64_wrk $rps" >> "$raw"
     if command -v oha >/dev/null; then
       o=$(taskset -c "$LOAD_CPU" oha --no-tui -c 64 -z "$DURATION" --output-format json "$url/plaintext" \
           | python3 -c 'import json,sys; print(int(json.load(sys.stdin)["summary"]["requestsPerSec"]))')
       echo "$round $name plain_c64_oha $o" >> "$raw"
     fi
+    for c in 256 1024; do
+      echo "$round $name h2load_c$c $(h2load_rps "$url" "$c")" >> "$raw"
+    done
     if [ "$name" != raw-limit ]; then
       b=$(taskset -c "$LOAD_CPU" python3 "$HERE/batch_latency.py" "127.0.0.1:$port" /delay/20 16 9)
       echo "$round $name batch16x20ms_ms $b" >> "$raw"
     fi
     stop
-    tail -n 5 "$raw" | grep "^$round $name " >&2
-  done < <(servers)
+    grep "^$round $name " "$raw" | tr '\n' ' ' >&2; echo >&2
+  done 3< <(servers)
 done
 
-python3 "$HERE/table.py" "$raw" "$HERE/results/latest.csv"
-echo "raw figures: $raw"
+python3 "$HERE/table.py" "$raw" "$CSV"
+echo "raw figures: $raw; CSV: $CSV"

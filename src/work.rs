@@ -1,5 +1,5 @@
 //! CPU-bound work on a fixed number of worker threads, behind a bounded queue: the "fixed
-//! number of workers" and "back pressure" patterns of DESIGN.md, for `GET /work/{n}`.
+//! number of workers" and "back pressure" patterns of docs/ARCHITECTURE.md, for `GET /work/{n}`.
 //!
 //! CPU-bound work must not run on tokio's threads (it would stall every connection sharing
 //! them), and an unbounded queue in front of a pool only converts overload into latency and

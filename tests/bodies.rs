@@ -1,4 +1,4 @@
-//! Request bodies on a pipelined connection (DESIGN.md invariant 6: a body is framed exactly
+//! Request bodies on a pipelined connection (docs/ARCHITECTURE.md invariant 6: a body is framed exactly
 //! before the next request is parsed, so a body is never read as a request).
 //!
 //! Proves that:

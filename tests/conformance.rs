@@ -1,6 +1,6 @@
-//! HTTP/1.1 conformance: the RFC 9112 / RFC 9110 rules the engine owns (DESIGN.md, "Rules from
-//! RFC 9112 / 9110"), as tables of raw-byte requests with the status each must get and whether
-//! the connection must close after it. One table per concern, each a test of its own.
+//! HTTP/1.1 conformance: the RFC 9112 / RFC 9110 rules the engine owns (docs/ARCHITECTURE.md,
+//! "Rules from RFC 9112 / 9110"), as tables of raw-byte requests with the status each must get
+//! and whether the connection must close after it. One table per concern, each a test of its own.
 //!
 //! Every row runs twice (see `conformance/runner.rs`): alone on a fresh connection, and
 //! pipelined in one write behind a valid `GET` and ahead of a sentinel `GET`. The pipelined run

@@ -1,5 +1,5 @@
 //! Connection management on a pipelined connection: when it stays open, when it closes, and
-//! what is (and is never) processed around that (DESIGN.md invariants 5 and 7, and the RFC
+//! what is (and is never) processed around that (docs/ARCHITECTURE.md invariants 5 and 7, and the RFC
 //! table's HTTP/1.0, HEAD and `Expect` rows).
 //!
 //! Proves that:

@@ -6,7 +6,7 @@
 //! What the output must be: a sequence of well-formed HTTP/1.1 responses and nothing else;
 //! `100 Continue` interim responses aside, every response the service made carries its
 //! dispatch number (`x-seq`, added by a wrapper around the router), and these must run
-//! 0, 1, 2, … with none missing (invariants 1 and 4 of DESIGN.md); a response without one is
+//! 0, 1, 2, … with none missing (invariants 1 and 4 of docs/ARCHITECTURE.md); a response without one is
 //! a refusal by the engine and must close the connection; nothing follows a response that
 //! closes it (invariant 5).
 

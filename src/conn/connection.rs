@@ -455,7 +455,13 @@ where
     ) {
         // Handler time, and how long the finished response waited for earlier ones.
         let timings = timing.map(|t| {
-            let queue = self.now().saturating_duration_since(t.finished);
+            let now = self.now();
+            // Encoded the moment it finished (the clock reading is its finish): no wait.
+            let queue = if now == t.finished {
+                Duration::ZERO
+            } else {
+                now.saturating_duration_since(t.finished)
+            };
             (t.finished.saturating_duration_since(t.started), queue)
         });
         if let Some(meter) = &mut self.meter {

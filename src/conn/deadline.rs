@@ -7,7 +7,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::Context;
 use std::time::Duration;
 
 use tokio::time::{Instant, Sleep};
@@ -31,10 +31,15 @@ pub(crate) enum Waiting {
     Body,
 }
 
+/// The timer is moved later lazily: a later deadline leaves it armed where it was, and when it
+/// fires early it is re-armed for the real one. A keep-alive client that sends a request every
+/// few microseconds would otherwise move the timer in the runtime's wheel on every request.
 #[derive(Default)]
 pub(crate) struct Deadline {
     /// Boxed: a `Sleep` is large, and only connections that wait pay for it.
     sleep: Option<Pin<Box<Sleep>>>,
+    /// The deadline of the current wait (the timer may be armed earlier).
+    due: Option<Instant>,
     /// The wait the timer is armed for.
     waiting: Option<Waiting>,
     /// When the idle wait began (the idle limit counts from there, grace included).
@@ -88,7 +93,9 @@ impl Deadline {
         if !matches!(waiting, Waiting::Grace | Waiting::Idle) {
             self.idle_since = None;
         }
+        self.due = Some(at);
         match &mut self.sleep {
+            Some(sleep) if sleep.deadline() <= at => {}
             Some(sleep) => sleep.as_mut().reset(at),
             None => self.sleep = Some(Box::pin(tokio::time::sleep_until(at))),
         }
@@ -109,11 +116,20 @@ impl Deadline {
         self.waiting = None;
     }
 
-    /// Whether the armed deadline has passed.
+    /// Whether the deadline of the current wait has passed.
     pub(crate) fn poll_expired(&mut self, cx: &mut Context<'_>) -> bool {
-        match &mut self.sleep {
-            Some(sleep) => matches!(sleep.as_mut().poll(cx), Poll::Ready(())),
-            None => false,
+        let (Some(sleep), Some(due)) = (&mut self.sleep, self.due) else {
+            return false;
+        };
+        loop {
+            if sleep.as_mut().poll(cx).is_pending() {
+                return false;
+            }
+            if sleep.deadline() >= due {
+                return true;
+            }
+            // Armed for an earlier wait: move it to this one's deadline.
+            sleep.as_mut().reset(due);
         }
     }
 }

@@ -28,7 +28,7 @@ use crate::{BoxError, ResponseBody};
 /// still batching dozens of small responses per write.
 pub(crate) const HIGH_WATER: usize = 64 * 1024;
 
-/// Write-buffer capacity kept between batches of a pipelining client.
+/// Write-buffer capacity kept between batches.
 const KEEP_IDLE: usize = 4 * 1024;
 
 /// Write-buffer capacity allocated when there is none.
@@ -76,8 +76,6 @@ pub(crate) struct Output {
     direct: Option<Bytes>,
     /// Put handler and queue times in a `Server-Timing` header.
     server_timing: bool,
-    /// Responses encoded since the last write.
-    batch: usize,
     /// The cached `Date` was refreshed for the responses being encoded now.
     dated: bool,
 }
@@ -88,7 +86,6 @@ impl Output {
             buf: Vec::new(),
             direct: None,
             server_timing,
-            batch: 0,
             dated: false,
         }
     }
@@ -127,7 +124,6 @@ impl Output {
     where
         B: HttpBody<Data = Bytes> + 'static,
     {
-        self.batch += 1;
         if self.buf.capacity() == 0 {
             // One allocation for a typical response head, not a series of small regrowths.
             self.buf.reserve(FIRST_BUF);
@@ -292,9 +288,9 @@ impl Output {
         }
     }
 
-    /// Writes everything buffered. A lone response's buffer is given back afterwards (the
-    /// connection may now sit idle for long); a pipelining client's is kept up to
-    /// [`KEEP_IDLE`], since regrowing it for every batch would cost more than it saves.
+    /// Writes everything buffered. The buffer is kept, up to [`KEEP_IDLE`], for the next
+    /// batch (regrowing it every time would cost more than it saves); a connection that goes
+    /// idle gives it back ([`Output::release_memory`]).
     pub(crate) async fn flush<W: AsyncWrite + Unpin>(&mut self, io: &mut W) -> io::Result<()> {
         if !self.buf.is_empty() {
             io.write_all(&self.buf).await?;
@@ -303,12 +299,7 @@ impl Output {
         if let Some(data) = self.direct.take() {
             io.write_all(&data).await?;
         }
-        if self.batch <= 1 {
-            self.buf = Vec::new();
-        } else {
-            self.buf.shrink_to(KEEP_IDLE);
-        }
-        self.batch = 0;
+        self.buf.shrink_to(KEEP_IDLE);
         // The next batch re-reads the clock for its `Date`.
         self.dated = false;
         Ok(())
