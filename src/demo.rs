@@ -25,9 +25,14 @@ GET  /work/{n}     n rounds of hashing (1-100000000) on a fixed pool of one work
                    503 when the pool's queue is full (back pressure)
 GET  /fanout?n=&ms= n concurrent calls to this server's /delay/{ms} (n 1-100, ms 0-10000),
                    joined: a parallel for-loop, answered after ~ms rather than n*ms
+GET  /healthz      200 when the server is up
+";
+
+/// The index's line for `/metrics`, listed only when the route exists (not with
+/// `--no-metrics`).
+const INDEX_METRICS: &str = "\
 GET  /metrics      Prometheus text: requests by method/route/status, handler time and
                    head-of-line wait histograms, pipeline depth, open connections, in flight
-GET  /healthz      200 when the server is up
 ";
 
 /// Every route pattern, for metric labels (`prometheus::Counted`).
@@ -57,8 +62,12 @@ pub fn app(own: SocketAddr, metrics: Option<Arc<Registry>>) -> Router {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let pool = WorkPool::new(workers, QUEUE_LEN);
     let client = reqwest::Client::new();
+    let index = match metrics {
+        Some(_) => format!("{INDEX}{INDEX_METRICS}"),
+        None => INDEX.to_owned(),
+    };
     let app = Router::new()
-        .route("/", get(|_req| async { INDEX }))
+        .route("/", get(move |_req| std::future::ready(index.clone())))
         .route("/plaintext", get(plaintext))
         .route("/delay/{ms}", get(delay))
         .route("/echo", post(echo))

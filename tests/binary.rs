@@ -28,6 +28,7 @@ async fn demo_routes_answer_ordinary_requests() {
         "/echo",
         "/work/{n}",
         "/healthz",
+        "/metrics",
     ] {
         assert!(index.contains(route), "index lists {route}: {index}");
     }
@@ -340,12 +341,23 @@ async fn metrics_count_requests_by_matched_route() {
     server.terminate();
 }
 
-/// `--no-metrics` leaves the recorder out: no `/metrics` route (404), everything else served.
+/// `--no-metrics` leaves the recorder out: no `/metrics` route (404), and the index does not
+/// list it; everything else served.
 #[tokio::test]
 async fn no_metrics_means_no_metrics_route() {
     let server = Binary::start(&["serve", "--bind", "127.0.0.1:0", "--no-metrics"], &[]);
     let res = reqwest::get(server.url("/metrics")).await.unwrap();
     assert_eq!(res.status(), 404);
+    let index = reqwest::get(server.url("/"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        index.contains("/plaintext") && !index.contains("/metrics"),
+        "{index}"
+    );
     let res = reqwest::get(server.url("/plaintext")).await.unwrap();
     assert_eq!(res.text().await.unwrap(), "Hello, World!");
     server.terminate();
