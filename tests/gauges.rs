@@ -1,0 +1,156 @@
+//! The engine's gauges reconcile: after refused requests, resets with answers still owed,
+//! half-closed clients and timed-out heads, `pipelined_in_flight_requests` and
+//! `pipelined_open_connections` are back to exactly zero. Alone in its file: it installs the
+//! process-wide metrics recorder.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{get, serve_with, Client, HANG};
+use metrics::{
+    Counter, Gauge, GaugeFn, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit,
+};
+use pipelined::{get as route_get, Config, Router};
+
+/// A gauge's value, as f64 bits.
+#[derive(Default)]
+struct Value(AtomicU64);
+
+impl GaugeFn for Value {
+    fn increment(&self, by: f64) {
+        self.update(|v| v + by);
+    }
+    fn decrement(&self, by: f64) {
+        self.update(|v| v - by);
+    }
+    fn set(&self, to: f64) {
+        self.update(|_| to);
+    }
+}
+
+impl Value {
+    fn update(&self, f: impl Fn(f64) -> f64) {
+        let _ = self
+            .0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |bits| {
+                Some(f(f64::from_bits(bits)).to_bits())
+            });
+    }
+    fn get(&self) -> f64 {
+        f64::from_bits(self.0.load(Ordering::Acquire))
+    }
+}
+
+/// Keeps gauges by name; counters and histograms are not looked at here.
+#[derive(Default, Clone)]
+struct Gauges(Arc<Mutex<HashMap<String, Arc<Value>>>>);
+
+impl Gauges {
+    fn value(&self, name: &str) -> f64 {
+        self.0.lock().unwrap().get(name).map_or(0.0, |v| v.get())
+    }
+}
+
+impl Recorder for Gauges {
+    fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    fn register_counter(&self, _: &Key, _: &Metadata<'_>) -> Counter {
+        Counter::noop()
+    }
+    fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
+        let mut gauges = self.0.lock().unwrap();
+        let value = gauges.entry(key.name().to_owned()).or_default();
+        Gauge::from_arc(Arc::clone(value))
+    }
+    fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
+        Histogram::noop()
+    }
+}
+
+fn app() -> Router {
+    Router::new()
+        .route("/fast", route_get(|_req| async { "fast\n" }))
+        .route(
+            "/never",
+            route_get(|_req| std::future::pending::<&'static str>()),
+        )
+}
+
+/// Polls `condition` until it holds; the deadline only turns a hang into a failure.
+async fn eventually(what: &str, condition: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + HANG;
+    while !condition() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never happened: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn gauges_return_to_zero_after_refusals_resets_half_closes_and_timeouts() {
+    let gauges = Gauges::default();
+    metrics::set_global_recorder(gauges.clone()).expect("the only recorder of this test binary");
+    let config = Config::default()
+        .metrics(true)
+        .header_read_timeout(Duration::from_millis(200));
+    let server = serve_with(app(), config).await;
+
+    // Refused: two answered, then a malformed request (400, close).
+    for _ in 0..10 {
+        let mut client = Client::connect(server.addr).await;
+        let bad = "GET /fast HTTP/1.1\r\nHost: x\r\nbad header\r\n\r\n";
+        client
+            .send(format!("{}{}{bad}", get("/fast"), get("/fast")))
+            .await;
+        let statuses: Vec<u16> = client.responses(3).await.iter().map(|r| r.status).collect();
+        assert_eq!(statuses, [200, 200, 400]);
+    }
+
+    // Reset with answers still owed: one answered, five never.
+    let mut owing = Vec::new();
+    for _ in 0..20 {
+        let mut client = Client::connect(server.addr).await;
+        client
+            .send(format!("{}{}", get("/fast"), get("/never").repeat(5)))
+            .await;
+        assert_eq!(client.response().await.status, 200);
+        owing.push(client);
+    }
+    let g = gauges.clone();
+    eventually("the owed requests are counted in flight", move || {
+        g.value("pipelined_in_flight_requests") == 100.0
+    })
+    .await;
+    for client in owing {
+        client.stream.set_zero_linger().unwrap();
+        drop(client);
+    }
+
+    // Half-closed: every answer still arrives.
+    let mut client = Client::connect(server.addr).await;
+    client.send(get("/fast").repeat(4)).await;
+    client.shutdown_write().await;
+    assert_eq!(client.responses(4).await.len(), 4);
+    drop(client);
+
+    // A head that never finishes: 408.
+    let mut client = Client::connect(server.addr).await;
+    client.send("GET /fast HTTP/1.1\r\nHo").await;
+    assert_eq!(client.response().await.status, 408);
+    drop(client);
+
+    let g = gauges.clone();
+    eventually("every connection closed and nothing in flight", move || {
+        g.value("pipelined_open_connections") == 0.0
+            && g.value("pipelined_in_flight_requests") == 0.0
+    })
+    .await;
+    server.shutdown().await;
+}
