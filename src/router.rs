@@ -131,13 +131,22 @@ impl MethodRouter {
         exact.or_else(head_as_get).map(|(_, route)| route)
     }
 
-    /// The `Allow` header value: every routed method, plus HEAD where GET is routed.
-    fn allow(&self) -> HeaderValue {
+    /// Every method this path answers: the routed ones, HEAD where GET is routed, and OPTIONS
+    /// (answered by the router when no handler is routed for it).
+    fn methods(&self) -> Vec<&str> {
         let mut methods: Vec<&str> = self.routes.iter().map(|(m, _)| m.as_str()).collect();
-        if methods.contains(&"GET") && !methods.contains(&"HEAD") {
-            methods.push("HEAD");
+        for (implied, by) in [("HEAD", "GET"), ("OPTIONS", "")] {
+            let present = by.is_empty() || methods.contains(&by);
+            if present && !methods.contains(&implied) {
+                methods.push(implied);
+            }
         }
-        HeaderValue::from_str(&methods.join(", ")).unwrap_or(HeaderValue::from_static(""))
+        methods
+    }
+
+    /// The `Allow` header value for this path.
+    fn allow(&self) -> HeaderValue {
+        allow_value(&self.methods())
     }
 
     fn merge(&mut self, other: MethodRouter) {
@@ -176,6 +185,40 @@ struct Inner {
     matcher: matchit::Router<usize>,
     routes: Vec<MethodRouter>,
     fallback: Route,
+}
+
+impl Inner {
+    /// Every method some path answers: the `Allow` of `OPTIONS *`.
+    fn allow_any(&self) -> HeaderValue {
+        let mut all: Vec<&str> = Vec::new();
+        for methods in &self.routes {
+            for method in methods.methods() {
+                if !all.contains(&method) {
+                    all.push(method);
+                }
+            }
+        }
+        if !all.contains(&"OPTIONS") {
+            all.push("OPTIONS");
+        }
+        allow_value(&all)
+    }
+}
+
+/// `methods` as an `Allow` header value.
+fn allow_value(methods: &[&str]) -> HeaderValue {
+    HeaderValue::from_str(&methods.join(", ")).unwrap_or(HeaderValue::from_static(""))
+}
+
+/// An answer the router makes itself about which methods are allowed.
+fn answer_allow(status: StatusCode, allow: HeaderValue) -> RouteFuture {
+    let mut res = if status == StatusCode::METHOD_NOT_ALLOWED {
+        (status, "Method Not Allowed\n").into_response()
+    } else {
+        status.into_response()
+    };
+    res.headers_mut().insert(header::ALLOW, allow);
+    Box::pin(std::future::ready(Ok(res)))
 }
 
 /// Routes requests by path and method; see the module docs.
@@ -277,6 +320,10 @@ impl Service<Request<Body>> for Router {
 
     fn call(&mut self, mut req: Request<Body>) -> RouteFuture {
         let inner = &*self.inner;
+        if req.method() == Method::OPTIONS && req.uri() == "*" {
+            // `OPTIONS *` asks about the server as a whole (RFC 9110 §9.3.7).
+            return answer_allow(StatusCode::OK, inner.allow_any());
+        }
         let (index, params) = match inner.matcher.at(req.uri().path()) {
             Ok(found) => {
                 let params = (!found.params.is_empty()).then(|| {
@@ -289,13 +336,69 @@ impl Service<Request<Body>> for Router {
         };
         let methods = &inner.routes[index];
         let Some(route) = methods.find(req.method()) else {
-            let mut res = (StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n").into_response();
-            res.headers_mut().insert(header::ALLOW, methods.allow());
-            return Box::pin(std::future::ready(Ok(res)));
+            // RFC 9110 §9.3.7: OPTIONS on a path describes it (204 with `Allow`); any other
+            // method the path does not route is 405, with the same `Allow`.
+            let status = if req.method() == Method::OPTIONS {
+                StatusCode::NO_CONTENT
+            } else {
+                StatusCode::METHOD_NOT_ALLOWED
+            };
+            return answer_allow(status, methods.allow());
         };
         if let Some(params) = params {
             req.extensions_mut().insert(params);
         }
         (route.0)(req)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn call(app: &Router, method: Method, target: &str) -> Response<ResponseBody> {
+        let req = Request::builder()
+            .method(method)
+            .uri(target)
+            .body(Body::empty())
+            .unwrap();
+        app.clone().oneshot(req).await.unwrap()
+    }
+
+    fn app() -> Router {
+        Router::new()
+            .route("/page", get(|_req| async { "page" }))
+            .route("/form", post(|_req| async { "posted" }))
+    }
+
+    #[tokio::test]
+    async fn options_on_a_path_lists_its_methods() {
+        let res = call(&app(), Method::OPTIONS, "/page").await;
+        assert_eq!(res.status(), StatusCode::NO_CONTENT);
+        assert_eq!(res.headers()[header::ALLOW], "GET, HEAD, OPTIONS");
+    }
+
+    #[tokio::test]
+    async fn a_method_not_routed_is_405_with_the_same_allow() {
+        let res = call(&app(), Method::DELETE, "/form").await;
+        assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(res.headers()[header::ALLOW], "POST, OPTIONS");
+    }
+
+    #[tokio::test]
+    async fn options_asterisk_lists_every_method_the_server_answers() {
+        let res = call(&app(), Method::OPTIONS, "*").await;
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(res.headers()[header::ALLOW], "GET, HEAD, OPTIONS, POST");
+    }
+
+    #[tokio::test]
+    async fn a_routed_options_handler_is_used() {
+        let app = Router::new().route("/x", options(|_req| async { "custom" }));
+        let res = call(&app, Method::OPTIONS, "/x").await;
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(res.headers().get(header::ALLOW), None);
     }
 }

@@ -88,7 +88,7 @@ async fn demo_routes_answer_ordinary_requests() {
 
     let res = http.post(server.url("/plaintext")).send().await.unwrap();
     assert_eq!(res.status(), 405);
-    assert_eq!(res.headers()["allow"], "GET, HEAD");
+    assert_eq!(res.headers()["allow"], "GET, HEAD, OPTIONS");
 
     server.terminate();
 }

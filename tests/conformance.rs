@@ -71,6 +71,8 @@ fn request_line() -> Vec<Case> {
     vec![
         // §3.1 / RFC 9110 §9.1: method = token, case-sensitive; an extension method is routed.
         row("extension method on a POST-only route", "PURGE /sink HTTP/1.1\r\nHost: t\r\n\r\n", 405, KEEP),
+        // RFC 9110 §9.3.7: OPTIONS on a path describes it; the router answers with Allow.
+        row("OPTIONS on a POST-only route", "OPTIONS /sink HTTP/1.1\r\nHost: t\r\n\r\n", 204, KEEP),
         row("extension method on an unrouted path", "PURGE /x HTTP/1.1\r\nHost: t\r\n\r\n", 404, KEEP),
         row("method made of every tchar symbol", "!#$%&'*+-.^_`|~ /x HTTP/1.1\r\nHost: t\r\n\r\n", 404, KEEP),
         row("lowercase get is another method", "get /x HTTP/1.1\r\nHost: t\r\n\r\n", 404, KEEP),
@@ -111,11 +113,14 @@ fn request_target() -> Vec<Case> {
         // a Host header field" — absolute-form included — or has an invalid one.
         row("absolute-form without Host", "GET http://example.com/ HTTP/1.1\r\n\r\n", 400, CLOSE),
         row("absolute-form with an invalid Host", "GET http://example.com/ HTTP/1.1\r\nHost: a b\r\n\r\n", 400, CLOSE),
-        // §3.2.4: asterisk-form only for a server-wide OPTIONS; §3.2.3: authority-form only for
-        // CONNECT. Accepted forms reach the router (404: no route for them here).
-        row("asterisk-form on OPTIONS", "OPTIONS * HTTP/1.1\r\nHost: t\r\n\r\n", 404, KEEP),
+        // RFC 9110 §4.2.4: userinfo in an http URI is treated as an error.
+        row("absolute-form with userinfo", "GET http://user:pw@example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n", 400, CLOSE),
+        // §3.2.4: asterisk-form only for a server-wide OPTIONS, which the router answers (200
+        // with Allow); §3.2.3: authority-form only for CONNECT, which opens tunnels this server
+        // does not: 501, and close (the client may already be sending the tunnel's bytes).
+        row("asterisk-form on OPTIONS", "OPTIONS * HTTP/1.1\r\nHost: t\r\n\r\n", 200, KEEP),
         row("asterisk-form on GET", "GET * HTTP/1.1\r\nHost: t\r\n\r\n", 400, CLOSE),
-        row("authority-form on CONNECT", "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", 404, KEEP),
+        row("authority-form on CONNECT", "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", 501, CLOSE),
         row("authority-form on GET", "GET example.com:443 HTTP/1.1\r\nHost: t\r\n\r\n", 400, CLOSE),
         // §3.2: no request-target form has a fragment. §3 says an invalid request line SHOULD get
         // 400 (or 301) and SHOULD NOT be autocorrected: the engine refuses it.

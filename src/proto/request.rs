@@ -401,7 +401,8 @@ fn parse_origin_form(target: Bytes) -> Result<Uri, EngineError> {
         .ok_or_else(bad_target)
 }
 
-/// Absolute-form, authority-form and `*`, each only where the method allows it.
+/// Absolute-form (without userinfo) for any method, `*` for OPTIONS; authority-form only
+/// belongs to CONNECT, which is answered `501`.
 fn parse_other_form(method: &Method, target: Bytes) -> Result<Uri, EngineError> {
     // No fragments here either; the URI parser would drop one silently, so look first.
     if target.contains(&b'#') {
@@ -411,10 +412,21 @@ fn parse_other_form(method: &Method, target: Bytes) -> Result<Uri, EngineError> 
     let uri = Uri::from_maybe_shared(target).map_err(|_| bad_target())?;
     let absolute_form = uri.scheme().is_some();
     let authority_form = !asterisk && !absolute_form;
-    if absolute_form
-        || (asterisk && method == Method::OPTIONS)
-        || (authority_form && method == Method::CONNECT)
-    {
+    if absolute_form && uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+        // RFC 9110 §4.2.4: userinfo in an http(s) URI is to be treated as an error (it hides
+        // the real host from a reader of logs: `http://trusted@evil/`).
+        return Err(EngineError::bad_request("userinfo in the request target"));
+    }
+    if authority_form && method == Method::CONNECT {
+        // A tunnel is not something this server opens. Closing after the answer matters: a
+        // client that sent CONNECT may already be sending the tunnel's bytes (a TLS hello),
+        // which must never be parsed as requests.
+        return Err(EngineError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "CONNECT (tunnels) is not supported",
+        ));
+    }
+    if absolute_form || (asterisk && method == Method::OPTIONS) {
         Ok(uri)
     } else {
         Err(bad_target())
