@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{get, Client, HANG};
+use common::{eventually, get, Client, HANG};
 use pipelined::{get as route_get, Config, Router, ServerStats};
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, Notify};
@@ -71,18 +71,6 @@ async fn finished(done: tokio::task::JoinHandle<std::io::Result<()>>) {
     returned
         .expect("server task panicked")
         .expect("server returned an error");
-}
-
-/// Polls `condition` until it holds; the deadline only turns a hang into a failure.
-async fn eventually(what: &str, condition: impl Fn() -> bool) {
-    let deadline = tokio::time::Instant::now() + HANG;
-    while !condition() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never happened: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
 }
 
 #[tokio::test]

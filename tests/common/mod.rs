@@ -19,6 +19,18 @@ use tokio::task::JoinHandle;
 /// How long a test waits for bytes before declaring the server hung.
 pub const HANG: Duration = Duration::from_secs(20);
 
+/// Polls `condition` until it holds; the deadline only turns a hang into a failure.
+pub async fn eventually(what: &str, condition: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + HANG;
+    while !condition() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never happened: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// A running server; shut down gracefully on [`TestServer::shutdown`] (or dropped with the
 /// test's runtime).
 pub struct TestServer {
