@@ -272,7 +272,7 @@ where
     /// Hands a request to the service and gives its response a place in the order.
     fn dispatch(&mut self, head: Head, ready: Result<(), BoxError>, cx: &mut Context<'_>) {
         let Head {
-            request,
+            mut request,
             framing,
             close,
             expect_continue,
@@ -281,11 +281,10 @@ where
             version: request.version(),
             head: request.method() == Method::HEAD,
         };
-        let (body, tx) = body_channel(framing);
+        let tx = body_channel(framing, request.body_mut());
         if expect_continue && tx.is_some() {
             self.interim_continue();
         }
-        let mut request = request.map(|()| body);
         self.dispatcher.prepare(&mut request);
         self.seq += 1;
         // The request's span (debug level: free unless enabled) covers its handler, inline or
@@ -575,15 +574,20 @@ enum Next {
     NeedBytes,
 }
 
-/// The body handed to the handler, and the sending end the connection feeds it through.
-fn body_channel(framing: Framing) -> (Body, Option<tokio::sync::mpsc::Sender<crate::body::Chunk>>) {
+/// Puts the streaming body the handler reads into `body` (left empty when there is none), and
+/// returns the sending end the connection feeds it through.
+fn body_channel(
+    framing: Framing,
+    body: &mut Body,
+) -> Option<tokio::sync::mpsc::Sender<crate::body::Chunk>> {
     let length = match framing {
-        Framing::Empty => return (Body::empty(), None),
+        Framing::Empty => return None,
         Framing::Length(n) => Some(n),
         Framing::Chunked => None,
     };
-    let (tx, body) = Body::channel(length);
-    (body, Some(tx))
+    let (tx, streaming) = Body::channel(length);
+    *body = streaming;
+    Some(tx)
 }
 
 /// Encoding info for a refused request: its version is not trusted, so answer as HTTP/1.1
