@@ -7,6 +7,9 @@
 //! loop of synchronous steps, and one write: no future is created per request, and a finished
 //! response in order never enters the queue.
 
+mod socket;
+mod start;
+
 use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::Pin;
@@ -14,27 +17,26 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::{Method, Request, Response};
+use http::Request;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tower::Service;
 
 use super::deadline::{Deadline, Waiting};
-use super::dispatch::{is_safe, Dispatcher, Started};
+use super::dispatch::Dispatcher;
 use super::keep_alive::{KeepAlive, Stop};
 use super::meter::Meter;
 use super::order::Order;
 use super::read::{Input, Pump, Pumped};
-use super::slot::{InFlight, Outcome, Slot, SlotKind, Timing};
+use super::slot::{InFlight, Outcome, SlotKind, Timing};
 use super::write::{Encoded, Output, Streamed, Streaming};
-use super::{InsertInfo, Phase};
-use crate::body::{Body, BodyError};
+use super::{ConnBody, ConnService, InsertInfo, Phase};
+use crate::body::Body;
 use crate::proto::encode::RequestInfo;
-use crate::proto::error::EngineError;
-use crate::proto::request::{Framing, Head};
+use crate::proto::request::Head;
 use crate::stats::ServerStats;
-use crate::{BoxError, Config};
+use crate::Config;
 
 /// What a turn of the state machine asks of [`Conn::run`].
 enum Step {
@@ -47,6 +49,8 @@ enum Step {
 /// A request parsed but not started yet: at a barrier, or while the service is not ready.
 /// Boxed: rare, and a parsed head is large; inline it would size every connection.
 struct Held(Box<Head>);
+
+use start::Next;
 
 pub(crate) struct Conn<'a, I, S: Service<Request<Body>>, B> {
     io: I,
@@ -83,11 +87,8 @@ pub(crate) struct Conn<'a, I, S: Service<Request<Body>>, B> {
 impl<'a, I, S, B> Conn<'a, I, S, B>
 where
     I: AsyncRead + AsyncWrite + Unpin,
-    S: Service<Request<Body>, Response = Response<B>> + Send + 'static,
-    S::Error: Into<BoxError>,
-    S::Future: Send + 'static,
-    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
+    S: ConnService<B>,
+    B: ConnBody,
 {
     pub(crate) fn new(
         io: I,
@@ -207,193 +208,6 @@ where
         Ok(progress)
     }
 
-    /// Parses (or takes back) the next request and starts it if nothing holds it back.
-    fn next_request(&mut self, cx: &mut Context<'_>) -> Next {
-        if self.order.is_full() {
-            // Back pressure: the front slot's completion wakes the task.
-            return Next::Wait;
-        }
-        if self.dispatcher.in_flight.is_closing() {
-            // A spawned handler's answer ends the connection: nothing after it is processed.
-            self.keep_alive.stop_reading(Stop::ResponseClose);
-            return Next::Started;
-        }
-        let head = match self.held.take() {
-            Some(Held(head)) => *head,
-            None => match self.input.next_head(self.config) {
-                Ok(Some(head)) => {
-                    self.deadline.head_parsed();
-                    if let Some(meter) = &mut self.meter {
-                        meter.read();
-                    }
-                    head
-                }
-                Ok(None) => return Next::NeedBytes,
-                Err(error) => {
-                    self.refuse(error);
-                    return Next::Started;
-                }
-            },
-        };
-        let unsafe_method = !is_safe(head.request.method());
-        if (unsafe_method || self.after_barrier) && !self.poll_barrier(cx) {
-            self.held = Some(Held(Box::new(head)));
-            return Next::Wait;
-        }
-        let ready = match self.dispatcher.poll_ready(cx) {
-            Poll::Pending => {
-                self.held = Some(Held(Box::new(head)));
-                return Next::Wait;
-            }
-            Poll::Ready(ready) => ready,
-        };
-        self.after_barrier = unsafe_method;
-        self.dispatch(head, ready, cx);
-        Next::Started
-    }
-
-    /// Whether every spawned handler of this connection has finished (a barrier may pass).
-    fn poll_barrier(&mut self, cx: &mut Context<'_>) -> bool {
-        if self.dispatcher.in_flight.is_idle() {
-            self.barrier = None;
-            return true;
-        }
-        let in_flight = Arc::clone(&self.dispatcher.in_flight);
-        let barrier = self
-            .barrier
-            .get_or_insert_with(|| Box::pin(async move { in_flight.wait_idle().await }));
-        if barrier.as_mut().poll(cx).is_ready() {
-            self.barrier = None;
-            return true;
-        }
-        false
-    }
-
-    /// Hands a request to the service and gives its response a place in the order.
-    fn dispatch(&mut self, head: Head, ready: Result<(), BoxError>, cx: &mut Context<'_>) {
-        let Head {
-            mut request,
-            framing,
-            close,
-            expect_continue,
-        } = head;
-        let info = RequestInfo {
-            version: request.version(),
-            head: request.method() == Method::HEAD,
-        };
-        let tx = body_channel(framing, request.body_mut());
-        if expect_continue && tx.is_some() {
-            self.interim_continue();
-        }
-        self.dispatcher.prepare(&mut request);
-        self.seq += 1;
-        // The request's span (debug level: free unless enabled) covers its handler, inline or
-        // on its own task, and is closed with the status and timings when it is answered.
-        let span = tracing::debug_span!(
-            "request",
-            seq = self.seq,
-            method = %request.method(),
-            path = %request.uri().path(),
-            status = tracing::field::Empty,
-            handler_ms = tracing::field::Empty,
-            queue_ms = tracing::field::Empty,
-        );
-        let started = self.timed.then(|| self.now());
-        let outcome = match ready {
-            Ok(()) => self.dispatcher.start(cx, request, info, &span),
-            Err(e) => {
-                tracing::warn!(error = %e, "service not ready; answering 500");
-                Started::Ready(Outcome::internal_error())
-            }
-        };
-        match outcome {
-            Started::Ready(outcome) => {
-                let timing = started.map(|started| {
-                    let finished = Instant::now();
-                    self.clock = Some(finished);
-                    Timing { started, finished }
-                });
-                if outcome.ends_connection() {
-                    self.keep_alive.stop_reading(Stop::ResponseClose);
-                }
-                self.answer_or_queue(outcome, info, close, timing, span);
-            }
-            Started::Spawned(rx) => {
-                let timing = started.map(|started| Timing {
-                    started,
-                    finished: started,
-                });
-                self.order.push(Slot {
-                    kind: SlotKind::Pending(rx),
-                    info,
-                    close,
-                    timing,
-                    span,
-                });
-            }
-        }
-        match tx.and_then(|tx| Pump::new(framing, tx, self.config)) {
-            Some(pump) => {
-                self.pump = Some(pump);
-                self.close_after_body = close;
-            }
-            None if close => self.keep_alive.stop_reading(Stop::RequestClose),
-            None => {}
-        }
-    }
-
-    /// Answers a request the engine refuses, after every earlier response; reading ends.
-    fn refuse(&mut self, error: EngineError) {
-        if let Some(meter) = &mut self.meter {
-            meter.read();
-        }
-        self.keep_alive.stop_reading(Stop::Refused);
-        let outcome = Outcome::refused(error);
-        self.answer_or_queue(outcome, refused_info(), true, None, tracing::Span::none());
-    }
-
-    /// `100 Continue`, in order, before the body of the request being started is read.
-    fn interim_continue(&mut self) {
-        if self.in_order() {
-            self.output.encode_continue();
-        } else {
-            self.order.push(Slot {
-                kind: SlotKind::Continue,
-                info: refused_info(),
-                close: false,
-                timing: None,
-                span: tracing::Span::none(),
-            });
-        }
-    }
-
-    /// Every earlier response has been encoded: a finished one may skip the queue.
-    fn in_order(&self) -> bool {
-        self.order.is_empty() && self.streaming.is_none() && !self.output.is_full()
-    }
-
-    /// Encodes a finished response at once when it is next in order, else queues it.
-    fn answer_or_queue(
-        &mut self,
-        outcome: Outcome<B>,
-        info: RequestInfo,
-        close: bool,
-        timing: Option<Timing>,
-        span: tracing::Span,
-    ) {
-        if self.in_order() {
-            self.answer(outcome, info, close, timing, span);
-        } else {
-            self.order.push(Slot {
-                kind: SlotKind::Ready(outcome),
-                info,
-                close,
-                timing,
-                span,
-            });
-        }
-    }
-
     /// The write side: encodes the front of the order while it is finished. Returns whether
     /// anything happened.
     fn poll_output(&mut self, cx: &mut Context<'_>) -> bool {
@@ -484,118 +298,6 @@ where
     /// This turn's clock reading, taken once.
     fn now(&mut self) -> Instant {
         *self.clock.get_or_insert_with(Instant::now)
-    }
-
-    /// Reads the socket for what `waiting` needs, under its deadline; shutdown stops a wait for
-    /// a new request. `Ready` when something changed.
-    fn poll_socket(&mut self, waiting: Waiting, cx: &mut Context<'_>) -> io::Result<Poll<()>> {
-        let parked = self.input.is_parked();
-        let clock = &mut self.clock;
-        let now = || *clock.get_or_insert_with(Instant::now);
-        let waiting = self.deadline.settle(waiting, parked, self.config, now);
-        if waiting != Waiting::Body && self.poll_shutdown(cx) {
-            self.keep_alive.stop_reading(Stop::Draining);
-            return Ok(Poll::Ready(()));
-        }
-        match self.input.poll_read(&mut self.io, cx) {
-            Poll::Ready(Ok(0)) => {
-                self.on_eof(waiting, cx);
-                return Ok(Poll::Ready(()));
-            }
-            Poll::Ready(Ok(_)) => {
-                self.deadline.bytes_arrived(waiting);
-                return Ok(Poll::Ready(()));
-            }
-            Poll::Ready(Err(e)) => return Err(e),
-            Poll::Pending => {}
-        }
-        if !self.deadline.poll_expired(cx) {
-            return Ok(Poll::Pending);
-        }
-        match waiting {
-            Waiting::Grace => {
-                self.input.park();
-                self.output.release_memory();
-                self.order.release_memory();
-                let now = self.now();
-                self.deadline.grace_over(self.config, now);
-            }
-            Waiting::Idle => self.keep_alive.stop_reading(Stop::Eof),
-            Waiting::Head => self.refuse(EngineError::new(
-                http::StatusCode::REQUEST_TIMEOUT,
-                "request head not received in time",
-            )),
-            Waiting::Body => self.fail_body(BodyError::TimedOut, cx),
-        }
-        Ok(Poll::Ready(()))
-    }
-
-    /// Whether the server has begun shutting down.
-    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> bool {
-        let Some(shutdown) = &mut self.shutdown else {
-            return true;
-        };
-        if shutdown.as_mut().poll(cx).is_pending() {
-            return false;
-        }
-        self.shutdown = None;
-        true
-    }
-
-    /// The client closed its sending side.
-    fn on_eof(&mut self, waiting: Waiting, cx: &mut Context<'_>) {
-        if waiting == Waiting::Body {
-            self.fail_body(BodyError::Incomplete, cx);
-        } else {
-            self.keep_alive.stop_reading(Stop::Eof);
-        }
-    }
-
-    /// The body being pumped cannot be read to its end: its handler is told, and reading stops.
-    fn fail_body(&mut self, error: BodyError, cx: &mut Context<'_>) {
-        if let Some(pump) = &mut self.pump {
-            if let Pumped::Blocked = pump.fail(error, cx) {
-                // The error waits for room in the handler's body; the pump delivers it.
-                return;
-            }
-        }
-        self.pump = None;
-        self.keep_alive.stop_reading(Stop::Refused);
-    }
-}
-
-/// What the read side did with the next request.
-enum Next {
-    /// Started it (or answered it, or stopped reading): look again.
-    Started,
-    /// Something holds it back; the task will be woken.
-    Wait,
-    /// Its head is not complete yet.
-    NeedBytes,
-}
-
-/// Puts the streaming body the handler reads into `body` (left empty when there is none), and
-/// returns the sending end the connection feeds it through.
-fn body_channel(
-    framing: Framing,
-    body: &mut Body,
-) -> Option<tokio::sync::mpsc::Sender<crate::body::Chunk>> {
-    let length = match framing {
-        Framing::Empty => return None,
-        Framing::Length(n) => Some(n),
-        Framing::Chunked => None,
-    };
-    let (tx, streaming) = Body::channel(length);
-    *body = streaming;
-    Some(tx)
-}
-
-/// Encoding info for a refused request: its version is not trusted, so answer as HTTP/1.1
-/// with a Content-Length (valid for HTTP/1.0 clients too).
-fn refused_info() -> RequestInfo {
-    RequestInfo {
-        version: http::Version::HTTP_11,
-        head: false,
     }
 }
 

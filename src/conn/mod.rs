@@ -72,16 +72,44 @@ pub(crate) struct Shared<'a> {
 /// Inserts one connection's info into a request's extensions.
 pub(crate) type InsertInfo = Box<dyn Fn(&mut http::Extensions) + Send + Sync>;
 
+/// What a connection serves, as one bound list instead of one per `impl` block: a service from
+/// `Request<Body>` whose future is `Send` (a pending handler moves to a task of its own) and
+/// whose error the engine can log.
+pub(crate) trait ConnService<B>:
+    Service<Request<Body>, Response = Response<B>, Error: Into<BoxError>, Future: Send + 'static>
+    + Send
+    + 'static
+{
+}
+
+impl<S, B> ConnService<B> for S
+where
+    S: Service<Request<Body>, Response = Response<B>> + Send + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+{
+}
+
+/// A response body a connection can write: bytes, sent between tasks, errors the engine logs.
+pub(crate) trait ConnBody:
+    http_body::Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static
+{
+}
+
+impl<B> ConnBody for B
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+}
+
 /// Serves one accepted connection until it is finished: HTTP/2 when it opens with the HTTP/2
 /// preface (and `Config::http2` allows it), the ordered HTTP/1.1 engine otherwise.
 pub(crate) async fn serve_io<I, S, B>(mut io: I, service: S, shared: Shared<'_>)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: Service<Request<Body>, Response = Response<B>> + Clone + Send + 'static,
-    S::Error: Into<BoxError>,
-    S::Future: Send + 'static,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
+    S: ConnService<B> + Clone,
+    B: ConnBody,
 {
     let mut buf = BytesMut::new();
     if shared.config.http2 {
@@ -141,11 +169,8 @@ async fn sniff<I: AsyncRead + Unpin>(
 pub(crate) async fn serve<I, S, B>(io: I, service: S, shared: Shared<'_>, buf: BytesMut)
 where
     I: AsyncRead + AsyncWrite + Unpin,
-    S: Service<Request<Body>, Response = Response<B>> + Send + 'static,
-    S::Error: Into<BoxError>,
-    S::Future: Send + 'static,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
+    S: ConnService<B>,
+    B: ConnBody,
 {
     let Shared {
         config,
