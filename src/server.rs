@@ -250,7 +250,11 @@ where
         let connect_info = connect_info.as_ref().map(|make| make(peer.clone()));
         accepted += 1;
         // Every request's span (and every handler's logs) nests in its connection's.
-        let span = tracing::debug_span!("connection", id = accepted, peer = ?peer);
+        let span = tracing::debug_span!(
+            "http.connection",
+            pipeline.connection_id = accepted,
+            client.address = ?peer,
+        );
         let metrics = config.metrics;
         let connection = async move {
             tracing::trace!("connection opened");

@@ -210,15 +210,21 @@ async fn json_logs_carry_connection_and_request_spans() {
     assert_eq!(answered.len(), 2, "{answered:?}");
     for (i, (event, path)) in answered.iter().zip(["/delay/50", "/plaintext"]).enumerate() {
         let span = &event["span"];
-        assert_eq!(span["name"], "request");
-        assert_eq!(span["seq"], i as u64 + 1);
-        assert_eq!(span["method"], "GET");
-        assert_eq!(span["path"], path);
-        assert_eq!(span["status"], 200);
-        assert_eq!(event["spans"][0]["name"], "connection");
+        assert_eq!(span["name"], "http.request");
+        assert_eq!(span["pipeline.seq"], i as u64 + 1);
+        assert_eq!(span["http.request.method"], "GET");
+        assert_eq!(span["url.path"], path);
+        assert_eq!(span["network.protocol.version"], "1.1");
+        assert_eq!(span["http.response.status_code"], 200);
+        let connection = &event["spans"][0];
+        assert_eq!(connection["name"], "http.connection");
+        assert!(connection["client.address"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:"));
     }
-    let first_handler = answered[0]["span"]["handler_ms"].as_f64().unwrap();
-    let second_wait = answered[1]["span"]["queue_ms"].as_f64().unwrap();
+    let first_handler = answered[0]["span"]["pipeline.handler_ms"].as_f64().unwrap();
+    let second_wait = answered[1]["span"]["pipeline.queue_ms"].as_f64().unwrap();
     assert!(
         first_handler >= 50.0,
         "the delay handler ran {first_handler} ms"

@@ -307,10 +307,10 @@ fn record<B>(span: &tracing::Span, outcome: &Outcome<B>, timing: Option<(Duratio
         Outcome::Response(response, _) => response.status(),
         Outcome::Engine { error, .. } => error.status,
     };
-    span.record("status", status.as_u16());
+    span.record("http.response.status_code", status.as_u16());
     if let Some((handler, queue)) = timing {
-        span.record("handler_ms", handler.as_secs_f64() * 1000.0);
-        span.record("queue_ms", queue.as_secs_f64() * 1000.0);
+        span.record("pipeline.handler_ms", handler.as_secs_f64() * 1000.0);
+        span.record("pipeline.queue_ms", queue.as_secs_f64() * 1000.0);
     }
     tracing::debug!(parent: span, "answered");
 }

@@ -113,14 +113,16 @@ where
         self.seq += 1;
         // The request's span (debug level: free unless enabled) covers its handler, inline or
         // on its own task, and is closed with the status and timings when it is answered.
+        // Field names follow OpenTelemetry's HTTP conventions; the pipeline's own are prefixed.
         let span = tracing::debug_span!(
-            "request",
-            seq = self.seq,
-            method = %request.method(),
-            path = %request.uri().path(),
-            status = tracing::field::Empty,
-            handler_ms = tracing::field::Empty,
-            queue_ms = tracing::field::Empty,
+            "http.request",
+            http.request.method = %request.method(),
+            url.path = %request.uri().path(),
+            network.protocol.version = protocol_version(request.version()),
+            http.response.status_code = tracing::field::Empty,
+            pipeline.seq = self.seq,
+            pipeline.handler_ms = tracing::field::Empty,
+            pipeline.queue_ms = tracing::field::Empty,
         );
         let started = self.timed.then(|| self.now());
         let outcome = match ready {
@@ -251,5 +253,14 @@ pub(super) fn refused_info() -> RequestInfo {
     RequestInfo {
         version: http::Version::HTTP_11,
         head: false,
+    }
+}
+
+/// The `network.protocol.version` of an HTTP/1 request.
+fn protocol_version(version: http::Version) -> &'static str {
+    if version == http::Version::HTTP_10 {
+        "1.0"
+    } else {
+        "1.1"
     }
 }

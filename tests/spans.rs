@@ -1,0 +1,107 @@
+//! The engine's spans, as a tracing pipeline sees them: `http.connection` holds `http.request`
+//! spans with OpenTelemetry's HTTP field names and the pipeline's own, and a tower-http
+//! `TraceLayer` span (named `request`) nests inside without a name clash. Alone in its file: it
+//! installs the process-wide subscriber.
+
+mod common;
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex};
+
+use common::{get, serve, Client};
+use pipelined::{get as route_get, Router};
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::Subscriber;
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::Layer;
+
+/// One span as captured: its name, its parent's name, and its fields as text.
+#[derive(Clone, Debug, Default)]
+struct Captured {
+    name: &'static str,
+    parent: Option<&'static str>,
+    fields: HashMap<String, String>,
+}
+
+/// Records every span's name, parent and fields (including those recorded later).
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<HashMap<u64, Captured>>>);
+
+struct Fields<'a>(&'a mut HashMap<String, String>);
+
+impl Visit for Fields<'_> {
+    fn record_debug(&mut self, field: &Field, value: &dyn Debug) {
+        self.0.insert(
+            field.name().to_owned(),
+            format!("{value:?}").replace('"', ""),
+        );
+    }
+}
+
+impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Capture {
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let span = ctx.span(id).expect("a new span is registered");
+        let mut captured = Captured {
+            name: span.name(),
+            parent: span.parent().map(|p| p.name()),
+            fields: HashMap::new(),
+        };
+        attrs.record(&mut Fields(&mut captured.fields));
+        self.0.lock().unwrap().insert(id.into_u64(), captured);
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, _: Context<'_, S>) {
+        if let Some(captured) = self.0.lock().unwrap().get_mut(&id.into_u64()) {
+            values.record(&mut Fields(&mut captured.fields));
+        }
+    }
+}
+
+impl Capture {
+    fn named(&self, name: &str) -> Vec<Captured> {
+        let spans = self.0.lock().unwrap();
+        spans.values().filter(|s| s.name == name).cloned().collect()
+    }
+}
+
+#[tokio::test]
+async fn request_spans_carry_http_fields_and_nest_with_tower_http() {
+    let capture = Capture::default();
+    let subscriber = tracing_subscriber::registry().with(capture.clone());
+    tracing::subscriber::set_global_default(subscriber).expect("the only subscriber here");
+
+    let app = Router::new()
+        .route("/x", route_get(|_req| async { "x\n" }))
+        .layer(tower_http::trace::TraceLayer::new_for_http());
+    let server = serve(app).await;
+    let mut client = Client::connect(server.addr).await;
+    client.send(format!("{}{}", get("/x"), get("/x"))).await;
+    for response in client.responses(2).await {
+        assert_eq!(response.status, 200);
+    }
+    drop(client);
+    server.shutdown().await;
+
+    let mut requests = capture.named("http.request");
+    requests.sort_by_key(|s| s.fields["pipeline.seq"].clone());
+    assert_eq!(requests.len(), 2, "one http.request span per request");
+    for (i, span) in requests.iter().enumerate() {
+        assert_eq!(span.parent, Some("http.connection"));
+        assert_eq!(span.fields["http.request.method"], "GET");
+        assert_eq!(span.fields["url.path"], "/x");
+        assert_eq!(span.fields["network.protocol.version"], "1.1");
+        assert_eq!(span.fields["http.response.status_code"], "200");
+        assert_eq!(span.fields["pipeline.seq"], (i + 1).to_string());
+        assert!(span.fields.contains_key("pipeline.queue_ms"));
+    }
+    let connection = &capture.named("http.connection")[0];
+    assert!(connection.fields["client.address"].starts_with("127.0.0.1:"));
+    let tower = capture.named("request");
+    assert_eq!(tower.len(), 2, "tower-http's own span per request");
+    for span in &tower {
+        assert_eq!(span.parent, Some("http.request"), "nested, not clashing");
+    }
+}
