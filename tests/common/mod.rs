@@ -3,8 +3,6 @@
 //! what a test asserts.
 #![allow(dead_code)]
 
-pub mod binary;
-
 use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::time::Duration;

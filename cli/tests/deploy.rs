@@ -8,8 +8,9 @@
 use std::path::Path;
 use std::process::Command;
 
+/// A file of the repository, by its path from the workspace root (this package is `cli/`).
 fn read(rel: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
