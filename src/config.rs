@@ -183,6 +183,9 @@ impl Config {
     /// `record_many` per histogram bucket touched; give the recorder's histograms the bounds
     /// [`SECONDS_BUCKETS`](crate::SECONDS_BUCKETS) and [`DEPTH_BUCKETS`](crate::DEPTH_BUCKETS)
     /// so that bucket counts and sums are exact.
+    ///
+    /// Needs the `metrics` feature; without it the engine has no metrics code at all.
+    #[cfg(feature = "metrics")]
     pub fn metrics(mut self, on: bool) -> Self {
         self.metrics = on;
         self

@@ -50,6 +50,7 @@ mod stats;
 
 pub use body::{Body, BodyError};
 pub use config::{Config, MIN_PIPELINE_DEPTH};
+#[cfg(feature = "metrics")]
 pub use conn::meter::{DEPTH_BUCKETS, SECONDS_BUCKETS};
 pub use listener::Listener;
 pub use response::{IntoResponse, ResponseBody};

@@ -255,9 +255,11 @@ where
             pipeline.connection_id = accepted,
             client.address = ?peer,
         );
+        #[cfg(feature = "metrics")]
         let metrics = config.metrics;
         let connection = async move {
             tracing::trace!("connection opened");
+            #[cfg(feature = "metrics")]
             if metrics {
                 metrics::gauge!("pipelined_open_connections").increment(1.0);
             }
@@ -268,6 +270,7 @@ where
                 connect_info,
             };
             conn::serve_io(io, service, shared).await;
+            #[cfg(feature = "metrics")]
             if metrics {
                 metrics::gauge!("pipelined_open_connections").decrement(1.0);
             }

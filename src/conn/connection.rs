@@ -26,6 +26,7 @@ use tower::Service;
 use super::deadline::{Deadline, Waiting};
 use super::dispatch::Dispatcher;
 use super::keep_alive::{KeepAlive, Stop};
+#[cfg(feature = "metrics")]
 use super::meter::Meter;
 use super::order::Order;
 use super::read::{Input, Pump, Pumped};
@@ -81,6 +82,7 @@ pub(crate) struct Conn<'a, I, S: Service<Request<Body>>, B> {
     /// The latest clock reading of this turn: one read per request, not three.
     clock: Option<Instant>,
     /// Boxed: a connection's counts take a few hundred bytes, and only metered servers pay.
+    #[cfg(feature = "metrics")]
     meter: Option<Box<Meter>>,
 }
 
@@ -123,6 +125,7 @@ where
             seq: 0,
             timed: config.server_timing || config.metrics,
             clock: None,
+            #[cfg(feature = "metrics")]
             meter: config.metrics.then(|| Box::new(Meter::new())),
         }
     }
@@ -136,6 +139,7 @@ where
     pub(crate) async fn run(&mut self) -> io::Result<()> {
         while let Step::Flush = poll_fn(|cx| self.poll_step(cx)).await? {
             self.output.flush(&mut self.io).await?;
+            #[cfg(feature = "metrics")]
             if let Some(meter) = &mut self.meter {
                 meter.batch();
             }
@@ -277,6 +281,7 @@ where
             };
             (t.finished.saturating_duration_since(t.started), queue)
         });
+        #[cfg(feature = "metrics")]
         if let Some(meter) = &mut self.meter {
             meter.answered(timings);
         }

@@ -18,6 +18,7 @@ mod connection;
 mod deadline;
 mod dispatch;
 mod keep_alive;
+#[cfg(feature = "metrics")]
 pub(crate) mod meter;
 mod order;
 mod read;

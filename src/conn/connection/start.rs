@@ -42,6 +42,7 @@ where
             None => match self.input.next_head(self.config) {
                 Ok(Some(head)) => {
                     self.deadline.head_parsed();
+                    #[cfg(feature = "metrics")]
                     if let Some(meter) = &mut self.meter {
                         meter.read();
                     }
@@ -170,6 +171,7 @@ where
 
     /// Answers a request the engine refuses, after every earlier response; reading ends.
     pub(super) fn refuse(&mut self, error: EngineError) {
+        #[cfg(feature = "metrics")]
         if let Some(meter) = &mut self.meter {
             meter.read();
         }
