@@ -29,6 +29,7 @@ pub struct Config {
     pub(crate) max_connections: Option<usize>,
     pub(crate) shutdown_timeout: Option<Duration>,
     pub(crate) server_timing: bool,
+    #[cfg(feature = "http2")]
     pub(crate) http2: bool,
     pub(crate) metrics: bool,
 }
@@ -47,6 +48,7 @@ impl Default for Config {
             max_connections: None,
             shutdown_timeout: None,
             server_timing: true,
+            #[cfg(feature = "http2")]
             http2: true,
             metrics: false,
         }
@@ -167,6 +169,10 @@ impl Config {
     /// Whether [`serve`](crate::serve) also speaks HTTP/2 (cleartext, prior knowledge) on the
     /// same port (default on). A connection that opens with the HTTP/2 preface goes to hyper's
     /// HTTP/2 server with the same service; HTTP/1.1 connections stay on the ordered engine.
+    ///
+    /// Needs the `http2` feature (on by default); without it every connection is HTTP/1.1 and
+    /// hyper is not in the build.
+    #[cfg(feature = "http2")]
     pub fn http2(mut self, on: bool) -> Self {
         self.http2 = on;
         self

@@ -40,6 +40,7 @@ mod conn;
 #[cfg(fuzzing)]
 #[doc(hidden)]
 pub mod fuzz;
+#[cfg(feature = "http2")]
 mod h2;
 mod listener;
 mod proto;

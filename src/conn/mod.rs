@@ -34,6 +34,7 @@ use tokio::sync::watch;
 use tower::Service;
 
 use crate::body::Body;
+#[cfg(feature = "http2")]
 use crate::h2;
 use crate::stats::ServerStats;
 use crate::{BoxError, Config};
@@ -106,6 +107,8 @@ where
 
 /// Serves one accepted connection until it is finished: HTTP/2 when it opens with the HTTP/2
 /// preface (and `Config::http2` allows it), the ordered HTTP/1.1 engine otherwise.
+// Without HTTP/2 there is no sniffing read: `io` and `buf` go to the engine untouched.
+#[cfg_attr(not(feature = "http2"), allow(unused_mut))]
 pub(crate) async fn serve_io<I, S, B>(mut io: I, service: S, shared: Shared<'_>)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -113,6 +116,7 @@ where
     B: ConnBody,
 {
     let mut buf = BytesMut::new();
+    #[cfg(feature = "http2")]
     if shared.config.http2 {
         match sniff(&mut io, &mut buf, &shared).await {
             Sniffed::Http1 => {}
@@ -129,6 +133,7 @@ where
 }
 
 /// What a new connection turned out to speak.
+#[cfg(feature = "http2")]
 enum Sniffed {
     Http1,
     Http2,
@@ -139,6 +144,7 @@ enum Sniffed {
 /// Reads until the first bytes tell HTTP/1.1 from the HTTP/2 preface. An HTTP/1.1 request
 /// differs within its first bytes (only `PRI` starts like the preface), so for HTTP/1.1 this is
 /// the connection's first read, which the reader then starts from: no extra system call.
+#[cfg(feature = "http2")]
 async fn sniff<I: AsyncRead + Unpin>(
     io: &mut I,
     buf: &mut BytesMut,

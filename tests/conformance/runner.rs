@@ -277,14 +277,16 @@ async fn pipelined(addr: SocketAddr, case: Case, sentinel: String) -> Vec<String
 pub async fn run_table(cases: &[Case]) -> Vec<String> {
     let log = Log::default();
     // The table is about the HTTP/1.1 engine. With HTTP/2 detection on, a connection opening
-    // with the HTTP/2 preface would go to hyper instead (tests/listeners.rs covers that); off,
-    // the preface is an HTTP/2.0 request line like any other: 505.
+    // with the HTTP/2 preface would go to hyper instead (tests/listeners.rs covers that); off
+    // (or built without the `http2` feature), the preface is an HTTP/2.0 request line like any
+    // other: 505.
     let config = Config::default()
-        .http2(false)
         .max_header_bytes(MAX_HEADER_BYTES)
         .max_headers(MAX_HEADERS)
         .max_body_bytes(MAX_BODY_BYTES)
         .header_read_timeout(HEADER_READ_TIMEOUT);
+    #[cfg(feature = "http2")]
+    let config = config.http2(false);
     let server = serve_with(app(&log), config).await;
     let mut failures = Vec::new();
     let mut names = HashMap::new();
