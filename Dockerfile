@@ -4,7 +4,7 @@
 # Run:    docker run --rm -p 8080:8080 pipelined
 #
 # deploy/check.sh runs this file's `cargo build` line outside Docker (it parses it from here),
-# and tests/deploy.rs checks the runtime stage; keep the build command on one line.
+# and cli/tests/deploy.rs checks the runtime stage; keep the build command on one line.
 
 # ---- builder ---------------------------------------------------------------------------------
 FROM rust:1-slim-bookworm AS builder
@@ -14,7 +14,7 @@ COPY . .
 # reused by later builds. The target dir does not survive into the image layer, hence the copy.
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/app/target,sharing=locked \
-    cargo build --release --locked --bin pipelined \
+    cargo build --release --locked -p pipelined-cli --bin pipelined \
  && cp /app/target/release/pipelined /usr/local/bin/pipelined
 
 # ---- runtime ---------------------------------------------------------------------------------
