@@ -28,6 +28,13 @@
 //!     pipelined::serve(listener, app).await
 //! }
 //! ```
+//!
+//! Features (so an embedder builds only what it serves):
+//! - `http2` (default): the same port also speaks HTTP/2 (cleartext, prior knowledge) through
+//!   hyper's HTTP/2 server, and `Config::http2` can turn it off. Without it the library is an
+//!   HTTP/1.1 engine and hyper is not in the build.
+//! - `metrics`: the engine's metrics through the [`metrics`](https://docs.rs/metrics) facade,
+//!   turned on per server with `Config::metrics`.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
