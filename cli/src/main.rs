@@ -17,6 +17,8 @@ use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
 #[command(
+    // The executable's name, not the package's (`pipelined-cli`), in `--version`.
+    name = "pipelined",
     version,
     about = "HTTP/1.1 server: pipelined requests run concurrently, answers leave in order",
     args_conflicts_with_subcommands = true

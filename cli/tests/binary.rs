@@ -152,6 +152,21 @@ fn bad_arguments_get_a_clear_message() {
     }
 }
 
+/// `--version` names the executable, whatever the package holding it is called.
+#[test]
+fn version_names_the_executable() {
+    let out = Command::new(env!("CARGO_BIN_EXE_pipelined"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        stdout.trim(),
+        concat!("pipelined ", env!("CARGO_PKG_VERSION"))
+    );
+}
+
 #[test]
 fn an_address_in_use_is_reported() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
