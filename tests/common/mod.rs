@@ -4,6 +4,8 @@
 #![allow(dead_code)]
 
 pub mod binary;
+pub mod load;
+pub mod tools;
 
 use std::future::IntoFuture;
 use std::net::SocketAddr;
