@@ -63,8 +63,8 @@ pub use conn::meter::{DEPTH_BUCKETS, SECONDS_BUCKETS};
 pub use listener::Listener;
 pub use response::{IntoResponse, ResponseBody};
 pub use router::{
-    delete, get, head, options, patch, post, put, MethodRouter, PathParams, Route, RouteFuture,
-    Router,
+    delete, get, head, options, patch, post, put, MatchedPath, MethodRouter, PathParams, Route,
+    RouteFuture, Router,
 };
 pub use server::{serve, serve_connection, Serve, WithGracefulShutdown};
 pub use stats::ServerStats;

@@ -171,7 +171,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let drain = Duration::from_secs(args.shutdown_timeout);
     match args.engine {
         Engine::Ordered if metrics.is_some() => {
-            let app = prometheus::Counted::new(demo::app(addr, metrics), demo::ROUTES);
+            let app = prometheus::Counted::new(demo::app(addr, metrics));
             pipelined::serve(listener, app)
                 .config(config.metrics(true))
                 .with_graceful_shutdown(shutdown_signal())

@@ -3,9 +3,10 @@
 //! The route label is the matched route pattern (`/delay/{ms}`), never the raw path: a label
 //! per distinct path would grow without bound.
 //!
-//! Counting runs on every request, so it looks nothing up by name or hash: the method and
-//! route become indices into a table built once, and each (method, route) cell keeps the
-//! counter handles of the few statuses it has answered with.
+//! Counting runs on every request, so it looks nothing up by name or hash: the router says
+//! which of its patterns matched as an index (`Router::call_with_route`), the method becomes
+//! one too, both pick a cell in a table built once from the router's patterns, and each
+//! (method, route) cell keeps the counter handles of the few statuses it has answered with.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -36,9 +37,7 @@ pub struct Counted {
 
 /// Every (method, route) pair's counters.
 struct Table {
-    /// Route pattern to route index; `unmatched` is the index after the last pattern.
-    routes: matchit::Router<usize>,
-    /// Route labels, `unmatched` last.
+    /// Route labels: the router's patterns in its order, then `unmatched`.
     labels: usize,
     /// `METHODS.len() × labels` cells, method-major.
     cells: Box<[Cell]>,
@@ -78,17 +77,15 @@ impl Cell {
 }
 
 impl Counted {
-    /// Counts requests to `inner`, labelled with the first of `patterns` that matches.
+    /// Counts requests to `inner`, labelled with the pattern that matched.
     ///
     /// The table is built once per process and lives as long as it: every in-flight request
-    /// points at its cell without a reference count that all worker threads would share.
-    pub fn new(inner: Router, patterns: &[&'static str]) -> Self {
-        let mut routes = matchit::Router::new();
-        for (i, pattern) in patterns.iter().enumerate() {
-            // The demo's own patterns: a bad one is a programming error caught by the tests.
-            let _ = routes.insert(*pattern, i);
-        }
-        let labels: Vec<&'static str> = patterns.iter().copied().chain(["unmatched"]).collect();
+    /// points at its cell without a reference count that all worker threads would share. The
+    /// labels are leaked with it, once.
+    pub fn new(inner: Router) -> Self {
+        let patterns = inner.matched_paths();
+        let patterns = patterns.map(|matched| &*String::leak(matched.as_str().to_owned()));
+        let labels: Vec<&'static str> = patterns.chain(["unmatched"]).collect();
         let cells = METHODS
             .iter()
             .flat_map(|method| labels.iter().map(move |route| (*method, *route)))
@@ -99,7 +96,6 @@ impl Counted {
             })
             .collect();
         let table = Box::leak(Box::new(Table {
-            routes,
             labels: labels.len(),
             cells,
         }));
@@ -118,15 +114,11 @@ impl Service<Request<Body>> for Counted {
 
     fn call(&mut self, req: Request<Body>) -> CountedFuture {
         let table = self.table;
-        let route = match table.routes.at(req.uri().path()) {
-            Ok(found) => *found.value,
-            Err(_) => table.labels - 1,
-        };
-        let cell = &table.cells[method_index(req.method()) * table.labels + route];
-        CountedFuture {
-            answer: self.inner.call(req),
-            cell,
-        }
+        let method = method_index(req.method());
+        let (route, answer) = self.inner.call_with_route(req);
+        let route = route.unwrap_or(table.labels - 1);
+        let cell = &table.cells[method * table.labels + route];
+        CountedFuture { answer, cell }
     }
 }
 
@@ -189,7 +181,7 @@ mod tests {
         let registry = Registry::default();
         let _recorder = metrics::set_default_local_recorder(&registry);
         let app = Router::new().route("/status/{code}", get(status));
-        let app = Counted::new(app, &["/status/{code}"]);
+        let app = Counted::new(app);
         for (method, path) in requests {
             let req = Request::builder()
                 .method(Method::from_bytes(method.as_bytes()).unwrap())

@@ -2,3 +2,6 @@
 #![allow(dead_code)]
 
 pub mod binary;
+pub mod load;
+pub mod tools;
+pub mod wire;
