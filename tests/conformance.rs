@@ -98,6 +98,11 @@ fn request_line() -> Vec<Case> {
         row("two empty lines before the request line", "\r\n\r\nGET /lead2 HTTP/1.1\r\nHost: t\r\n\r\n", 200, KEEP).body("/lead2"),
         row("bare-LF empty line before the request line", "\nGET /lead-lf HTTP/1.1\r\nHost: t\r\n\r\n", 200, KEEP).body("/lead-lf"),
         row("a line of spaces before the request line", "  \r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n", 400, CLOSE),
+        // A request line that outgrows the header limit is answered by the part still being
+        // read: a method longer than any implemented is 501 (§3 SHOULD), never 414 (which is
+        // about the target, see `limits`); a version that long is no version: 400.
+        row("100,000-byte method", format!("{} / HTTP/1.1\r\nHost: t\r\n\r\n", "M".repeat(100_000)), 501, CLOSE),
+        row("version longer than the header limit", format!("GET / HTTP/1.1{}\r\nHost: t\r\n\r\n", "1".repeat(MAX_HEADER_BYTES)), 400, CLOSE),
     ]
 }
 
@@ -126,6 +131,19 @@ fn request_target() -> Vec<Case> {
         // 400 (or 301) and SHOULD NOT be autocorrected: the engine refuses it.
         row("fragment in the target", "GET /frag#part HTTP/1.1\r\nHost: t\r\n\r\n", 400, CLOSE),
         row("non-UTF-8 byte in the target", b"GET /\xff HTTP/1.1\r\nHost: t\r\n\r\n", 400, CLOSE),
+        // The target is ASCII (RFC 3986): raw non-ASCII bytes, valid UTF-8 or not, are refused
+        // rather than guessed at (a client percent-encodes them).
+        row("UTF-8 in the target", "GET /caf\u{e9} HTTP/1.1\r\nHost: t\r\n\r\n", 400, CLOSE),
+        row("UTF-8 in the query", "GET /q?caf\u{e9} HTTP/1.1\r\nHost: t\r\n\r\n", 400, CLOSE),
+        row("UTF-8 in an absolute-form target", "GET http://t/caf\u{e9} HTTP/1.1\r\nHost: t\r\n\r\n", 400, CLOSE),
+        // The engine's choice: `%00` in the path (NUL once decoded, which truncates a path for
+        // C-string consumers) is refused, as nginx does; other escapes are passed on undecoded,
+        // and the query may encode any byte (form data).
+        row("%00 in the path", "GET /a%00b HTTP/1.1\r\nHost: t\r\n\r\n", 400, CLOSE),
+        row("%00 at the end of the path", "GET /a%00 HTTP/1.1\r\nHost: t\r\n\r\n", 400, CLOSE),
+        row("%00 in an absolute-form path", "GET http://t/a%00 HTTP/1.1\r\nHost: t\r\n\r\n", 400, CLOSE),
+        row("%00 in the query", "GET /nul?a=%00 HTTP/1.1\r\nHost: t\r\n\r\n", 200, KEEP).body("/nul"),
+        row("%2500 in the path is not NUL", "GET /a%2500 HTTP/1.1\r\nHost: t\r\n\r\n", 200, KEEP).body("/a%2500"),
         row("DEL in the target", "GET /a\x7fb HTTP/1.1\r\nHost: t\r\n\r\n", 400, CLOSE),
         row("space inside the target", "GET /a b HTTP/1.1\r\nHost: t\r\n\r\n", 400, CLOSE),
     ]

@@ -304,16 +304,26 @@ impl Seen {
     }
 }
 
-/// A head that outgrew the limit: `414` if the request line alone did, else `431`.
+/// A head that outgrew the limit, answered by what outgrew it: `431` once the request line is
+/// whole (the header section did); otherwise by the part of the line still being read — the
+/// method (`501`, RFC 9112 §3: longer than any method implemented), the target (`414`), or the
+/// version (`400`: no version is that long).
 fn too_large(buf: &[u8], max_header_bytes: usize) -> EngineError {
     let window = &buf[..buf.len().min(max_header_bytes)];
-    if window.contains(&b'\n') {
-        EngineError::new(
+    // Empty lines before the request line are skipped by the parser, so they are here too.
+    let start = window.iter().position(|b| !matches!(b, b'\r' | b'\n'));
+    let line = &window[start.unwrap_or(window.len())..];
+    if line.contains(&b'\n') {
+        return EngineError::new(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             "header section too large",
-        )
-    } else {
-        EngineError::new(StatusCode::URI_TOO_LONG, "request line too long")
+        );
+    }
+    match line.iter().filter(|&&b| b == b' ').take(2).count() {
+        0 if line.is_empty() => EngineError::bad_request("invalid request line"),
+        0 => EngineError::new(StatusCode::NOT_IMPLEMENTED, "request method too long"),
+        1 => EngineError::new(StatusCode::URI_TOO_LONG, "request target too long"),
+        _ => EngineError::bad_request(INVALID_VERSION),
     }
 }
 
@@ -386,6 +396,7 @@ fn downgrade_minor_version(buf: &mut [u8]) -> bool {
 /// Validates the request target form against the method (RFC 9112 §3.2): origin-form and
 /// absolute-form for every method, `*` only for OPTIONS, authority-form only for CONNECT.
 fn parse_target(method: &Method, target: Bytes) -> Result<Uri, EngineError> {
+    check_target_bytes(&target)?;
     if target.first() == Some(&b'/') {
         parse_origin_form(target)
     } else {
@@ -434,6 +445,29 @@ fn parse_other_form(method: &Method, target: Bytes) -> Result<Uri, EngineError> 
     } else {
         Err(bad_target())
     }
+}
+
+/// Bytes no target form may hold, whatever the URI parser allows. The request target is ASCII
+/// (RFC 9112 §3.2, RFC 3986): a raw byte above 0x7F is one the client should have
+/// percent-encoded, and servers disagree on what it means (bytes, UTF-8, Latin-1), so it is
+/// refused rather than guessed. `%00` in the path decodes to NUL, which no path holds and
+/// which cuts the path short for anything behind the application that uses C strings (nginx
+/// refuses it too). The query is left alone: form data may encode any byte.
+fn check_target_bytes(target: &[u8]) -> Result<(), EngineError> {
+    if !target.is_ascii() {
+        return Err(EngineError::bad_request(
+            "non-ASCII byte in the request target",
+        ));
+    }
+    let path = target.split(|&b| b == b'?').next().unwrap_or_default();
+    if path
+        .split(|&b| b == b'%')
+        .skip(1)
+        .any(|escape| escape.starts_with(b"00"))
+    {
+        return Err(EngineError::bad_request("%00 (NUL) in the request path"));
+    }
+    Ok(())
 }
 
 fn bad_target() -> EngineError {
