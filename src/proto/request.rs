@@ -485,14 +485,18 @@ fn check_host(host: Option<&[u8]>, count: usize, version: Version) -> Result<(),
         None if version == Version::HTTP_11 => {
             Err(EngineError::bad_request("HTTP/1.1 request without Host"))
         }
+        // RFC 9110 §4.2.1: an http(s) URI with an empty host is invalid and MUST be refused;
+        // with an empty Host an origin-form target has no host to rebuild it with, and an
+        // absolute-form one has an authority Host fails to match (RFC 9112 §3.2.2).
+        Some([]) => Err(EngineError::bad_request("empty Host header")),
         Some(value) if !valid_host(value) => Err(EngineError::bad_request("invalid Host header")),
         _ => Ok(()),
     }
 }
 
 /// `Host = uri-host [ ":" port ]` (RFC 9110 §7.2, RFC 3986 §3.2.2): an IP literal in brackets
-/// or a reg-name (which covers IPv4), then optionally a colon and digits. An empty value is
-/// allowed; userinfo, a second colon, or anything after the brackets is not.
+/// or a non-empty reg-name (which covers IPv4), then optionally a colon and digits; userinfo, a
+/// second colon, or anything after the brackets is not.
 fn valid_host(value: &[u8]) -> bool {
     let (host, port) = match value.first() {
         Some(b'[') => match value.iter().position(|&b| b == b']') {
@@ -516,7 +520,7 @@ fn valid_host(value: &[u8]) -> bool {
                     .iter()
                     .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
         }
-        reg_name => valid_reg_name(reg_name),
+        reg_name => !reg_name.is_empty() && valid_reg_name(reg_name),
     };
     port_ok && host_ok
 }
@@ -589,30 +593,25 @@ fn framing(headers: &HeaderMap, version: Version, max_body: u64) -> Result<Frami
     })
 }
 
-/// Every `Content-Length` value, as a list, must be the same plain decimal number; identical
-/// duplicates are accepted (RFC 9110 §8.6 allows either that or rejecting).
+/// `Content-Length = 1*DIGIT`, exactly once. RFC 9110 §8.6 lets a recipient take a list of
+/// identical values (`5, 5`, or the field repeated) as that value; the engine refuses them, as
+/// nginx does: the field is not a list, and framing that another peer in the chain may read
+/// differently is better refused than guessed.
 fn content_length(headers: &HeaderMap) -> Result<u64, EngineError> {
+    let mut values = headers.get_all(header::CONTENT_LENGTH).iter();
     let bad = || EngineError::bad_request("invalid Content-Length");
-    let mut found = None;
-    for value in headers.get_all(header::CONTENT_LENGTH) {
-        for part in value.as_bytes().split(|&b| b == b',') {
-            let digits = part.trim_ascii();
-            if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-                return Err(bad());
-            }
-            let n = std::str::from_utf8(digits)
-                .ok()
-                .and_then(|s| s.parse::<u64>().ok())
-                .ok_or_else(bad)?;
-            if found.is_some_and(|prev| prev != n) {
-                return Err(EngineError::bad_request(
-                    "conflicting Content-Length values",
-                ));
-            }
-            found = Some(n);
-        }
+    let value = values.next().ok_or_else(bad)?;
+    if values.next().is_some() {
+        return Err(EngineError::bad_request("more than one Content-Length"));
     }
-    found.ok_or_else(bad)
+    let digits = value.as_bytes().trim_ascii();
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(bad());
+    }
+    std::str::from_utf8(digits)
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .ok_or_else(bad)
 }
 
 /// `Transfer-Encoding` must end in exactly one `chunked`; no other coding is supported.
