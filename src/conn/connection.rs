@@ -182,9 +182,8 @@ where
                         progress = true;
                         continue;
                     }
-                    Pumped::Failed => {
-                        self.pump = None;
-                        self.keep_alive.stop_reading(Stop::Refused);
+                    Pumped::Failed(error) => {
+                        self.body_failed(error);
                         return Ok(true);
                     }
                     Pumped::Blocked => return Ok(progress),

@@ -9,7 +9,9 @@
 //!
 //! **Where order is enforced:** [`order::Order`]. A response is encoded only when every earlier
 //! one has been: straight into the write buffer when it is finished and next in line, otherwise
-//! from the front of the order once its handler finished. Handlers that do not finish on their
+//! from the front of the order once its handler finished. A request with a body waits in the
+//! order until the body bytes already read are decoded, so a body known to be bad by then
+//! still changes its answer (`Order::body_failed`). Handlers that do not finish on their
 //! first poll run on tasks of their own; everything else (parsing, the first poll, encoding)
 //! happens on the connection's task, and a pipelined batch leaves in one write.
 //! **Who decides to close:** [`keep_alive::KeepAlive`], alone.

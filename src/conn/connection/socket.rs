@@ -1,5 +1,5 @@
-//! Waiting on the socket: reads under the deadline of what is awaited, EOF, shutdown, and what
-//! each expiry means (grace over, idle, a head or a body too slow).
+//! Waiting on the socket: reads under the deadline of what is awaited, EOF, shutdown, what
+//! each expiry means (grace over, idle, a head or a body too slow), and a body that failed.
 
 use std::io;
 use std::task::{Context, Poll};
@@ -98,7 +98,14 @@ where
                 return;
             }
         }
+        self.body_failed(error);
+    }
+
+    /// The body being pumped failed and its handler has been told: reading stops, and its
+    /// request's answer, if not encoded yet, becomes the body's error (`Order::body_failed`).
+    pub(super) fn body_failed(&mut self, error: BodyError) {
         self.pump = None;
         self.keep_alive.stop_reading(Stop::Refused);
+        self.order.body_failed(error);
     }
 }
