@@ -62,4 +62,16 @@ impl KeepAlive {
     pub(crate) fn is_finished(&self, idle: bool) -> bool {
         self.closed || (self.stopped.is_some() && idle)
     }
+
+    /// Whether the finished connection must linger (see `conn::LINGER`) before its socket
+    /// closes: only after a response that ended it. The client may have sent requests after
+    /// that one which were never read, and closing on unread input resets the connection,
+    /// which can destroy that response before the client reads it. A connection that ends
+    /// idle — drained by a shutdown, past the idle limit, or after the client's EOF — owes
+    /// nothing, and closes at once, as nginx closes idle keep-alive connections: a client
+    /// sending on a connection at the moment it is closed as idle is a race RFC 9112 §9.5
+    /// leaves to the client, and lingering there only held every shutdown up for seconds.
+    pub(crate) fn lingers(&self) -> bool {
+        self.closed
+    }
 }
