@@ -81,9 +81,12 @@ where
         true
     }
 
-    /// The client closed its sending side.
+    /// The client closed its sending side: gone, unless half-closed connections are served
+    /// (`Config::half_close`).
     pub(super) fn on_eof(&mut self, waiting: Waiting, cx: &mut Context<'_>) {
-        if waiting == Waiting::Body {
+        if !self.config.half_close {
+            self.keep_alive.client_gone();
+        } else if waiting == Waiting::Body {
             self.fail_body(BodyError::Incomplete, cx);
         } else {
             self.keep_alive.stop_reading(Stop::Eof);
