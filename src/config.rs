@@ -28,6 +28,7 @@ pub struct Config {
     pub(crate) request_timeout: Option<Duration>,
     pub(crate) max_connections: Option<usize>,
     pub(crate) shutdown_timeout: Option<Duration>,
+    pub(crate) half_close: bool,
     pub(crate) server_timing: bool,
     #[cfg(feature = "http2")]
     pub(crate) http2: bool,
@@ -47,6 +48,7 @@ impl Default for Config {
             request_timeout: None,
             max_connections: None,
             shutdown_timeout: None,
+            half_close: true,
             server_timing: true,
             #[cfg(feature = "http2")]
             http2: true,
@@ -153,6 +155,23 @@ impl Config {
     /// orchestrator's own kill deadline (Kubernetes' `terminationGracePeriodSeconds`).
     pub fn shutdown_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Whether a client that closes its sending side (EOF) is still answered (default on).
+    ///
+    /// On, EOF only means that no more requests come: the handlers still running finish and
+    /// their responses are written, for a client that half-closed and is still reading (as
+    /// `nc -N` and some load tools do after their last request). Off, EOF means the client is
+    /// gone, as it is for browsers and most HTTP clients, which close both directions at once:
+    /// the connection ends at once and the handlers still running for it are cancelled, so
+    /// abandoned work (a flood of connect, slow request, close) stops costing tasks,
+    /// descriptors and CPU. hyper's `http1::Builder::half_close` is the same switch, off by
+    /// default there. A reset or failed socket cancels the handlers either way. EOF is noticed
+    /// when the connection reads, which it does while it is still taking requests and its
+    /// pipeline has room.
+    pub fn half_close(mut self, on: bool) -> Self {
+        self.half_close = on;
         self
     }
 

@@ -383,3 +383,30 @@ async fn no_metrics_means_no_metrics_route() {
     assert_eq!(res.text().await.unwrap(), "Hello, World!");
     server.terminate();
 }
+
+/// SIGTERM with HTTP/1.1 clients idle on keep-alive connections (each had its answer): the
+/// process exits cleanly within half a second, though its drain deadline is 30 s. The clients
+/// never close, so nothing here waits on them; idle connections are closed, not lingered on.
+#[tokio::test]
+async fn sigterm_exits_promptly_with_idle_keep_alive_clients() {
+    let binary = Binary::start(&["--bind", "127.0.0.1:0"], &[]);
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        let mut client = common::Client::connect(binary.addr).await;
+        client.send(common::get("/plaintext")).await;
+        let response = client.response().await;
+        assert_eq!(response.status, 200);
+        assert!(!response.closes());
+        clients.push(client);
+    }
+    let began = std::time::Instant::now();
+    tokio::task::spawn_blocking(move || binary.terminate())
+        .await
+        .unwrap();
+    let took = began.elapsed();
+    assert!(
+        took < std::time::Duration::from_millis(500),
+        "exit took {took:?}"
+    );
+    drop(clients);
+}

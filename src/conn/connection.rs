@@ -135,6 +135,11 @@ where
         &mut self.io
     }
 
+    /// Whether the finished connection lingers ([`KeepAlive::lingers`]).
+    pub(crate) fn lingers(&self) -> bool {
+        self.keep_alive.lingers()
+    }
+
     /// Serves requests until the connection is finished, then shuts the write side down.
     pub(crate) async fn run(&mut self) -> io::Result<()> {
         while let Step::Flush = poll_fn(|cx| self.poll_step(cx)).await? {
@@ -186,9 +191,8 @@ where
                         progress = true;
                         continue;
                     }
-                    Pumped::Failed => {
-                        self.pump = None;
-                        self.keep_alive.stop_reading(Stop::Refused);
+                    Pumped::Failed(error) => {
+                        self.body_failed(error);
                         return Ok(true);
                     }
                     Pumped::Blocked => return Ok(progress),

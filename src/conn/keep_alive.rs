@@ -2,7 +2,8 @@
 //!
 //! Reading stops for one of a handful of reasons (the request or a response asked to close, the
 //! client sent EOF, a request was refused, a body failed, the server is draining); once it has
-//! stopped, the connection ends as soon as every response already owed has been written. A
+//! stopped, the connection ends as soon as every response already owed has been written, or at
+//! once when the client is gone (EOF with `Config::half_close` off). A
 //! response that closes the connection ends it at once: nothing after it is written (RFC 9112
 //! §9.6). Every such transition goes through this type, so the rules live in one place.
 
@@ -15,6 +16,9 @@ pub(crate) enum Stop {
     ResponseClose,
     /// The client closed its sending side, or was idle past the limit.
     Eof,
+    /// The client closed its sending side and `Config::half_close` is off: it is gone, and
+    /// nothing more is written.
+    Gone,
     /// The engine refused a request, or its body could not be read.
     Refused,
     /// The server is shutting down.
@@ -57,9 +61,34 @@ impl KeepAlive {
         self.closed = true;
     }
 
-    /// The connection is finished once a closing response is encoded, or reading has stopped
-    /// and nothing more is owed (`idle`: no response waiting, none being streamed).
+    /// The client closed its sending side, and that means it is gone (`Config::half_close` is
+    /// off): the connection ends without writing what is still owed, and dropping it cancels
+    /// the handlers still running.
+    pub(crate) fn client_gone(&mut self) {
+        self.stop_reading(Stop::Gone);
+    }
+
+    /// The connection is finished once a closing response is encoded, the client is gone, or
+    /// reading has stopped and nothing more is owed (`idle`: no response waiting, none being
+    /// streamed).
     pub(crate) fn is_finished(&self, idle: bool) -> bool {
-        self.closed || (self.stopped.is_some() && idle)
+        self.closed || self.is_gone() || (self.stopped.is_some() && idle)
+    }
+
+    /// The client is gone: nothing owed is written, and there is no one to linger for.
+    fn is_gone(&self) -> bool {
+        self.stopped == Some(Stop::Gone)
+    }
+
+    /// Whether the finished connection must linger (see `conn::LINGER`) before its socket
+    /// closes: only after a response that ended it. The client may have sent requests after
+    /// that one which were never read, and closing on unread input resets the connection,
+    /// which can destroy that response before the client reads it. A connection that ends
+    /// idle — drained by a shutdown, past the idle limit, or after the client's EOF — owes
+    /// nothing, and closes at once, as nginx closes idle keep-alive connections: a client
+    /// sending on a connection at the moment it is closed as idle is a race RFC 9112 §9.5
+    /// leaves to the client, and lingering there only held every shutdown up for seconds.
+    pub(crate) fn lingers(&self) -> bool {
+        self.closed && !self.is_gone()
     }
 }

@@ -9,7 +9,9 @@
 //!
 //! **Where order is enforced:** [`order::Order`]. A response is encoded only when every earlier
 //! one has been: straight into the write buffer when it is finished and next in line, otherwise
-//! from the front of the order once its handler finished. Handlers that do not finish on their
+//! from the front of the order once its handler finished. A request with a body waits in the
+//! order until the body bytes already read are decoded, so a body known to be bad by then
+//! still changes its answer (`Order::body_failed`). Handlers that do not finish on their
 //! first poll run on tasks of their own; everything else (parsing, the first poll, encoding)
 //! happens on the connection's task, and a pipelined batch leaves in one write.
 //! **Who decides to close:** [`keep_alive::KeepAlive`], alone.
@@ -44,8 +46,10 @@ use connection::Conn;
 ///
 /// Closing a socket that has unread input makes the kernel answer with a reset, and a reset can
 /// destroy responses the client has not read yet — exactly the responses that precede a
-/// `Connection: close` or a refused request in a pipeline. So after the last response and our
-/// FIN, we drain until the client closes too, for at most this long.
+/// `Connection: close` or a refused request in a pipeline. So after such a last response and
+/// our FIN, we drain until the client closes too, for at most this long, and never past the
+/// drain deadline of a shutdown. A connection that ends idle does not linger
+/// ([`keep_alive::KeepAlive::lingers`]).
 const LINGER: Duration = Duration::from_secs(2);
 
 /// Most bytes discarded while lingering.
@@ -187,17 +191,22 @@ where
     } = shared;
     let mut abort = phase.clone();
     let mut conn = Conn::new(io, buf, service, config, phase, stats, connect_info);
-    let result = tokio::select! {
-        // Past the drain deadline: drop the connection and (through their dropped channels)
-        // every handler still running.
-        _ = abort.wait_for(|p| *p == Phase::Abort) => return,
-        result = conn.run() => result,
+    let served = async {
+        conn.run().await?;
+        if conn.lingers() {
+            linger(conn.io()).await;
+        }
+        Ok::<_, std::io::Error>(())
     };
-    match result {
-        Ok(()) => linger(conn.io()).await,
+    tokio::select! {
+        // Past the drain deadline: drop the connection (lingering or not) and, through their
+        // dropped channels, every handler still running.
+        _ = abort.wait_for(|p| *p == Phase::Abort) => {}
         // A reset or failed socket: nobody will read the responses; the handlers still running
         // are cancelled as the connection drops.
-        Err(e) => tracing::debug!(error = %e, "connection failed"),
+        result = served => if let Err(e) = result {
+            tracing::debug!(error = %e, "connection failed");
+        },
     }
 }
 

@@ -9,15 +9,21 @@
 //!
 //! The queue holds at most `Config::max_pipeline_depth` slots; when it is full the connection
 //! stops reading, so TCP pushes back on a client that pipelines faster than handlers finish.
+//!
+//! A request body that fails while its request's answer still waits here changes that answer
+//! ([`Order::body_failed`]): the status is only final once the head is encoded.
 
 use std::collections::VecDeque;
 
-use super::slot::Slot;
+use super::slot::{Slot, SlotKind};
+use crate::body::BodyError;
 
 /// Responses owed, in request order, that could not be encoded when their request was read.
 pub(crate) struct Order<B> {
     slots: VecDeque<Slot<B>>,
     capacity: usize,
+    /// The newest slot's request body failed this way (see [`Order::body_failed`]).
+    failed_body: Option<BodyError>,
 }
 
 impl<B> Order<B> {
@@ -26,6 +32,7 @@ impl<B> Order<B> {
         Order {
             slots: VecDeque::new(),
             capacity,
+            failed_body: None,
         }
     }
 
@@ -49,9 +56,29 @@ impl<B> Order<B> {
         self.slots.front_mut()
     }
 
-    /// Takes the front slot once its response is in hand.
+    /// Records that the body being read failed. Its request is the newest one started (the
+    /// next head waits for the body's end, and reading stops when it fails), so its answer is
+    /// the newest slot while it waits here, or already encoded when the queue is empty: then
+    /// the head has been written and only closing is left.
+    pub(crate) fn body_failed(&mut self, error: BodyError) {
+        if !self.slots.is_empty() {
+            self.failed_body = Some(error);
+        }
+    }
+
+    /// Takes the front slot once its response is in hand; the last slot carries the body's
+    /// error in place of the handler's response if its body failed.
     pub(crate) fn pop_front(&mut self) -> Option<Slot<B>> {
-        self.slots.pop_front()
+        let mut slot = self.slots.pop_front()?;
+        if self.slots.is_empty() {
+            if let Some(error) = self.failed_body.take() {
+                slot.kind = match slot.kind {
+                    SlotKind::Ready(outcome) => SlotKind::Ready(outcome.with_failed_body(error)),
+                    other => other,
+                };
+            }
+        }
+        Some(slot)
     }
 
     /// Gives the queue's memory back when it is empty: for connections gone idle, not after

@@ -103,8 +103,9 @@ pub(crate) enum Pumped {
     NeedBytes,
     /// The handler's body channel is full (the task will be woken when it has room).
     Blocked,
-    /// The body could not be read to its end (the handler was told): read nothing more.
-    Failed,
+    /// The body could not be read to its end, for this reason (the handler was told): read
+    /// nothing more.
+    Failed(BodyError),
 }
 
 /// Decodes one request body, streaming it to the handler's [`Body`](crate::Body). Once the
@@ -156,10 +157,10 @@ impl Pump {
 
     /// The body cannot be read to its end: tell the handler, then stop.
     pub(crate) fn fail(&mut self, error: BodyError, cx: &mut Context<'_>) -> Pumped {
-        if let Some(stop) = self.send(Chunk::Error(error), Some(Pumped::Failed)) {
+        if let Some(stop) = self.send(Chunk::Error(error), Some(Pumped::Failed(error))) {
             return stop;
         }
-        self.drive(cx).unwrap_or(Pumped::Failed)
+        self.drive(cx).unwrap_or(Pumped::Failed(error))
     }
 
     /// Sends a chunk unless the handler dropped its body; `then` is what to report once it

@@ -8,6 +8,7 @@ use http::Response;
 use tokio::sync::{oneshot, Notify};
 use tokio::time::Instant;
 
+use crate::body::BodyError;
 use crate::proto::encode::{self, Plan, RequestInfo};
 use crate::proto::error::EngineError;
 use crate::stats::ServerStats;
@@ -75,6 +76,22 @@ impl<B> Outcome<B> {
     /// A refused request: the connection cannot go on after it.
     pub(crate) fn refused(error: EngineError) -> Self {
         Outcome::Engine { error, close: true }
+    }
+
+    /// The answer once the request's body is known to have failed and this answer has not been
+    /// encoded: the client can still be told what was wrong (400, 413, 408) instead of a
+    /// success it would take for the handler's verdict on a body it never sent. An error
+    /// answer stands, the handler's own (often about the very body error it read) or the
+    /// engine's: the client is told the request failed either way.
+    pub(crate) fn with_failed_body(self, error: BodyError) -> Self {
+        match self {
+            Outcome::Response(response, _)
+                if !response.status().is_client_error() && !response.status().is_server_error() =>
+            {
+                Outcome::refused(error.into())
+            }
+            other => other,
+        }
     }
 
     /// A handler that ran past `Config::request_timeout`: `503` in its slot, connection goes on.

@@ -7,6 +7,7 @@
 use bytes::{Buf, Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
+use super::chunk;
 use super::request::Framing;
 use crate::body::BodyError;
 
@@ -111,33 +112,15 @@ impl Decoder {
         }
     }
 
-    /// Parses a chunk-size line; `None` when it is not complete yet.
+    /// Parses a chunk-size line (see [`chunk`] for the grammar); `None` when it is not
+    /// complete yet.
     fn chunk_size(&self, buf: &mut BytesMut) -> Result<Option<u64>, BodyError> {
-        let invalid = BodyError::Malformed("invalid chunk size line");
-        match buf.first() {
-            None => return Ok(None),
-            Some(b) if !b.is_ascii_hexdigit() => return Err(invalid),
-            Some(_) => {}
-        }
-        match httparse::parse_chunk_size(buf) {
-            Ok(httparse::Status::Complete((len, _))) if len > MAX_CHUNK_LINE => {
-                Err(BodyError::Malformed("chunk size line too long"))
-            }
-            Ok(httparse::Status::Complete((len, size))) => {
-                // httparse lets any octet through in extensions; control characters there
-                // (bare LF, NUL) are how smuggling payloads hide, so refuse them.
-                let line = &buf[..len - 2];
-                if line.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
-                    return Err(invalid);
-                }
+        match chunk::parse(buf, MAX_CHUNK_LINE).map_err(BodyError::Malformed)? {
+            chunk::Line::Complete { size, len } => {
                 buf.advance(len);
                 Ok(Some(size))
             }
-            Ok(httparse::Status::Partial) if buf.len() > MAX_CHUNK_LINE => {
-                Err(BodyError::Malformed("chunk size line too long"))
-            }
-            Ok(httparse::Status::Partial) => Ok(None),
-            Err(httparse::InvalidChunkSize) => Err(invalid),
+            chunk::Line::Partial => Ok(None),
         }
     }
 

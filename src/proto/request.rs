@@ -304,16 +304,26 @@ impl Seen {
     }
 }
 
-/// A head that outgrew the limit: `414` if the request line alone did, else `431`.
+/// A head that outgrew the limit, answered by what outgrew it: `431` once the request line is
+/// whole (the header section did); otherwise by the part of the line still being read — the
+/// method (`501`, RFC 9112 §3: longer than any method implemented), the target (`414`), or the
+/// version (`400`: no version is that long).
 fn too_large(buf: &[u8], max_header_bytes: usize) -> EngineError {
     let window = &buf[..buf.len().min(max_header_bytes)];
-    if window.contains(&b'\n') {
-        EngineError::new(
+    // Empty lines before the request line are skipped by the parser, so they are here too.
+    let start = window.iter().position(|b| !matches!(b, b'\r' | b'\n'));
+    let line = &window[start.unwrap_or(window.len())..];
+    if line.contains(&b'\n') {
+        return EngineError::new(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             "header section too large",
-        )
-    } else {
-        EngineError::new(StatusCode::URI_TOO_LONG, "request line too long")
+        );
+    }
+    match line.iter().filter(|&&b| b == b' ').take(2).count() {
+        0 if line.is_empty() => EngineError::bad_request("invalid request line"),
+        0 => EngineError::new(StatusCode::NOT_IMPLEMENTED, "request method too long"),
+        1 => EngineError::new(StatusCode::URI_TOO_LONG, "request target too long"),
+        _ => EngineError::bad_request(INVALID_VERSION),
     }
 }
 
@@ -386,6 +396,7 @@ fn downgrade_minor_version(buf: &mut [u8]) -> bool {
 /// Validates the request target form against the method (RFC 9112 §3.2): origin-form and
 /// absolute-form for every method, `*` only for OPTIONS, authority-form only for CONNECT.
 fn parse_target(method: &Method, target: Bytes) -> Result<Uri, EngineError> {
+    check_target_bytes(&target)?;
     if target.first() == Some(&b'/') {
         parse_origin_form(target)
     } else {
@@ -436,6 +447,29 @@ fn parse_other_form(method: &Method, target: Bytes) -> Result<Uri, EngineError> 
     }
 }
 
+/// Bytes no target form may hold, whatever the URI parser allows. The request target is ASCII
+/// (RFC 9112 §3.2, RFC 3986): a raw byte above 0x7F is one the client should have
+/// percent-encoded, and servers disagree on what it means (bytes, UTF-8, Latin-1), so it is
+/// refused rather than guessed. `%00` in the path decodes to NUL, which no path holds and
+/// which cuts the path short for anything behind the application that uses C strings (nginx
+/// refuses it too). The query is left alone: form data may encode any byte.
+fn check_target_bytes(target: &[u8]) -> Result<(), EngineError> {
+    if !target.is_ascii() {
+        return Err(EngineError::bad_request(
+            "non-ASCII byte in the request target",
+        ));
+    }
+    let path = target.split(|&b| b == b'?').next().unwrap_or_default();
+    if path
+        .split(|&b| b == b'%')
+        .skip(1)
+        .any(|escape| escape.starts_with(b"00"))
+    {
+        return Err(EngineError::bad_request("%00 (NUL) in the request path"));
+    }
+    Ok(())
+}
+
 fn bad_target() -> EngineError {
     EngineError::bad_request("invalid request target")
 }
@@ -451,14 +485,18 @@ fn check_host(host: Option<&[u8]>, count: usize, version: Version) -> Result<(),
         None if version == Version::HTTP_11 => {
             Err(EngineError::bad_request("HTTP/1.1 request without Host"))
         }
+        // RFC 9110 §4.2.1: an http(s) URI with an empty host is invalid and MUST be refused;
+        // with an empty Host an origin-form target has no host to rebuild it with, and an
+        // absolute-form one has an authority Host fails to match (RFC 9112 §3.2.2).
+        Some([]) => Err(EngineError::bad_request("empty Host header")),
         Some(value) if !valid_host(value) => Err(EngineError::bad_request("invalid Host header")),
         _ => Ok(()),
     }
 }
 
 /// `Host = uri-host [ ":" port ]` (RFC 9110 §7.2, RFC 3986 §3.2.2): an IP literal in brackets
-/// or a reg-name (which covers IPv4), then optionally a colon and digits. An empty value is
-/// allowed; userinfo, a second colon, or anything after the brackets is not.
+/// or a non-empty reg-name (which covers IPv4), then optionally a colon and digits; userinfo, a
+/// second colon, or anything after the brackets is not.
 fn valid_host(value: &[u8]) -> bool {
     let (host, port) = match value.first() {
         Some(b'[') => match value.iter().position(|&b| b == b']') {
@@ -482,7 +520,7 @@ fn valid_host(value: &[u8]) -> bool {
                     .iter()
                     .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
         }
-        reg_name => valid_reg_name(reg_name),
+        reg_name => !reg_name.is_empty() && valid_reg_name(reg_name),
     };
     port_ok && host_ok
 }
@@ -555,30 +593,25 @@ fn framing(headers: &HeaderMap, version: Version, max_body: u64) -> Result<Frami
     })
 }
 
-/// Every `Content-Length` value, as a list, must be the same plain decimal number; identical
-/// duplicates are accepted (RFC 9110 §8.6 allows either that or rejecting).
+/// `Content-Length = 1*DIGIT`, exactly once. RFC 9110 §8.6 lets a recipient take a list of
+/// identical values (`5, 5`, or the field repeated) as that value; the engine refuses them, as
+/// nginx does: the field is not a list, and framing that another peer in the chain may read
+/// differently is better refused than guessed.
 fn content_length(headers: &HeaderMap) -> Result<u64, EngineError> {
+    let mut values = headers.get_all(header::CONTENT_LENGTH).iter();
     let bad = || EngineError::bad_request("invalid Content-Length");
-    let mut found = None;
-    for value in headers.get_all(header::CONTENT_LENGTH) {
-        for part in value.as_bytes().split(|&b| b == b',') {
-            let digits = part.trim_ascii();
-            if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-                return Err(bad());
-            }
-            let n = std::str::from_utf8(digits)
-                .ok()
-                .and_then(|s| s.parse::<u64>().ok())
-                .ok_or_else(bad)?;
-            if found.is_some_and(|prev| prev != n) {
-                return Err(EngineError::bad_request(
-                    "conflicting Content-Length values",
-                ));
-            }
-            found = Some(n);
-        }
+    let value = values.next().ok_or_else(bad)?;
+    if values.next().is_some() {
+        return Err(EngineError::bad_request("more than one Content-Length"));
     }
-    found.ok_or_else(bad)
+    let digits = value.as_bytes().trim_ascii();
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(bad());
+    }
+    std::str::from_utf8(digits)
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .ok_or_else(bad)
 }
 
 /// `Transfer-Encoding` must end in exactly one `chunked`; no other coding is supported.

@@ -1,5 +1,5 @@
-//! Waiting on the socket: reads under the deadline of what is awaited, EOF, shutdown, and what
-//! each expiry means (grace over, idle, a head or a body too slow).
+//! Waiting on the socket: reads under the deadline of what is awaited, EOF, shutdown, what
+//! each expiry means (grace over, idle, a head or a body too slow), and a body that failed.
 
 use std::io;
 use std::task::{Context, Poll};
@@ -81,9 +81,12 @@ where
         true
     }
 
-    /// The client closed its sending side.
+    /// The client closed its sending side: gone, unless half-closed connections are served
+    /// (`Config::half_close`).
     pub(super) fn on_eof(&mut self, waiting: Waiting, cx: &mut Context<'_>) {
-        if waiting == Waiting::Body {
+        if !self.config.half_close {
+            self.keep_alive.client_gone();
+        } else if waiting == Waiting::Body {
             self.fail_body(BodyError::Incomplete, cx);
         } else {
             self.keep_alive.stop_reading(Stop::Eof);
@@ -98,7 +101,14 @@ where
                 return;
             }
         }
+        self.body_failed(error);
+    }
+
+    /// The body being pumped failed and its handler has been told: reading stops, and its
+    /// request's answer, if not encoded yet, becomes the body's error (`Order::body_failed`).
+    pub(super) fn body_failed(&mut self, error: BodyError) {
         self.pump = None;
         self.keep_alive.stop_reading(Stop::Refused);
+        self.order.body_failed(error);
     }
 }

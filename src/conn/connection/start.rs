@@ -143,7 +143,20 @@ where
                 if outcome.ends_connection() {
                     self.keep_alive.stop_reading(Stop::ResponseClose);
                 }
-                self.answer_or_queue(outcome, info, close, timing, span);
+                if tx.is_some() {
+                    // Encoded once the body bytes already read are decoded, so that a body
+                    // known to be bad by then still changes the answer (`Order::body_failed`).
+                    let kind = SlotKind::Ready(outcome);
+                    self.order.push(Slot {
+                        kind,
+                        info,
+                        close,
+                        timing,
+                        span,
+                    });
+                } else {
+                    self.answer_or_queue(outcome, info, close, timing, span);
+                }
             }
             Started::Spawned(rx) => {
                 let timing = started.map(|started| Timing {

@@ -1,0 +1,94 @@
+//! `Config::half_close`: whether a client's EOF (a clean FIN) leaves it answered (on, the
+//! default) or means it is gone (off: the connection ends and its running handlers are
+//! cancelled). Each test waits on the server's running-handler and connection counts, never on
+//! time.
+
+mod common;
+
+use std::future::IntoFuture;
+use std::sync::Arc;
+
+use common::{eventually, Client, HANG};
+use pipelined::{get, Config, Router, ServerStats};
+use tokio::sync::{oneshot, Notify};
+
+/// A running server whose `GET /wait` answers only once `release` is notified.
+struct Running {
+    addr: std::net::SocketAddr,
+    stats: ServerStats,
+    /// Dropping it would shut the server down.
+    _stop: oneshot::Sender<()>,
+}
+
+async fn start(config: Config, release: Arc<Notify>) -> Running {
+    let app = Router::new().route(
+        "/wait",
+        get(move |_req| {
+            let release = Arc::clone(&release);
+            async move {
+                release.notified().await;
+                "released\n"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = pipelined::serve(listener, app)
+        .config(config)
+        .with_graceful_shutdown(async {
+            let _ = stopped.await;
+        });
+    let addr = server.local_addr().unwrap();
+    let stats = server.stats();
+    tokio::spawn(server.into_future());
+    Running {
+        addr,
+        stats,
+        _stop: stop,
+    }
+}
+
+/// A client with `n` pipelined `GET /wait` running on the server, then its FIN.
+async fn waiting_then_fin(addr: std::net::SocketAddr, stats: &ServerStats, n: usize) -> Client {
+    let mut client = Client::connect(addr).await;
+    client.send(common::get("/wait").repeat(n)).await;
+    eventually("the handlers are running", || stats.running_handlers() == n).await;
+    client.shutdown_write().await;
+    client
+}
+
+/// Off: the FIN cancels every handler still running for the connection and closes it, with
+/// nothing written.
+#[tokio::test]
+async fn half_close_off_cancels_running_handlers_on_eof() {
+    let release = Arc::new(Notify::new());
+    let Running { addr, stats, _stop } = start(Config::default().half_close(false), release).await;
+    let mut client = waiting_then_fin(addr, &stats, 3).await;
+    eventually("the handlers are cancelled", || {
+        stats.running_handlers() == 0
+    })
+    .await;
+    eventually("the connection is closed", || stats.open_connections() == 0).await;
+    assert!(
+        client.is_closed().await,
+        "an answer was written to a gone client"
+    );
+}
+
+/// On (the default): after the FIN the handlers keep running and their answers arrive.
+#[tokio::test]
+async fn half_close_on_answers_after_eof() {
+    let release = Arc::new(Notify::new());
+    let Running { addr, stats, _stop } = start(Config::default(), Arc::clone(&release)).await;
+    let mut client = waiting_then_fin(addr, &stats, 3).await;
+    assert_eq!(stats.open_connections(), 1);
+    release.notify_waiters();
+    let answers = tokio::time::timeout(HANG, client.responses(3))
+        .await
+        .unwrap();
+    assert!(answers
+        .iter()
+        .all(|r| r.status == 200 && r.text() == "released\n"));
+    assert!(client.is_closed().await);
+    assert_eq!(stats.running_handlers(), 0);
+}
