@@ -392,11 +392,11 @@ async fn sigterm_exits_promptly_with_idle_keep_alive_clients() {
     let binary = Binary::start(&["--bind", "127.0.0.1:0"], &[]);
     let mut clients = Vec::new();
     for _ in 0..4 {
-        let mut client = common::Client::connect(binary.addr).await;
-        client.send(common::get("/plaintext")).await;
-        let response = client.response().await;
+        let mut client = common::wire::Client::connect(binary.addr).await;
+        client.send(&common::wire::get("/plaintext")).await;
+        let response = client.responses(1).await.remove(0);
         assert_eq!(response.status, 200);
-        assert!(!response.closes());
+        assert_eq!(response.header("connection"), None, "the connection stays open");
         clients.push(client);
     }
     let began = std::time::Instant::now();
