@@ -7,6 +7,7 @@ use std::time::Duration;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use pipelined::{get, post, Body, IntoResponse, PathParams, ResponseBody, Router};
 
+use crate::fanout::Fanout;
 use crate::prometheus::Registry;
 use crate::work::{WorkPool, QUEUE_LEN};
 
@@ -35,12 +36,6 @@ GET  /metrics      Prometheus text: requests by method/route/status, handler tim
                    head-of-line wait histograms, pipeline depth, open connections, in flight
 ";
 
-/// Most concurrent calls one `/fanout` may make: each is a connection to ourselves.
-const MAX_FANOUT: usize = 100;
-
-/// Longest delay a `/fanout` call may ask for.
-const MAX_FANOUT_MS: u64 = 10_000;
-
 /// Most rounds one `/work/{n}` may ask for (about two seconds of CPU).
 const MAX_WORK_ROUNDS: u64 = 100_000_000;
 
@@ -49,7 +44,7 @@ const MAX_WORK_ROUNDS: u64 = 100_000_000;
 pub fn app(own: SocketAddr, metrics: Option<Arc<Registry>>) -> Router {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let pool = WorkPool::new(workers, QUEUE_LEN);
-    let client = reqwest::Client::new();
+    let fanout = Fanout::new(own);
     let index = match metrics {
         Some(_) => format!("{INDEX}{INDEX_METRICS}"),
         None => INDEX.to_owned(),
@@ -66,8 +61,14 @@ pub fn app(own: SocketAddr, metrics: Option<Arc<Registry>>) -> Router {
                 work(pool, req)
             }),
         )
-        .route("/fanout", get(move |req| fanout(client.clone(), own, req)))
-        .route("/healthz", get(|_req| async { "ok\n" }))
+        .route("/fanout", get(move |req| fanout.clone().answer(req)))
+        .route(
+            "/healthz",
+            get(|_req| async {
+                "ok
+"
+            }),
+        )
         // No demo handler reads `MatchedPath`, and the request counter gets the route from
         // `Router::call_with_route`: /plaintext keeps its extensions empty and unallocated.
         .without_matched_path();
@@ -131,50 +132,6 @@ async fn work(pool: WorkPool, req: Request<Body>) -> Response<ResponseBody> {
         Ok(digest) => format!("{rounds} rounds: {digest:016x}\n").into_response(),
         Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "worker lost\n").into_response(),
     }
-}
-
-/// A parallel for-loop: `n` concurrent calls to our own `/delay/{ms}`, joined (asynchronous
-/// work brought back to one answer). Takes about `ms`, not `n × ms`.
-async fn fanout(
-    client: reqwest::Client,
-    own: SocketAddr,
-    req: Request<Body>,
-) -> Response<ResponseBody> {
-    let query = req.uri().query().unwrap_or("");
-    let param = |name: &str| {
-        query
-            .split('&')
-            .filter_map(|pair| pair.split_once('='))
-            .find(|(k, _)| *k == name)
-            .and_then(|(_, v)| v.parse::<u64>().ok())
-    };
-    let n = param("n").filter(|n| (1..=MAX_FANOUT as u64).contains(n));
-    let ms = param("ms").filter(|ms| *ms <= MAX_FANOUT_MS);
-    let (Some(n), Some(ms)) = (n, ms) else {
-        let msg = format!("fanout needs n=1..{MAX_FANOUT} and ms=0..{MAX_FANOUT_MS}\n");
-        return (StatusCode::BAD_REQUEST, msg).into_response();
-    };
-    let url = format!("http://{own}/delay/{ms}");
-    let started = tokio::time::Instant::now();
-    let mut calls = tokio::task::JoinSet::new();
-    for _ in 0..n {
-        let request = client.get(&url).send();
-        calls.spawn(async move { request.await.map(|res| res.status().is_success()) });
-    }
-    let mut ok = 0;
-    while let Some(joined) = calls.join_next().await {
-        if matches!(joined, Ok(Ok(true))) {
-            ok += 1;
-        }
-    }
-    let took = started.elapsed().as_millis();
-    let status = if ok == n {
-        StatusCode::OK
-    } else {
-        StatusCode::BAD_GATEWAY
-    };
-    let body = format!("{ok} of {n} calls to /delay/{ms} answered, in parallel: {took} ms\n");
-    (status, body).into_response()
 }
 
 /// Streams the request body straight back: nothing is buffered beyond the body channel.

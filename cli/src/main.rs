@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod demo;
+mod fanout;
 mod hyper_engine;
 mod prometheus;
 mod send;

@@ -396,7 +396,11 @@ async fn sigterm_exits_promptly_with_idle_keep_alive_clients() {
         client.send(&common::wire::get("/plaintext")).await;
         let response = client.responses(1).await.remove(0);
         assert_eq!(response.status, 200);
-        assert_eq!(response.header("connection"), None, "the connection stays open");
+        assert_eq!(
+            response.header("connection"),
+            None,
+            "the connection stays open"
+        );
         clients.push(client);
     }
     let began = std::time::Instant::now();

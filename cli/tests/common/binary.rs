@@ -44,6 +44,11 @@ impl Binary {
         Binary { child, addr, log }
     }
 
+    /// The process id, to read its descriptors and memory from /proc.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }

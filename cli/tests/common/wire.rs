@@ -80,7 +80,10 @@ impl Client {
     }
 
     pub async fn send(&mut self, bytes: &str) {
-        self.stream.write_all(bytes.as_bytes()).await.expect("write");
+        self.stream
+            .write_all(bytes.as_bytes())
+            .await
+            .expect("write");
     }
 
     /// Reads until `n` whole responses have arrived.
