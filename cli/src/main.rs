@@ -1,6 +1,7 @@
 //! The `pipelined` demo server: a thin command line over the library.
 #![forbid(unsafe_code)]
 
+mod alloc;
 mod demo;
 mod fanout;
 mod hyper_engine;
@@ -125,6 +126,7 @@ fn main() -> ExitCode {
             .with_span_list(true)
             .init(),
     }
+    alloc::return_memory_in_background();
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(workers) = args.workers {
         runtime.worker_threads(workers as usize);
