@@ -24,7 +24,8 @@ const SHOWN: [&str; 6] = [
 ];
 
 fn dashboard() -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/grafana/pipelined.json");
+    // The dashboard is a deployment file of the repository, one level above this package.
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/grafana/pipelined.json");
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
