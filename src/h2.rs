@@ -20,15 +20,22 @@ use tokio::sync::watch;
 use tower::{Service, ServiceBuilder};
 
 use crate::conn::Phase;
+use crate::stats::ServerStats;
 use crate::{Body, BoxError};
 
 /// The client connection preface of HTTP/2 (RFC 9113 §3.4).
 pub(crate) const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// Serves one HTTP/2 connection whose first bytes (`read`: the preface and whatever came with
-/// it) were already read while telling it from HTTP/1.1.
-pub(crate) async fn serve<I, S, B>(io: I, read: Bytes, service: S, phase: watch::Receiver<Phase>)
-where
+/// it) were already read while telling it from HTTP/1.1. Every stream's handler is counted in
+/// `stats` while it runs: each is a task of hyper's, like a pending HTTP/1.1 handler.
+pub(crate) async fn serve<I, S, B>(
+    io: I,
+    read: Bytes,
+    service: S,
+    phase: watch::Receiver<Phase>,
+    stats: ServerStats,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: Service<Request<Body>, Response = Response<B>> + Clone + Send + 'static,
     S::Error: Into<BoxError>,
@@ -38,6 +45,14 @@ where
 {
     let service = ServiceBuilder::new()
         .map_request(|req: Request<Incoming>| req.map(Body::new))
+        .map_future(move |answer: S::Future| {
+            let running = stats.handler();
+            async move {
+                let answer = answer.await;
+                drop(running);
+                answer
+            }
+        })
         .service(service);
     let io = TokioIo::new(Rewind { read, io });
     let conn = http2::Builder::new(TokioExecutor::new())

@@ -44,6 +44,13 @@ impl ServerStats {
         ConnectionGuard(self.clone())
     }
 
+    /// Counts a running handler until the guard drops (finished or cancelled).
+    #[cfg(feature = "http2")]
+    pub(crate) fn handler(&self) -> HandlerGuard {
+        self.handler_started();
+        HandlerGuard(self.clone())
+    }
+
     pub(crate) fn handler_started(&self) {
         self.counts.handlers.fetch_add(1, Ordering::AcqRel);
     }
@@ -59,5 +66,17 @@ pub(crate) struct ConnectionGuard(ServerStats);
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
         self.0.counts.connections.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Held by a running handler's future (an HTTP/2 stream's), so a cancelled stream is
+/// uncounted as surely as a finished one.
+#[cfg(feature = "http2")]
+pub(crate) struct HandlerGuard(ServerStats);
+
+#[cfg(feature = "http2")]
+impl Drop for HandlerGuard {
+    fn drop(&mut self) {
+        self.0.handler_finished();
     }
 }
