@@ -178,7 +178,8 @@ impl MethodRouter {
 /// [`without_matched_path`](Router::without_matched_path).
 ///
 /// A tower-http `TraceLayer` added with [`Router::layer`] runs after the router, so its
-/// `make_span_with` can read it into OpenTelemetry's `http.route` field.
+/// `make_span_with` can read it into OpenTelemetry's `http.route` field; the engine's own `http.request`
+/// span gets `http.route` from the router whether or not the extension is on.
 ///
 /// ```
 /// use pipelined::{get, MatchedPath, Router};
@@ -505,6 +506,7 @@ impl Router {
             Err(_) => return (None, (inner.fallback.0)(req)),
         };
         let path = &inner.paths[index];
+        record_route(&path.matched);
         let Some(route) = path.methods.find(req.method()) else {
             // RFC 9110 §9.3.7: OPTIONS on a path describes it (204 with `Allow`); any other
             // method the path does not route is 405, with the same `Allow`.
@@ -523,6 +525,15 @@ impl Router {
             extensions.insert(params);
         }
         (Some(index), (route.0)(req))
+    }
+}
+
+/// Records the matched pattern as OpenTelemetry's `http.route` on the current span: the
+/// engine's `http.request` span, which is entered while the service is called. Looked up only
+/// when debug spans are on at all, so an ordinary server pays one level check.
+fn record_route(matched: &MatchedPath) {
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        tracing::Span::current().record("http.route", matched.as_str());
     }
 }
 

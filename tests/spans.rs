@@ -74,11 +74,11 @@ async fn request_spans_carry_http_fields_and_nest_with_tower_http() {
     tracing::subscriber::set_global_default(subscriber).expect("the only subscriber here");
 
     let app = Router::new()
-        .route("/x", route_get(|_req| async { "x\n" }))
+        .route("/x/{id}", route_get(|_req| async { "x\n" }))
         .layer(tower_http::trace::TraceLayer::new_for_http());
     let server = serve(app).await;
     let mut client = Client::connect(server.addr).await;
-    client.send(format!("{}{}", get("/x"), get("/x"))).await;
+    client.send(format!("{}{}", get("/x/1"), get("/x/2"))).await;
     for response in client.responses(2).await {
         assert_eq!(response.status, 200);
     }
@@ -91,7 +91,11 @@ async fn request_spans_carry_http_fields_and_nest_with_tower_http() {
     for (i, span) in requests.iter().enumerate() {
         assert_eq!(span.parent, Some("http.connection"));
         assert_eq!(span.fields["http.request.method"], "GET");
-        assert_eq!(span.fields["url.path"], "/x");
+        assert_eq!(span.fields["url.path"], format!("/x/{}", i + 1));
+        assert_eq!(
+            span.fields["http.route"], "/x/{id}",
+            "the pattern, from the router"
+        );
         assert_eq!(span.fields["network.protocol.version"], "1.1");
         assert_eq!(span.fields["http.response.status_code"], "200");
         assert_eq!(span.fields["pipeline.seq"], (i + 1).to_string());

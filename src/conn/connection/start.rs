@@ -119,6 +119,8 @@ where
             "http.request",
             http.request.method = %request.method(),
             url.path = %request.uri().path(),
+            // Recorded by the Router (`MatchedPath`) when a route matches.
+            http.route = tracing::field::Empty,
             network.protocol.version = protocol_version(request.version()),
             http.response.status_code = tracing::field::Empty,
             pipeline.seq = self.seq,
