@@ -60,6 +60,19 @@ enum Engine {
     Hyper,
 }
 
+/// What a client's EOF means (`--half-close`).
+///
+/// `answer` is the default, deliberately: sending a pipeline and then closing the sending side
+/// is how pipelining is done by hand (`printf … | nc -N`), and RFC 9112 §9.6 lets a client do
+/// it. The price is that a client that sends a slow request and leaves keeps that handler and
+/// its descriptor until it finishes or `--request-timeout` cancels it; `cancel` stops such work
+/// at once, as browsers' clients (which close both ways) never notice.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum HalfClose {
+    Answer,
+    Cancel,
+}
+
 #[derive(Args)]
 struct ServeArgs {
     /// Connection engine.
@@ -100,6 +113,11 @@ struct ServeArgs {
     /// Leave out the `Server-Timing` header (handler time and head-of-line wait).
     #[arg(long)]
     no_server_timing: bool,
+    /// What a client's EOF means: `answer` keeps serving what it sent (clients that half-close
+    /// after writing, like `nc -N`, still get every response), `cancel` treats it as gone and
+    /// cancels its running handlers at once.
+    #[arg(long, value_enum, default_value_t = HalfClose::Answer)]
+    half_close: HalfClose,
     /// Tokio worker threads (default: one per core).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     workers: Option<u32>,
@@ -158,7 +176,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .request_timeout(args.request_timeout.map(Duration::from_secs))
         .max_connections(args.max_connections.map(|n| n as usize))
         .shutdown_timeout(Some(Duration::from_secs(args.shutdown_timeout)))
-        .server_timing(!args.no_server_timing);
+        .server_timing(!args.no_server_timing)
+        .half_close(args.half_close == HalfClose::Answer);
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let metrics = if args.no_metrics {
         None

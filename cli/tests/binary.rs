@@ -128,7 +128,7 @@ async fn bind_address_comes_from_the_environment() {
 
 #[test]
 fn bad_arguments_get_a_clear_message() {
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 6] = [
         (&["serve", "--max-pipeline-depth", "4"], "16"),
         (
             &["serve", "--bind", "not-an-address"],
@@ -140,6 +140,7 @@ fn bad_arguments_get_a_clear_message() {
         ),
         (&["serve", "--workers", "0"], "workers"),
         (&["serve", "--engine", "nginx"], "ordered, hyper"),
+        (&["serve", "--half-close", "maybe"], "answer, cancel"),
     ];
     for (args, expected) in cases {
         let out = Command::new(env!("CARGO_BIN_EXE_pipelined"))
@@ -413,4 +414,35 @@ async fn sigterm_exits_promptly_with_idle_keep_alive_clients() {
         "exit took {took:?}"
     );
     drop(clients);
+}
+
+/// Sends one `/delay/{ms}` request, closes the sending side, and returns what arrives until
+/// the server closes.
+async fn half_closed_request(server: &Binary, ms: u64) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let request = format!("GET /delay/{ms} HTTP/1.1\r\nHost: x\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    stream.shutdown().await.unwrap();
+    let mut received = Vec::new();
+    stream.read_to_end(&mut received).await.unwrap();
+    received
+}
+
+/// `--half-close answer` (the default) still answers a client that half-closed after sending;
+/// `--half-close cancel` takes its EOF as gone: the connection ends with nothing written, long
+/// before the 30 s handler would have finished (the read would otherwise wait for it).
+#[tokio::test]
+async fn half_close_answers_by_default_and_cancels_when_asked() {
+    let answering = Binary::start(&["serve", "--bind", "127.0.0.1:0"], &[]);
+    let received = half_closed_request(&answering, 50).await;
+    let answers = common::wire::parse_all(&received);
+    assert_eq!(answers.len(), 1);
+    assert_eq!(answers[0].status, 200);
+    answering.terminate();
+
+    let args = ["serve", "--bind", "127.0.0.1:0", "--half-close", "cancel"];
+    let cancelling = Binary::start(&args, &[]);
+    assert_eq!(half_closed_request(&cancelling, 30_000).await, b"");
+    cancelling.terminate();
 }
