@@ -1,9 +1,13 @@
-//! The engine's gauges reconcile: after refused requests, resets with answers still owed,
-//! half-closed clients and timed-out heads, `pipelined_in_flight_requests` and
-//! `pipelined_open_connections` are back to exactly zero. Alone in its file: it installs the
-//! process-wide metrics recorder.
+//! The engine's gauges reconcile: after the whole conformance table (every row alone and
+//! pipelined), refused requests, resets with answers still owed, half-closed clients and
+//! timed-out heads, `pipelined_in_flight_requests` and `pipelined_open_connections` are back
+//! to exactly zero. Alone in its file: it installs the process-wide metrics recorder.
 
 mod common;
+#[path = "conformance/runner.rs"]
+mod runner;
+#[path = "conformance/table.rs"]
+mod table;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -81,10 +85,25 @@ fn app() -> Router {
         )
 }
 
-#[tokio::test]
-async fn gauges_return_to_zero_after_refusals_resets_half_closes_and_timeouts() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gauges_return_to_zero_after_conformance_refusals_resets_half_closes_and_timeouts() {
     let gauges = Gauges::default();
     metrics::set_global_recorder(gauges.clone()).expect("the only recorder of this test binary");
+
+    // Every conformance row, alone and pipelined, on a metered server of its own (the rows'
+    // answers are tests/conformance.rs's business; here only what they leave behind counts).
+    let cases = table::all();
+    assert!(!cases.is_empty());
+    runner::run_table(&cases).await;
+    let g = gauges.clone();
+    eventually(
+        "the conformance table left nothing open or in flight",
+        move || {
+            g.value("pipelined_open_connections") == 0.0
+                && g.value("pipelined_in_flight_requests") == 0.0
+        },
+    )
+    .await;
     let config = Config::default()
         .metrics(true)
         .header_read_timeout(Duration::from_millis(200));

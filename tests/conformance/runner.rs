@@ -287,6 +287,10 @@ pub async fn run_table(cases: &[Case]) -> Vec<String> {
         .header_read_timeout(HEADER_READ_TIMEOUT);
     #[cfg(feature = "http2")]
     let config = config.http2(false);
+    // Engine metrics on (no-ops without a recorder): tests/gauges.rs installs one and checks
+    // the gauges are back to zero after the whole table.
+    #[cfg(feature = "metrics")]
+    let config = config.metrics(true);
     let server = serve_with(app(&log), config).await;
     let mut failures = Vec::new();
     let mut names = HashMap::new();
