@@ -4,6 +4,8 @@
 //! to exactly zero. Alone in its file: it installs the process-wide metrics recorder.
 
 mod common;
+// Shared with tests/conformance.rs, which uses the rest of it (assert_table).
+#[allow(dead_code)]
 #[path = "conformance/runner.rs"]
 mod runner;
 #[path = "conformance/table.rs"]
