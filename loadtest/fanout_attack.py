@@ -10,22 +10,15 @@ slowest fresh /plaintext under 50 ms.
 
 usage: loadtest/fanout_attack.py BINARY [SERVER ARGS...]
 env:   CONNS (4), FANOUTS (32), MS (2000), PORT (9612)"""
-import os, re, socket, subprocess, sys, threading, time
+import os, re, socket, sys, threading, time
+
+from server_proc import fds, rss_kib, start
 
 CONNS = int(os.environ.get("CONNS", 4))
 FANOUTS = int(os.environ.get("FANOUTS", 32))
 MS = int(os.environ.get("MS", 2000))
 PORT = int(os.environ.get("PORT", 9612))
 ADDR = ("127.0.0.1", PORT)
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        return int(next(l for l in f if l.startswith("VmRSS")).split()[1])
-
-
-def fds(pid):
-    return len(os.listdir(f"/proc/{pid}/fd"))
 
 
 def attack(statuses):
@@ -62,15 +55,8 @@ def plaintext_ms():
 def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__)
-    args = [sys.argv[1], "serve", "--bind", f"127.0.0.1:{PORT}", *sys.argv[2:]]
-    server = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = start(sys.argv[1], PORT, sys.argv[2:])
     try:
-        for _ in range(200):
-            try:
-                socket.create_connection(ADDR).close()
-                break
-            except OSError:
-                time.sleep(0.05)
         pid = server.pid
         base_fds, base_rss = fds(pid), rss_kib(pid)
         statuses = []

@@ -15,6 +15,8 @@ env:   ROUNDS (10), CONNS (10000), ROUND_SECS (5), IDLE_SECS (60), PORT (9611)
 needs: wrk (apt-get install wrk)"""
 import os, resource, socket, subprocess, sys, threading, time
 
+from server_proc import fds, rss_kib, start
+
 ROUNDS = int(os.environ.get("ROUNDS", 10))
 CONNS = int(os.environ.get("CONNS", 10000))
 ROUND_SECS = int(os.environ.get("ROUND_SECS", 5))
@@ -22,27 +24,6 @@ IDLE_SECS = int(os.environ.get("IDLE_SECS", 60))
 PORT = int(os.environ.get("PORT", 9611))
 HERE = os.path.dirname(os.path.abspath(__file__))
 ADDR = ("127.0.0.1", PORT)
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        return int(next(l for l in f if l.startswith("VmRSS")).split()[1])
-
-
-def fds(pid):
-    return len(os.listdir(f"/proc/{pid}/fd"))
-
-
-def wait_listening(proc):
-    for _ in range(200):
-        if proc.poll() is not None:
-            sys.exit(f"the server exited with {proc.returncode}")
-        try:
-            socket.create_connection(ADDR).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    sys.exit("the server did not start")
 
 
 def fanout_burst():
@@ -76,10 +57,8 @@ def main():
         sys.exit(__doc__)
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    args = [sys.argv[1], "serve", "--bind", f"127.0.0.1:{PORT}", *sys.argv[2:]]
-    server = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = start(sys.argv[1], PORT, sys.argv[2:])
     try:
-        wait_listening(server)
         pid = server.pid
         baseline, baseline_fds = rss_kib(pid), fds(pid)
         print(f"baseline: rss {baseline} KiB, {baseline_fds} descriptors")
