@@ -127,7 +127,7 @@ where
             // Boxed: hyper's HTTP/2 connection state is only paid for by HTTP/2 connections,
             // not reserved in every connection's future.
             Sniffed::Http2 => {
-                let h2 = h2::serve(io, buf.freeze(), service, shared.phase, shared.stats);
+                let h2 = h2::serve(io, buf.freeze(), service, shared);
                 return Box::pin(h2).await;
             }
             Sniffed::Gone => return,

@@ -1,0 +1,177 @@
+//! What hyper calls for each HTTP/2 stream: `Config`'s per-request limits and the connection's
+//! info, then the application's service, so that a client cannot bypass a limit by opening
+//! with the HTTP/2 preface.
+//!
+//! Each refusal is the answer the ordered engine gives the same request on HTTP/1.1 (same
+//! status, same one-line reason), so a client sees one server whatever protocol it speaks.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use http_body::Body as _;
+use http_body_util::{BodyExt, Either, Full, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use tower::Service;
+
+use crate::conn::InsertInfo;
+use crate::proto::error::EngineError;
+use crate::proto::request::header_tokens;
+use crate::stats::ServerStats;
+use crate::{Body, BodyError, BoxError, Config};
+
+/// A stream's response: the application's, or one the server made itself.
+pub(super) type Answer<B> = Response<Either<B, Full<Bytes>>>;
+
+/// The per-request limits of one connection, shared by every stream's clone of the service.
+pub(super) struct Limits {
+    max_headers: usize,
+    max_body_bytes: u64,
+    request_timeout: Option<Duration>,
+    connect_info: Option<InsertInfo>,
+}
+
+impl Limits {
+    pub(super) fn new(config: &Config, connect_info: Option<InsertInfo>) -> Self {
+        Limits {
+            max_headers: config.max_headers,
+            max_body_bytes: config.max_body_bytes,
+            request_timeout: config.request_timeout,
+            connect_info,
+        }
+    }
+
+    /// What the server answers instead of calling the service, as the HTTP/1.1 engine would.
+    fn refusal(&self, request: &Request<Incoming>) -> Option<EngineError> {
+        // hyper's `max_header_list_size` bounds the bytes; the count is ours to check.
+        if request.headers().len() > self.max_headers {
+            return Some(EngineError::new(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "too many header fields",
+            ));
+        }
+        // `100-continue` means nothing to hyper's HTTP/2 server (the client just sends its
+        // body); any other expectation cannot be met, on any protocol (RFC 9110 §10.1.1).
+        if header_tokens(request.headers(), header::EXPECT)
+            .any(|token| !token.eq_ignore_ascii_case(b"100-continue"))
+        {
+            return Some(EngineError::new(
+                StatusCode::EXPECTATION_FAILED,
+                "only Expect: 100-continue is supported",
+            ));
+        }
+        // hyper's size hint is the announced `content-length` (h2 checks the DATA against it),
+        // so an announced oversize body is refused before a byte of it is read.
+        if request.body().size_hint().lower() > self.max_body_bytes {
+            return Some(BodyError::TooLarge.into());
+        }
+        None
+    }
+}
+
+/// The application's service behind [`Limits`], counting its running handlers in `stats`.
+pub(super) struct Guarded<S> {
+    pub(super) service: S,
+    pub(super) limits: Arc<Limits>,
+    pub(super) stats: ServerStats,
+}
+
+impl<S: Clone> Clone for Guarded<S> {
+    fn clone(&self) -> Self {
+        Guarded {
+            service: self.service.clone(),
+            limits: Arc::clone(&self.limits),
+            stats: self.stats.clone(),
+        }
+    }
+}
+
+impl<S, B> Service<Request<Incoming>> for Guarded<S>
+where
+    S: Service<Request<Body>, Response = Response<B>>,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = Answer<B>;
+    /// Never an error: a failed handler is answered here, as on HTTP/1.1, rather than handed
+    /// to hyper, which would only reset the stream.
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Answer<B>, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.service.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: Request<Incoming>) -> Self::Future {
+        if let Some(error) = self.limits.refusal(&request) {
+            return Box::pin(std::future::ready(Ok(engine(error))));
+        }
+        let mut request = request.map(|body| limited(body, self.limits.max_body_bytes));
+        if let Some(insert) = &self.limits.connect_info {
+            insert(request.extensions_mut());
+        }
+        let answer = self.service.call(request);
+        let running = self.stats.handler();
+        let timeout = self.limits.request_timeout;
+        Box::pin(async move {
+            // Overdue: the handler is dropped (cancelled) and the stream answered `503`, as
+            // the HTTP/1.1 engine answers an overdue slot.
+            let result = match timeout {
+                Some(timeout) => tokio::time::timeout(timeout, answer).await,
+                None => Ok(answer.await),
+            };
+            drop(running);
+            Ok(match result {
+                Ok(Ok(response)) => response.map(Either::Left),
+                Ok(Err(e)) => engine(failure(e.into())),
+                Err(_) => engine(EngineError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the handler did not answer in time",
+                )),
+            })
+        })
+    }
+}
+
+/// A handler's error as the HTTP/1.1 engine answers it: a failed body gets the body's status,
+/// anything else `500`, logged here, once.
+fn failure(e: BoxError) -> EngineError {
+    if let Some(body) = e.downcast_ref::<BodyError>() {
+        return EngineError::new(body.status(), "request body could not be read");
+    }
+    tracing::warn!(error = %e, "handler failed; answering 500");
+    EngineError::new(StatusCode::INTERNAL_SERVER_ERROR, "the handler failed")
+}
+
+/// The request body, failing with [`BodyError::TooLarge`] once it grows past `max` bytes, as a
+/// chunked HTTP/1.1 body does (an HTTP/2 body need not announce its length).
+fn limited(body: Incoming, max: u64) -> Body {
+    let max = usize::try_from(max).unwrap_or(usize::MAX);
+    Body::new(Limited::new(body, max).map_err(|e| {
+        if e.is::<LengthLimitError>() {
+            BoxError::from(BodyError::TooLarge)
+        } else {
+            e
+        }
+    }))
+}
+
+/// The response the server makes itself: the status and a one-line reason, as on HTTP/1.1.
+fn engine<B>(error: EngineError) -> Answer<B> {
+    let reason = error.status.canonical_reason().unwrap_or("Error");
+    let mut response = Response::new(Either::Right(Full::new(Bytes::from(format!(
+        "{reason}: {}\n",
+        error.reason
+    )))));
+    *response.status_mut() = error.status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
