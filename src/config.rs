@@ -32,6 +32,8 @@ pub struct Config {
     pub(crate) server_timing: bool,
     #[cfg(feature = "http2")]
     pub(crate) http2: bool,
+    #[cfg(feature = "http2")]
+    pub(crate) http2_max_concurrent_streams: u32,
     pub(crate) metrics: bool,
 }
 
@@ -52,6 +54,8 @@ impl Default for Config {
             server_timing: true,
             #[cfg(feature = "http2")]
             http2: true,
+            #[cfg(feature = "http2")]
+            http2_max_concurrent_streams: 200,
             metrics: false,
         }
     }
@@ -194,6 +198,23 @@ impl Config {
     #[cfg(feature = "http2")]
     pub fn http2(mut self, on: bool) -> Self {
         self.http2 = on;
+        self
+    }
+
+    /// Most streams (requests) one HTTP/2 connection may have open at once (default 200).
+    ///
+    /// The HTTP/2 counterpart of [`max_pipeline_depth`](Self::max_pipeline_depth): each open
+    /// stream is a running handler and its buffers, so this bounds what one connection can
+    /// make the server hold. Sent to the client as `SETTINGS_MAX_CONCURRENT_STREAMS`; hyper
+    /// refuses streams past it. 200 is hyper's own default, made explicit here because hyper
+    /// does not promise to keep it. Values below 1 are raised to 1.
+    ///
+    /// hyper's other flood defences stay at hyper's defaults: at most 20 streams reset by the
+    /// client before the server accepted them (rapid reset, CVE-2023-44487) and 1024 streams
+    /// the server reset for errors, before the connection gets a GOAWAY.
+    #[cfg(feature = "http2")]
+    pub fn http2_max_concurrent_streams(mut self, max: u32) -> Self {
+        self.http2_max_concurrent_streams = max.max(1);
         self
     }
 

@@ -7,6 +7,8 @@ use std::collections::VecDeque;
 use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -16,6 +18,9 @@ use http::{Request, Response};
 use http_body::Frame;
 use http_body_util::BodyExt;
 use pipelined::{get, post, Body, BodyError, Config, Router};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::Barrier;
 
 const LIMIT: usize = 16 * 1024 * 1024;
 
@@ -203,4 +208,134 @@ async fn connect_info_reaches_http2_handlers() {
         addr.port(),
         "the client's address, not the server's"
     );
+}
+
+/// The client preface and an empty SETTINGS frame: a valid HTTP/2 connection that opens no
+/// stream.
+const PREFACE_AND_SETTINGS: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0";
+
+/// Reads (and discards: SETTINGS, GOAWAY, PING) until the server closes; how long that took.
+async fn until_closed(stream: &mut TcpStream) -> Duration {
+    let started = tokio::time::Instant::now();
+    let mut scratch = [0u8; 1024];
+    let read_all = async {
+        loop {
+            match stream.read(&mut scratch).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(HANG, read_all)
+        .await
+        .expect("the server never closed the connection");
+    started.elapsed()
+}
+
+#[tokio::test]
+async fn a_connection_that_opens_no_stream_is_closed_after_the_idle_timeout() {
+    let idle = Duration::from_millis(300);
+    let server = serve_with(app(), Config::default().idle_timeout(idle)).await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream.write_all(PREFACE_AND_SETTINGS).await.unwrap();
+    // This client never acknowledges the GOAWAY's PING, so hyper alone would wait for ever;
+    // the server closes one second (its GOAWAY grace) after the idle timeout.
+    let closed = until_closed(&mut stream).await;
+    assert!(closed >= idle, "closed before the idle timeout: {closed:?}");
+    assert!(
+        closed < idle + Duration::from_secs(3),
+        "closed long after the idle timeout: {closed:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_ignores_goaway_does_not_hold_shutdown() {
+    let server = serve_with(app(), Config::default()).await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream.write_all(PREFACE_AND_SETTINGS).await.unwrap();
+    // The server has read the preface once it sends its own SETTINGS.
+    let mut first = [0u8; 9];
+    stream.read_exact(&mut first).await.unwrap();
+    assert_eq!(first[3], 0x4, "a SETTINGS frame");
+    let started = tokio::time::Instant::now();
+    server.shutdown().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "shutdown waited {:?} on a client that never acknowledged the GOAWAY",
+        started.elapsed()
+    );
+    until_closed(&mut stream).await;
+}
+
+#[tokio::test]
+async fn a_header_list_over_max_header_bytes_is_refused() {
+    let server = serve_with(app(), Config::default().max_header_bytes(4096)).await;
+    let client = h2_client();
+    let url = format!("http://{}/peer", server.addr);
+    let answer = client
+        .get(&url)
+        .header("x-big", "b".repeat(8192))
+        .send()
+        .await;
+    // What hyper (h2) does: a `431` response, then a reset of the stream.
+    match answer {
+        Ok(res) => assert_eq!(res.status(), 431),
+        Err(e) => panic!("expected a 431, got {e:?}"),
+    }
+    // The connection goes on.
+    let res = client
+        .get(&url)
+        .header("x-small", "s")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}
+
+#[tokio::test]
+async fn no_more_streams_than_http2_max_concurrent_streams_run_at_once() {
+    let (running, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    // Two handlers must meet at the barrier: the limit lets two run, and only two.
+    let barrier = Arc::new(Barrier::new(2));
+    let (r, p) = (Arc::clone(&running), Arc::clone(&peak));
+    let app = Router::new().route(
+        "/meet",
+        get(move |_req| {
+            let (running, peak, barrier) = (Arc::clone(&r), Arc::clone(&p), Arc::clone(&barrier));
+            async move {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(now, Ordering::SeqCst);
+                barrier.wait().await;
+                running.fetch_sub(1, Ordering::SeqCst);
+                "met\n"
+            }
+        }),
+    );
+    let config = Config::default().http2_max_concurrent_streams(2);
+    let server = serve_with(app, config).await;
+    let client = h2_client();
+    let url = format!("http://{}/meet", server.addr);
+    let requests = (0..6).map(|_| {
+        let request = client.get(&url).send();
+        async move { request.await.unwrap().status() }
+    });
+    let statuses = tokio::time::timeout(HANG, join_all(requests.collect()))
+        .await
+        .expect("the streams never all finished");
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(peak.load(Ordering::SeqCst), 2);
+}
+
+/// Awaits every future, concurrently (one task each).
+async fn join_all<F>(futures: Vec<F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for handle in handles {
+        out.push(handle.await.unwrap());
+    }
+    out
 }

@@ -4,24 +4,38 @@
 //! blocking; there is nothing for the ordered engine to add. A new connection that opens with
 //! the HTTP/2 cleartext preface (prior knowledge, `h2c`) is handed to hyper with the same
 //! service; every other connection stays on the ordered HTTP/1.1 engine.
+//!
+//! `Config` applies to both: per-request limits in [`service`], connection limits in hyper's
+//! builder and the idle deadline of [`serve`]'s loop (README, "HTTP/2").
 
 mod rewind;
 mod service;
+mod streams;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
 use hyper::server::conn::http2;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Instant;
 use tower::Service;
 
 use crate::conn::{Phase, Shared};
-use crate::{Body, BoxError};
+use crate::{Body, BoxError, Config};
 use rewind::Rewind;
 use service::{Guarded, Limits};
+use streams::Streams;
+
+/// How long a connection with no stream open may stay after its GOAWAY before it is closed.
+///
+/// hyper's graceful shutdown waits for the client to acknowledge a PING before its final
+/// GOAWAY; a client that never does (an attacker, a stuck peer) would hold the socket, and a
+/// server's drain, for ever. One that does answers within a round trip.
+const GOAWAY_GRACE: Duration = Duration::from_secs(1);
 
 /// The client connection preface of HTTP/2 (RFC 9113 §3.4).
 pub(crate) const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -45,17 +59,21 @@ where
         stats,
         connect_info,
     } = shared;
+    let (streams, mut open) = Streams::new();
     let service = Guarded {
         service,
         limits: Arc::new(Limits::new(config, connect_info)),
         stats,
+        streams,
     };
     let io = TokioIo::new(Rewind { read, io });
-    let conn = http2::Builder::new(TokioExecutor::new())
-        .serve_connection(io, TowerToHyperService::new(service));
+    let conn = builder(config).serve_connection(io, TowerToHyperService::new(service));
     tokio::pin!(conn);
     let (mut draining, mut abort) = (phase.clone(), phase);
-    let mut drained = false;
+    // `closing`: GOAWAY sent (shutdown or idle). `quiet`: when the connection, with no stream
+    // open, is closed: `idle_timeout` after its last stream, `GOAWAY_GRACE` after a GOAWAY.
+    let (mut closing, mut watching) = (false, true);
+    let mut quiet = Some(Instant::now() + config.idle_timeout);
     loop {
         tokio::select! {
             result = conn.as_mut() => {
@@ -64,12 +82,57 @@ where
                 }
                 return;
             }
-            // Shutdown: GOAWAY, finish the streams already open.
-            _ = draining.wait_for(|p| *p != Phase::Running), if !drained => {
-                drained = true;
+            changed = open.changed(), if watching => {
+                if changed.is_err() {
+                    // hyper dropped the service: the connection is ending anyway.
+                    watching = false;
+                    continue;
+                }
+                let after = if closing { GOAWAY_GRACE } else { config.idle_timeout };
+                quiet = (*open.borrow_and_update() == 0).then(|| Instant::now() + after);
+            }
+            () = until(quiet) => {
+                if closing {
+                    tracing::debug!("HTTP/2 client did not close after GOAWAY; closing");
+                    return;
+                }
+                closing = true;
                 conn.as_mut().graceful_shutdown();
+                quiet = Some(Instant::now() + GOAWAY_GRACE);
+            }
+            // Shutdown: GOAWAY, finish the streams already open.
+            _ = draining.wait_for(|p| *p != Phase::Running), if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+                if quiet.is_some() {
+                    quiet = Some(Instant::now() + GOAWAY_GRACE);
+                }
             }
             _ = abort.wait_for(|p| *p == Phase::Abort) => return,
         }
+    }
+}
+
+/// hyper's HTTP/2 server with `Config`'s connection limits.
+fn builder(config: &Config) -> http2::Builder<TokioExecutor> {
+    let mut builder = http2::Builder::new(TokioExecutor::new());
+    builder
+        // The HTTP/2 form of `max_header_bytes`: hyper answers a larger header block `431`
+        // and refuses the stream. It counts names, values and 32 bytes per field (RFC 9113
+        // §6.5.2), not the HTTP/1.1 head's bytes: close, not equal.
+        .max_header_list_size(u32::try_from(config.max_header_bytes).unwrap_or(u32::MAX))
+        .max_concurrent_streams(config.http2_max_concurrent_streams)
+        // Pings notice a peer that vanished (no FIN, no reset) while its streams are open,
+        // which the idle deadline does not cover; hyper needs a timer for them.
+        .timer(TokioTimer::new())
+        .keep_alive_interval(config.idle_timeout);
+    builder
+}
+
+/// Resolves at `deadline`, or never without one.
+async fn until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
     }
 }

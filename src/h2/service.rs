@@ -18,14 +18,16 @@ use http_body_util::{BodyExt, Either, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use tower::Service;
 
+use super::streams::{Held, StreamGuard, Streams};
 use crate::conn::InsertInfo;
 use crate::proto::error::EngineError;
 use crate::proto::request::header_tokens;
 use crate::stats::ServerStats;
 use crate::{Body, BodyError, BoxError, Config};
 
-/// A stream's response: the application's, or one the server made itself.
-pub(super) type Answer<B> = Response<Either<B, Full<Bytes>>>;
+/// A stream's response: the application's, or one the server made itself, counted as an open
+/// stream until hyper is done with its body.
+pub(super) type Answer<B> = Response<Held<Either<B, Full<Bytes>>>>;
 
 /// The per-request limits of one connection, shared by every stream's clone of the service.
 pub(super) struct Limits {
@@ -73,11 +75,13 @@ impl Limits {
     }
 }
 
-/// The application's service behind [`Limits`], counting its running handlers in `stats`.
+/// The application's service behind [`Limits`], counting its running handlers in `stats` and
+/// its open streams in `streams` (the connection's idle deadline).
 pub(super) struct Guarded<S> {
     pub(super) service: S,
     pub(super) limits: Arc<Limits>,
     pub(super) stats: ServerStats,
+    pub(super) streams: Streams,
 }
 
 impl<S: Clone> Clone for Guarded<S> {
@@ -86,6 +90,7 @@ impl<S: Clone> Clone for Guarded<S> {
             service: self.service.clone(),
             limits: Arc::clone(&self.limits),
             stats: self.stats.clone(),
+            streams: self.streams.clone(),
         }
     }
 }
@@ -108,8 +113,9 @@ where
     }
 
     fn call(&mut self, request: Request<Incoming>) -> Self::Future {
+        let stream = self.streams.open();
         if let Some(error) = self.limits.refusal(&request) {
-            return Box::pin(std::future::ready(Ok(engine(error))));
+            return Box::pin(std::future::ready(Ok(engine(error, stream))));
         }
         let mut request = request.map(|body| limited(body, self.limits.max_body_bytes));
         if let Some(insert) = &self.limits.connect_info {
@@ -127,12 +133,15 @@ where
             };
             drop(running);
             Ok(match result {
-                Ok(Ok(response)) => response.map(Either::Left),
-                Ok(Err(e)) => engine(failure(e.into())),
-                Err(_) => engine(EngineError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "the handler did not answer in time",
-                )),
+                Ok(Ok(response)) => response.map(|body| Held::new(Either::Left(body), stream)),
+                Ok(Err(e)) => engine(failure(e.into()), stream),
+                Err(_) => engine(
+                    EngineError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "the handler did not answer in time",
+                    ),
+                    stream,
+                ),
             })
         })
     }
@@ -162,12 +171,10 @@ fn limited(body: Incoming, max: u64) -> Body {
 }
 
 /// The response the server makes itself: the status and a one-line reason, as on HTTP/1.1.
-fn engine<B>(error: EngineError) -> Answer<B> {
+fn engine<B>(error: EngineError, stream: StreamGuard) -> Answer<B> {
     let reason = error.status.canonical_reason().unwrap_or("Error");
-    let mut response = Response::new(Either::Right(Full::new(Bytes::from(format!(
-        "{reason}: {}\n",
-        error.reason
-    )))));
+    let text = Full::new(Bytes::from(format!("{reason}: {}\n", error.reason)));
+    let mut response = Response::new(Held::new(Either::Right(text), stream));
     *response.status_mut() = error.status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
