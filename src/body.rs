@@ -50,13 +50,24 @@ impl BodyError {
     }
 }
 
+impl BodyError {
+    /// What was wrong, in a few words (a malformed body says how): the text of both
+    /// `Display` and the engine's own answer to the request.
+    pub(crate) fn reason(&self) -> &'static str {
+        match self {
+            BodyError::TooLarge => "request body larger than the limit",
+            BodyError::Malformed(why) => why,
+            BodyError::Incomplete => "connection closed before the body ended",
+            BodyError::TimedOut => "request body stalled past the read timeout",
+        }
+    }
+}
+
 impl fmt::Display for BodyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            BodyError::TooLarge => f.write_str("request body larger than the limit"),
             BodyError::Malformed(why) => write!(f, "malformed request body: {why}"),
-            BodyError::Incomplete => f.write_str("connection closed before the body ended"),
-            BodyError::TimedOut => f.write_str("request body stalled past the read timeout"),
+            other => f.write_str(other.reason()),
         }
     }
 }

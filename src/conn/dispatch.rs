@@ -16,7 +16,7 @@ use tracing::Instrument;
 
 use super::slot::{Finished, InFlight, Outcome};
 use super::InsertInfo;
-use crate::body::{Body, BodyError};
+use crate::body::Body;
 use crate::proto::encode::RequestInfo;
 use crate::proto::error::EngineError;
 use crate::{BoxError, Config};
@@ -163,19 +163,10 @@ where
 {
     match result {
         Ok(response) => Outcome::response(response, info),
-        Err(e) => {
-            let e = e.into();
-            match e.downcast_ref::<BodyError>() {
-                Some(body) => Outcome::Engine {
-                    error: EngineError::new(body.status(), "request body could not be read"),
-                    close: false,
-                },
-                None => {
-                    tracing::warn!(error = %e, "handler failed; answering 500");
-                    Outcome::internal_error()
-                }
-            }
-        }
+        Err(e) => Outcome::Engine {
+            error: EngineError::from_handler(e.into()),
+            close: false,
+        },
     }
 }
 

@@ -96,24 +96,16 @@ impl<B> Outcome<B> {
 
     /// A handler that ran past `Config::request_timeout`: `503` in its slot, connection goes on.
     pub(crate) fn timed_out() -> Self {
-        let error = EngineError::new(
-            http::StatusCode::SERVICE_UNAVAILABLE,
-            "the handler did not answer in time",
-        );
         Outcome::Engine {
-            error,
+            error: EngineError::timed_out(),
             close: false,
         }
     }
 
     /// A handler that failed or panicked; its own slot gets the 500 and the connection goes on.
     pub(crate) fn internal_error() -> Self {
-        let error = EngineError::new(
-            http::StatusCode::INTERNAL_SERVER_ERROR,
-            "the handler failed",
-        );
         Outcome::Engine {
-            error,
+            error: EngineError::internal(),
             close: false,
         }
     }

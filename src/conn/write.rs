@@ -193,8 +193,7 @@ impl Output {
         close: bool,
         timing: Option<(Duration, Duration)>,
     ) {
-        let reason = error.status.canonical_reason().unwrap_or("Error");
-        let text = format!("{reason}: {}\n", error.reason);
+        let text = error.text();
         let mut headers = HeaderMap::new();
         headers.insert(
             http::header::CONTENT_TYPE,

@@ -134,27 +134,11 @@ where
             drop(running);
             Ok(match result {
                 Ok(Ok(response)) => response.map(|body| Held::new(Either::Left(body), stream)),
-                Ok(Err(e)) => engine(failure(e.into()), stream),
-                Err(_) => engine(
-                    EngineError::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "the handler did not answer in time",
-                    ),
-                    stream,
-                ),
+                Ok(Err(e)) => engine(EngineError::from_handler(e.into()), stream),
+                Err(_) => engine(EngineError::timed_out(), stream),
             })
         })
     }
-}
-
-/// A handler's error as the HTTP/1.1 engine answers it: a failed body gets the body's status,
-/// anything else `500`, logged here, once.
-fn failure(e: BoxError) -> EngineError {
-    if let Some(body) = e.downcast_ref::<BodyError>() {
-        return EngineError::new(body.status(), "request body could not be read");
-    }
-    tracing::warn!(error = %e, "handler failed; answering 500");
-    EngineError::new(StatusCode::INTERNAL_SERVER_ERROR, "the handler failed")
 }
 
 /// The request body, failing with [`BodyError::TooLarge`] once it grows past `max` bytes, as a
@@ -172,8 +156,7 @@ fn limited(body: Incoming, max: u64) -> Body {
 
 /// The response the server makes itself: the status and a one-line reason, as on HTTP/1.1.
 fn engine<B>(error: EngineError, stream: StreamGuard) -> Answer<B> {
-    let reason = error.status.canonical_reason().unwrap_or("Error");
-    let text = Full::new(Bytes::from(format!("{reason}: {}\n", error.reason)));
+    let text = Full::new(Bytes::from(error.text()));
     let mut response = Response::new(Held::new(Either::Right(text), stream));
     *response.status_mut() = error.status;
     response.headers_mut().insert(

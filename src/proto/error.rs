@@ -1,8 +1,10 @@
-//! The engine's own answer to a request it cannot hand to the service.
+//! The engine's own answer to a request it cannot hand to the service, or whose handler did
+//! not answer: the same status and text on HTTP/1.1 and HTTP/2.
 
 use http::StatusCode;
 
 use crate::body::BodyError;
+use crate::BoxError;
 
 /// A request the engine refuses: its status and a short reason, sent as the response body so
 /// that a person debugging with `nc` sees what was wrong. The connection closes after it.
@@ -20,18 +22,43 @@ impl EngineError {
     pub(crate) fn bad_request(reason: &'static str) -> Self {
         Self::new(StatusCode::BAD_REQUEST, reason)
     }
+
+    /// A handler that ran past `Config::request_timeout` and was cancelled.
+    pub(crate) fn timed_out() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the handler did not answer in time",
+        )
+    }
+
+    /// A handler that failed or panicked.
+    pub(crate) fn internal() -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "the handler failed")
+    }
+
+    /// The answer to a handler's error: a failed request body gets the body's status (the
+    /// handler only passed it on), anything else `500`, logged here, once, where the answer is
+    /// made.
+    pub(crate) fn from_handler(e: BoxError) -> Self {
+        if let Some(body) = e.downcast_ref::<BodyError>() {
+            return Self::new(body.status(), "request body could not be read");
+        }
+        tracing::warn!(error = %e, "handler failed; answering 500");
+        Self::internal()
+    }
+
+    /// The response body: the status's reason phrase and what was wrong, one line, for a
+    /// person reading it with `nc`.
+    pub(crate) fn text(&self) -> String {
+        let phrase = self.status.canonical_reason().unwrap_or("Error");
+        format!("{phrase}: {}\n", self.reason)
+    }
 }
 
 impl From<BodyError> for EngineError {
     /// The answer to a request whose body failed: the status a handler would give it
     /// ([`BodyError::status`]) and what was wrong.
     fn from(error: BodyError) -> Self {
-        let reason = match error {
-            BodyError::Malformed(why) => why,
-            BodyError::TooLarge => "request body larger than the limit",
-            BodyError::Incomplete => "connection closed before the body ended",
-            BodyError::TimedOut => "request body stalled past the read timeout",
-        };
-        EngineError::new(error.status(), reason)
+        EngineError::new(error.status(), error.reason())
     }
 }
