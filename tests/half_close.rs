@@ -5,22 +5,14 @@
 
 mod common;
 
-use std::future::IntoFuture;
 use std::sync::Arc;
 
-use common::{eventually, Client, HANG};
+use common::{eventually, serve_with, Client, TestServer, HANG};
 use pipelined::{get, Config, Router, ServerStats};
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::Notify;
 
-/// A running server whose `GET /wait` answers only once `release` is notified.
-struct Running {
-    addr: std::net::SocketAddr,
-    stats: ServerStats,
-    /// Dropping it would shut the server down.
-    _stop: oneshot::Sender<()>,
-}
-
-async fn start(config: Config, release: Arc<Notify>) -> Running {
+/// A server whose `GET /wait` answers only once `release` is notified.
+async fn start(config: Config, release: Arc<Notify>) -> TestServer {
     let app = Router::new().route(
         "/wait",
         get(move |_req| {
@@ -31,21 +23,7 @@ async fn start(config: Config, release: Arc<Notify>) -> Running {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let server = pipelined::serve(listener, app)
-        .config(config)
-        .with_graceful_shutdown(async {
-            let _ = stopped.await;
-        });
-    let addr = server.local_addr().unwrap();
-    let stats = server.stats();
-    tokio::spawn(server.into_future());
-    Running {
-        addr,
-        stats,
-        _stop: stop,
-    }
+    serve_with(app, config).await
 }
 
 /// A client with `n` pipelined `GET /wait` running on the server, then its FIN.
@@ -62,8 +40,9 @@ async fn waiting_then_fin(addr: std::net::SocketAddr, stats: &ServerStats, n: us
 #[tokio::test]
 async fn half_close_off_cancels_running_handlers_on_eof() {
     let release = Arc::new(Notify::new());
-    let Running { addr, stats, _stop } = start(Config::default().half_close(false), release).await;
-    let mut client = waiting_then_fin(addr, &stats, 3).await;
+    let server = start(Config::default().half_close(false), release).await;
+    let (addr, stats) = (server.addr, &server.stats);
+    let mut client = waiting_then_fin(addr, stats, 3).await;
     eventually("the handlers are cancelled", || {
         stats.running_handlers() == 0
     })
@@ -79,8 +58,9 @@ async fn half_close_off_cancels_running_handlers_on_eof() {
 #[tokio::test]
 async fn half_close_on_answers_after_eof() {
     let release = Arc::new(Notify::new());
-    let Running { addr, stats, _stop } = start(Config::default(), Arc::clone(&release)).await;
-    let mut client = waiting_then_fin(addr, &stats, 3).await;
+    let server = start(Config::default(), Arc::clone(&release)).await;
+    let (addr, stats) = (server.addr, &server.stats);
+    let mut client = waiting_then_fin(addr, stats, 3).await;
     assert_eq!(stats.open_connections(), 1);
     release.notify_waiters();
     let answers = tokio::time::timeout(HANG, client.responses(3))

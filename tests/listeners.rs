@@ -172,11 +172,8 @@ async fn h2load_drives_http2_and_pipelined_http1_on_one_port() {
 /// pending HTTP/1.1 one, and stops counting when it finishes.
 #[tokio::test]
 async fn http2_handlers_count_as_running() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let server = pipelined::serve(listener, app());
-    let stats = server.stats();
-    tokio::spawn(std::future::IntoFuture::into_future(server));
+    let server = serve(app()).await;
+    let (base, stats) = (format!("http://{}", server.addr), &server.stats);
     let client = h2_client();
     let waiting = tokio::spawn(client.get(format!("{base}/wait")).send());
     common::eventually("the HTTP/2 handler counts as running", || {

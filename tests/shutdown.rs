@@ -9,54 +9,24 @@
 
 mod common;
 
-use std::future::IntoFuture;
 use std::time::{Duration, Instant};
 
-use common::{eventually, Client, HANG};
-use pipelined::{get, Config, Router, ServerStats};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use common::{eventually, serve_with, Client, TestServer};
+use pipelined::{get, Config, Router};
 
 /// How long a shutdown may take once nothing is owed (issue 12, item 6).
 const PROMPT: Duration = Duration::from_millis(500);
 
-/// A running server, its counts, and what stops it.
-struct Running {
-    addr: std::net::SocketAddr,
-    stats: ServerStats,
-    stop: oneshot::Sender<()>,
-    done: JoinHandle<std::io::Result<()>>,
-}
-
-async fn start(config: Config) -> Running {
+/// A server answering `GET /` with `config`.
+async fn start(config: Config) -> TestServer {
     let app = Router::new().route("/", get(|_req| async { "hi\n" }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let server = pipelined::serve(listener, app)
-        .config(config)
-        .with_graceful_shutdown(async {
-            let _ = stopped.await;
-        });
-    let addr = server.local_addr().unwrap();
-    let stats = server.stats();
-    let done = tokio::spawn(server.into_future());
-    Running {
-        addr,
-        stats,
-        stop,
-        done,
-    }
+    serve_with(app, config).await
 }
 
 /// Starts the shutdown and returns how long the server took to return.
-async fn shut_down(running: Running) -> Duration {
+async fn shut_down(server: TestServer) -> Duration {
     let began = Instant::now();
-    running.stop.send(()).unwrap();
-    tokio::time::timeout(HANG, running.done)
-        .await
-        .expect("the server never returned")
-        .expect("the server task panicked")
-        .expect("the server returned an error");
+    server.shutdown().await;
     began.elapsed()
 }
 

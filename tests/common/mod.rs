@@ -33,6 +33,8 @@ pub async fn eventually(what: &str, condition: impl Fn() -> bool) {
 /// test's runtime).
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// Its live counts (open connections, running handlers).
+    pub stats: pipelined::ServerStats,
     stop: Option<oneshot::Sender<()>>,
     handle: JoinHandle<std::io::Result<()>>,
 }
@@ -66,9 +68,11 @@ pub async fn serve_with(app: Router, config: Config) -> TestServer {
             let _ = stopped.await;
         });
     let addr = server.local_addr().unwrap();
+    let stats = server.stats();
     let handle = tokio::spawn(server.into_future());
     TestServer {
         addr,
+        stats,
         stop: Some(stop),
         handle,
     }
