@@ -56,6 +56,11 @@ impl Value {
 struct Gauges(Arc<Mutex<HashMap<String, Arc<Value>>>>);
 
 impl Gauges {
+    /// Whether a gauge of that name was ever registered (a metered connection opened).
+    fn registered(&self, name: &str) -> bool {
+        self.0.lock().unwrap().contains_key(name)
+    }
+
     fn value(&self, name: &str) -> f64 {
         self.0.lock().unwrap().get(name).map_or(0.0, |v| v.get())
     }
@@ -97,6 +102,10 @@ async fn gauges_return_to_zero_after_conformance_refusals_resets_half_closes_and
     let cases = table::all();
     assert!(!cases.is_empty());
     runner::run_table(&cases).await;
+    assert!(
+        gauges.registered("pipelined_open_connections"),
+        "the conformance server was metered"
+    );
     let g = gauges.clone();
     eventually(
         "the conformance table left nothing open or in flight",
