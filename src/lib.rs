@@ -60,7 +60,7 @@ pub use body::{Body, BodyError};
 pub use config::{Config, MIN_PIPELINE_DEPTH};
 #[cfg(feature = "metrics")]
 pub use conn::meter::{DEPTH_BUCKETS, SECONDS_BUCKETS};
-pub use listener::Listener;
+pub use listener::{Listener, Protocol};
 pub use response::{IntoResponse, ResponseBody};
 pub use router::{
     delete, get, head, options, patch, post, put, MatchedPath, MethodRouter, PathParams, Route,

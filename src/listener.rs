@@ -19,6 +19,25 @@ pub trait Listener: Send + 'static {
 
     /// The address this listener is bound to.
     fn local_addr(&self) -> io::Result<Self::Addr>;
+
+    /// The protocol `io` agreed on before its first HTTP byte (TLS ALPN), which then picks the
+    /// engine; `None` (the default, right for plain sockets) tells HTTP/2 prior knowledge from
+    /// HTTP/1.1 by the connection's first bytes.
+    fn protocol(io: &Self::Io) -> Option<Protocol> {
+        let _ = io;
+        None
+    }
+}
+
+/// The HTTP version a connection was set up for before its first byte (TLS ALPN `http/1.1`
+/// or `h2`); see [`Listener::protocol`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Protocol {
+    /// HTTP/1.1 (or 1.0): the ordered pipelining engine.
+    Http1,
+    /// HTTP/2: hyper's HTTP/2 server, under the same `Config` (feature `http2`).
+    Http2,
 }
 
 impl Listener for tokio::net::TcpListener {

@@ -248,6 +248,7 @@ where
         let counted = stats.connection();
         let stats = stats.clone();
         let connect_info = connect_info.as_ref().map(|make| make(peer.clone()));
+        let protocol = L::protocol(&io);
         accepted += 1;
         // Every request's span (and every handler's logs) nests in its connection's.
         let span = tracing::debug_span!(
@@ -269,7 +270,7 @@ where
                 stats,
                 connect_info,
             };
-            conn::serve_io(io, service, shared).await;
+            conn::serve_io(io, service, shared, protocol).await;
             #[cfg(feature = "metrics")]
             if metrics {
                 metrics::gauge!("pipelined_open_connections").decrement(1.0);

@@ -39,7 +39,7 @@ use crate::body::Body;
 #[cfg(feature = "http2")]
 use crate::h2;
 use crate::stats::ServerStats;
-use crate::{BoxError, Config};
+use crate::{BoxError, Config, Protocol};
 use connection::Conn;
 
 /// How long a closing connection keeps reading (and discarding) what the client still sends.
@@ -109,39 +109,52 @@ where
 {
 }
 
-/// Serves one accepted connection until it is finished: HTTP/2 when it opens with the HTTP/2
-/// preface (and `Config::http2` allows it), the ordered HTTP/1.1 engine otherwise.
+/// Serves one accepted connection until it is finished: HTTP/2 when its listener agreed on it
+/// (`protocol`, TLS ALPN) or, when nothing was agreed, when it opens with the HTTP/2 preface
+/// (and `Config::http2` allows it); the ordered HTTP/1.1 engine otherwise.
 // Without HTTP/2 there is no sniffing read: `io` and `buf` go to the engine untouched.
 #[cfg_attr(not(feature = "http2"), allow(unused_mut))]
-pub(crate) async fn serve_io<I, S, B>(mut io: I, service: S, shared: Shared<'_>)
-where
+pub(crate) async fn serve_io<I, S, B>(
+    mut io: I,
+    service: S,
+    shared: Shared<'_>,
+    protocol: Option<Protocol>,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: ConnService<B> + Clone,
     B: ConnBody,
 {
     let mut buf = BytesMut::new();
-    #[cfg(feature = "http2")]
-    if shared.config.http2 {
-        match sniff(&mut io, &mut buf, &shared).await {
-            Sniffed::Http1 => {}
+    let sniffed = match protocol {
+        Some(Protocol::Http1) => Sniffed::Http1,
+        Some(Protocol::Http2) => Sniffed::Http2,
+        #[cfg(feature = "http2")]
+        None if shared.config.http2 => sniff(&mut io, &mut buf, &shared).await,
+        None => Sniffed::Http1,
+    };
+    match sniffed {
+        Sniffed::Http1 => serve(io, service, shared, buf).await,
+        #[cfg(feature = "http2")]
+        Sniffed::Http2 if shared.config.http2 => {
             // Boxed: hyper's HTTP/2 connection state is only paid for by HTTP/2 connections,
             // not reserved in every connection's future.
-            Sniffed::Http2 => {
-                let h2 = h2::serve(io, buf.freeze(), service, shared);
-                return Box::pin(h2).await;
-            }
-            Sniffed::Gone => return,
+            let h2 = h2::serve(io, buf.freeze(), service, shared);
+            Box::pin(h2).await;
         }
+        Sniffed::Http2 => {
+            tracing::debug!("HTTP/2 agreed but not served here (Config::http2, feature http2)");
+        }
+        #[cfg(feature = "http2")]
+        Sniffed::Gone => {}
     }
-    serve(io, service, shared, buf).await;
 }
 
 /// What a new connection turned out to speak.
-#[cfg(feature = "http2")]
 enum Sniffed {
     Http1,
     Http2,
     /// Closed, idle past the limit, or the server is shutting down, before a request came.
+    #[cfg(feature = "http2")]
     Gone,
 }
 
