@@ -229,8 +229,14 @@ fn errors_are_one_clear_line_and_a_failure_exit() {
             "not a URL".to_owned(),
         ),
         (
-            vec!["send".into(), format!("https://{addr}"), "/".into()],
-            "https is not supported".to_owned(),
+            // https:// goes through the same connect, so the same error.
+            vec![
+                "send".into(),
+                "-k".into(),
+                format!("https://{addr}"),
+                "/".into(),
+            ],
+            format!("cannot connect to {addr}: connection refused"),
         ),
         (
             vec!["send".into(), format!("http://{addr}")],

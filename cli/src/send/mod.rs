@@ -1,7 +1,8 @@
 //! `pipelined send` and `pipelined health`: a small HTTP/1.1 client built into the binary.
 //!
 //! curl removed pipelining in 7.65, and no mainstream Rust client pipelines, so the binary
-//! carries its own: every request goes out in one write on one connection, and the report shows
+//! carries its own: every request goes out in one write on one connection (plain or TLS; over
+//! TLS the one write is one batch of records), and the report shows
 //! what the server did with them — when each handler ran, how long each finished answer waited
 //! for earlier ones, and when it arrived. `health` reuses the same client so a container image
 //! needs no curl for its HEALTHCHECK.
@@ -9,20 +10,24 @@
 mod client;
 mod decode;
 mod report;
+mod tls;
 mod url;
 
 use std::io::{Read, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
 
 use client::Exchange;
+use tls::Trust;
 use url::Target;
 
 #[derive(Args)]
 pub struct SendArgs {
-    /// Server to send to: http://HOST[:PORT] (a path here is put in front of every PATH).
+    /// Server to send to: http://HOST[:PORT] or https://HOST[:PORT] (a path here is put in
+    /// front of every PATH).
     url: String,
     /// Request targets, sent in this order, e.g. /delay/300 /delay/100 /plaintext.
     #[arg(required = true, value_name = "PATH")]
@@ -49,6 +54,24 @@ pub struct SendArgs {
     /// Seconds to wait, from connecting to the last response, before giving up.
     #[arg(long, default_value = "30", value_name = "SECS", value_parser = parse_secs)]
     timeout: Duration,
+    /// https: accept any server certificate (self-signed, expired, for another name). Still
+    /// encrypted, but the server is not authenticated: for test servers only.
+    #[arg(long, short = 'k', conflicts_with = "cacert")]
+    insecure: bool,
+    /// https: trust the CA certificates in this PEM file instead of the system's roots.
+    #[arg(long, value_name = "PATH")]
+    cacert: Option<PathBuf>,
+}
+
+impl SendArgs {
+    /// Which server certificates `--insecure` and `--cacert` let through.
+    fn trust(&self) -> Trust {
+        match (&self.cacert, self.insecure) {
+            (_, true) => Trust::Anything,
+            (Some(path), false) => Trust::CaFile(path.clone()),
+            (None, false) => Trust::System,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -73,7 +96,15 @@ pub fn send(args: SendArgs) -> ExitCode {
         Err(e) => return fail(&e),
     };
     let head = args.method.eq_ignore_ascii_case("HEAD");
-    let mut exchange = match client::exchange(&target, &wire, sent.len(), head, args.timeout) {
+    let exchange = client::exchange(
+        &target,
+        &args.trust(),
+        &wire,
+        sent.len(),
+        head,
+        args.timeout,
+    );
+    let mut exchange = match exchange {
         Ok(exchange) => exchange,
         Err(e) => return fail(&e),
     };
@@ -113,7 +144,8 @@ pub fn health(args: HealthArgs) -> ExitCode {
         &["Connection: close".to_owned()],
         None,
     );
-    let answer = client::exchange(&target, &wire, 1, false, args.timeout).and_then(|exchange| {
+    let exchange = client::exchange(&target, &Trust::System, &wire, 1, false, args.timeout);
+    let answer = exchange.and_then(|exchange| {
         let Exchange {
             responses, error, ..
         } = exchange;

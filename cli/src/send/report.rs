@@ -13,7 +13,7 @@ use std::fmt::Write;
 
 use super::client::Exchange;
 use super::decode::Response;
-use super::url::Target;
+use super::url::{Scheme, Target};
 use super::Sent;
 
 /// Columns the timeline's bars span.
@@ -60,9 +60,13 @@ pub fn text(target: &Target, sent: &[Sent], exchange: &Exchange, bytes: usize) -
     let mut out = String::new();
     let n = sent.len();
     let plural = if n == 1 { "" } else { "s" };
+    let tls = match target.scheme {
+        Scheme::Http => "",
+        Scheme::Https => "TLS ",
+    };
     let _ = writeln!(
         out,
-        "{n} request{plural} to {} in one write ({bytes} bytes) on one connection\n",
+        "{n} request{plural} to {} in one write ({bytes} bytes) on one {tls}connection\n",
         target.authority
     );
     let path_width = sent
@@ -190,7 +194,10 @@ fn bar(arrival: f64, timing: Option<Timing>, scale: f64) -> String {
 /// are shown with U+FFFD in place of invalid bytes; `body_bytes` is the exact length.
 pub fn json(target: &Target, sent: &[Sent], exchange: &Exchange) -> String {
     let mut out = String::from("{\n  \"url\": ");
-    string(&mut out, &format!("http://{}", target.authority));
+    string(
+        &mut out,
+        &format!("{}://{}", target.scheme.as_str(), target.authority),
+    );
     let with_timing = exchange.responses.iter().any(|r| timing(r).is_some());
     let _ = write!(
         out,

@@ -1,10 +1,35 @@
-//! The one URL shape the client needs: `http://HOST[:PORT][/PATH]`. Written out rather than
-//! pulling in a URL crate because anything richer (TLS, credentials, IDNA) is deliberately not
+//! The one URL shape the client needs: `http[s]://HOST[:PORT][/PATH]`. Written out rather than
+//! pulling in a URL crate because anything richer (credentials, IDNA) is deliberately not
 //! supported, and each refusal should say so plainly.
+
+/// Whether the connection is plain TCP or TLS over it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
+impl Scheme {
+    /// As written in a URL, lowercase.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+
+    fn default_port(self) -> u16 {
+        match self {
+            Scheme::Http => 80,
+            Scheme::Https => 443,
+        }
+    }
+}
 
 /// Where to connect, and what to put in `Host` and in front of each request's path.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
+    pub scheme: Scheme,
     /// Host name or IP address, without IPv6 brackets (what the resolver wants).
     pub host: String,
     pub port: u16,
@@ -15,31 +40,30 @@ pub struct Target {
 }
 
 impl Target {
-    /// Parses an `http://` URL; the error is a sentence for the user.
+    /// Parses an `http://` or `https://` URL; the error is a sentence for the user.
     pub fn parse(url: &str) -> Result<Target, String> {
         let Some((scheme, rest)) = url.split_once("://") else {
             return Err(format!(
-                "not a URL: `{url}` (expected http://HOST[:PORT], e.g. http://{url})"
+                "not a URL: `{url}` (expected http[s]://HOST[:PORT], e.g. http://{url})"
             ));
         };
-        if scheme.eq_ignore_ascii_case("https") {
+        let scheme = if scheme.eq_ignore_ascii_case("http") {
+            Scheme::Http
+        } else if scheme.eq_ignore_ascii_case("https") {
+            Scheme::Https
+        } else {
             return Err(format!(
-                "https is not supported: `{url}` (this client speaks plain HTTP/1.1 only; \
-                 use an http:// URL)"
+                "unsupported scheme `{scheme}` in `{url}`: only http:// and https:// URLs"
             ));
-        }
-        if !scheme.eq_ignore_ascii_case("http") {
-            return Err(format!(
-                "unsupported scheme `{scheme}` in `{url}`: only http:// URLs"
-            ));
-        }
+        };
         let rest = rest.split('#').next().unwrap_or_default();
         let end = rest.find(['/', '?']).unwrap_or(rest.len());
         let (authority, path) = rest.split_at(end);
         if authority.contains('@') {
             return Err(format!("credentials in the URL are not supported: `{url}`"));
         }
-        let (host, port) = split_port(authority).map_err(|e| format!("{e} in `{url}`"))?;
+        let (host, port) =
+            split_port(authority, scheme.default_port()).map_err(|e| format!("{e} in `{url}`"))?;
         if host.is_empty() {
             return Err(format!("no host in `{url}`"));
         }
@@ -54,6 +78,7 @@ impl Target {
             p => p.to_owned(),
         };
         Ok(Target {
+            scheme,
             host: host.to_owned(),
             port,
             authority: authority.to_owned(),
@@ -62,8 +87,8 @@ impl Target {
     }
 }
 
-/// Splits `host[:port]` or `[v6][:port]`; the port defaults to 80.
-fn split_port(authority: &str) -> Result<(&str, u16), String> {
+/// Splits `host[:port]` or `[v6][:port]`; the port defaults to `default_port`.
+fn split_port(authority: &str, default_port: u16) -> Result<(&str, u16), String> {
     let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
         let (host, after) = v6
             .split_once(']')
@@ -82,7 +107,7 @@ fn split_port(authority: &str) -> Result<(&str, u16), String> {
         }
     };
     let port = match port {
-        None | Some("") => 80,
+        None | Some("") => default_port,
         Some(port) => port
             .parse::<u16>()
             .ok()
@@ -119,13 +144,28 @@ mod tests {
             ("::1", 9000, "[::1]:9000")
         );
         assert_eq!(Target::parse("http://[::1]").unwrap().port, 80);
+        assert_eq!(t.scheme, Scheme::Http);
+    }
+
+    #[test]
+    fn https_urls_default_to_port_443() {
+        let t = Target::parse("HTTPS://example.com/base").unwrap();
+        assert_eq!(
+            (t.scheme, t.host.as_str(), t.port, t.authority.as_str()),
+            (Scheme::Https, "example.com", 443, "example.com")
+        );
+        let t = Target::parse("https://[::1]:8443").unwrap();
+        assert_eq!(
+            (t.scheme, t.host.as_str(), t.port),
+            (Scheme::Https, "::1", 8443)
+        );
     }
 
     #[test]
     fn refusals_say_why() {
         let cases = [
-            ("https://localhost", "https is not supported"),
             ("ftp://localhost", "unsupported scheme `ftp`"),
+            ("https://host:0", "bad port `0`"),
             ("127.0.0.1:8080", "e.g. http://127.0.0.1:8080"),
             ("http://:80", "no host"),
             ("http://host:99999", "bad port `99999`"),

@@ -1,0 +1,198 @@
+//! `https://`: TLS over the connection, then the same pipelining path as plain TCP.
+//!
+//! rustls with the ring provider (the library's `tls` feature uses the same, so the build has
+//! one of each). ALPN offers `http/1.1` only: the client pipelines HTTP/1.1, so a server must
+//! not pick HTTP/2 for it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::rustls::client::danger::{
+    HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
+};
+use tokio_rustls::rustls::crypto::{self, CryptoProvider};
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use tokio_rustls::rustls::{
+    self, CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
+use tokio_rustls::TlsConnector;
+
+/// Which server certificates the client accepts.
+#[derive(Clone, Debug)]
+pub enum Trust {
+    /// Those issued by a root the machine trusts (what curl does by default).
+    System,
+    /// Those issued by a CA in this PEM file (`--cacert`), instead of the system's roots.
+    CaFile(PathBuf),
+    /// Any (`--insecure`): still encrypted, but the server is not authenticated.
+    Anything,
+}
+
+/// A client TLS setup, built once before connecting so a bad `--cacert` is reported without
+/// touching the network.
+pub struct Tls {
+    connector: TlsConnector,
+    trust: Trust,
+}
+
+impl Tls {
+    /// The client's TLS settings for `trust`; fails when that trust store cannot be loaded.
+    pub fn new(trust: &Trust) -> Result<Tls, String> {
+        let provider = Arc::new(crypto::ring::default_provider());
+        let builder = ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("cannot set up TLS: {e}"))?;
+        let builder = match trust {
+            Trust::System => builder.with_root_certificates(system_roots()?),
+            Trust::CaFile(path) => builder.with_root_certificates(ca_file(path)?),
+            Trust::Anything => builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider))),
+        };
+        let mut config = builder.with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Tls {
+            connector: TlsConnector::from(Arc::new(config)),
+            trust: trust.clone(),
+        })
+    }
+
+    /// Runs the handshake over `io` for `host` (SNI for a name, none for an IP literal). The
+    /// error is the reason alone, with a hint when the usual fix is a flag.
+    pub async fn handshake<IO>(&self, io: IO, host: &str) -> Result<TlsStream<IO>, String>
+    where
+        IO: AsyncRead + AsyncWrite + Unpin,
+    {
+        let name = ServerName::try_from(host.to_owned())
+            .map_err(|_| format!("`{host}` is not a name a certificate can be checked against"))?;
+        self.connector
+            .connect_with(name, io, unbounded_batches)
+            .await
+            .map_err(|e| self.explain(&e))
+    }
+
+    /// The handshake's error as one phrase, plus what to do about the common ones.
+    fn explain(&self, e: &std::io::Error) -> String {
+        let tls = e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+        let hint = match (tls, &self.trust) {
+            (
+                Some(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)),
+                Trust::System,
+            ) => " (use --insecure or --cacert for a self-signed server)".to_owned(),
+            (
+                Some(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)),
+                Trust::CaFile(path),
+            ) => format!(" (not issued by a CA in {})", path.display()),
+            (Some(rustls::Error::InvalidMessage(_)), _) => {
+                " (is it a plain http:// server?)".to_owned()
+            }
+            _ => String::new(),
+        };
+        let why = match (tls, e.kind()) {
+            (None, std::io::ErrorKind::UnexpectedEof) => {
+                "the server closed the connection".to_owned()
+            }
+            _ => e.to_string(),
+        };
+        format!("{why}{hint}")
+    }
+}
+
+/// Lets rustls take the whole pipeline at once. With its default 64 KiB buffer limit a large
+/// batch would leave in 64 KiB socket writes; without one, it is encrypted in one go and its
+/// records (up to 64 per vectored write, 1 MiB) leave together. The batch is in memory already,
+/// so the limit would save nothing.
+fn unbounded_batches(conn: &mut rustls::ClientConnection) {
+    conn.set_buffer_limit(None);
+}
+
+/// The machine's trusted roots. A store that fails to load in part still serves with the rest;
+/// one that yields nothing is an error now rather than an "unknown issuer" for every server.
+fn system_roots() -> Result<RootCertStore, String> {
+    let found = rustls_native_certs::load_native_certs();
+    let mut roots = RootCertStore::empty();
+    roots.add_parsable_certificates(found.certs);
+    if roots.is_empty() {
+        let why = found
+            .errors
+            .first()
+            .map_or_else(|| "none found".to_owned(), ToString::to_string);
+        return Err(format!(
+            "no trusted root certificates on this system ({why}); pass --cacert PATH"
+        ));
+    }
+    Ok(roots)
+}
+
+/// `--cacert`: every certificate in the PEM file, each one a trusted root.
+fn ca_file(path: &Path) -> Result<RootCertStore, String> {
+    let shown = path.display();
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read --cacert {shown}: {e}"))?;
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        let cert = cert.map_err(|e| format!("--cacert {shown} is not valid PEM: {e}"))?;
+        roots
+            .add(cert)
+            .map_err(|e| format!("--cacert {shown} holds an unusable certificate: {e}"))?;
+    }
+    if roots.is_empty() {
+        return Err(format!("--cacert {shown} holds no PEM certificate"));
+    }
+    Ok(roots)
+}
+
+/// `--insecure`: accepts whatever certificate the server shows, but still checks that the
+/// server holds its key (the handshake signatures), so the session is encrypted to whoever
+/// answered.
+#[derive(Debug)]
+struct AnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
