@@ -245,7 +245,7 @@ where
         let config = Arc::clone(&config);
         let phase = phase_rx.clone();
         let alive = alive_rx.clone();
-        let counted = stats.connection();
+        let counted = stats.connection(&config);
         let stats = stats.clone();
         let connect_info = connect_info.as_ref().map(|make| make(peer.clone()));
         let protocol = L::protocol(&io);
@@ -256,14 +256,8 @@ where
             pipeline.connection_id = accepted,
             client.address = ?peer,
         );
-        #[cfg(feature = "metrics")]
-        let metrics = config.metrics;
         let connection = async move {
             tracing::trace!("connection opened");
-            #[cfg(feature = "metrics")]
-            if metrics {
-                metrics::gauge!("pipelined_open_connections").increment(1.0);
-            }
             let shared = conn::Shared {
                 config: &config,
                 phase,
@@ -271,10 +265,6 @@ where
                 connect_info,
             };
             conn::serve_io(io, service, shared, protocol).await;
-            #[cfg(feature = "metrics")]
-            if metrics {
-                metrics::gauge!("pipelined_open_connections").decrement(1.0);
-            }
             tracing::trace!("connection closed");
             drop((alive, counted, permit));
         };

@@ -3,6 +3,8 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use crate::Config;
+
 /// Live counts for one running server; cheap to clone, readable from any task.
 ///
 /// ```no_run
@@ -38,10 +40,22 @@ impl ServerStats {
         self.counts.handlers.load(Ordering::Acquire)
     }
 
-    /// Counts a connection until the guard drops.
-    pub(crate) fn connection(&self) -> ConnectionGuard {
+    /// Counts a connection until the guard drops, in the `pipelined_open_connections` gauge
+    /// too when `config` meters the server: one place for both, so every way of serving a
+    /// connection counts alike.
+    // Without the metrics feature there is no gauge, and `config` has nothing to say.
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub(crate) fn connection(&self, config: &Config) -> ConnectionGuard {
         self.counts.connections.fetch_add(1, Ordering::AcqRel);
-        ConnectionGuard(self.clone())
+        ConnectionGuard {
+            stats: self.clone(),
+            #[cfg(feature = "metrics")]
+            gauge: config.metrics.then(|| {
+                let gauge = metrics::gauge!("pipelined_open_connections");
+                gauge.increment(1.0);
+                gauge
+            }),
+        }
     }
 
     /// Counts a running handler until the guard drops (finished or cancelled).
@@ -61,11 +75,20 @@ impl ServerStats {
 }
 
 /// Held by a connection's task for its whole life.
-pub(crate) struct ConnectionGuard(ServerStats);
+pub(crate) struct ConnectionGuard {
+    stats: ServerStats,
+    /// The open-connections gauge, when the server is metered.
+    #[cfg(feature = "metrics")]
+    gauge: Option<metrics::Gauge>,
+}
 
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
-        self.0.counts.connections.fetch_sub(1, Ordering::AcqRel);
+        self.stats.counts.connections.fetch_sub(1, Ordering::AcqRel);
+        #[cfg(feature = "metrics")]
+        if let Some(gauge) = &self.gauge {
+            gauge.decrement(1.0);
+        }
     }
 }
 
