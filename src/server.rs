@@ -6,9 +6,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::{Request, Response};
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{watch, Semaphore};
 use tower::Service;
 use tracing::Instrument;
@@ -291,46 +290,6 @@ where
         alive_tx.closed().await;
     }
     Ok(())
-}
-
-/// Serves HTTP/1.1 with ordered concurrent pipelining on one connection that is already
-/// open: a TLS stream, an in-memory duplex in a test. Returns when the connection is finished.
-/// (HTTP/2 detection is [`serve`]'s: this speaks HTTP/1 only.)
-///
-/// ```
-/// use pipelined::{get, Config, Router};
-/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
-///
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() {
-/// let (mut client, server) = tokio::io::duplex(4096);
-/// let app = Router::new().route("/", get(|_req| async { "hi\n" }));
-/// tokio::spawn(pipelined::serve_connection(server, app, Config::default()));
-/// client.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
-/// let mut out = String::new();
-/// client.read_to_string(&mut out).await.unwrap();
-/// assert!(out.starts_with("HTTP/1.1 200 OK\r\n") && out.ends_with("hi\n"));
-/// # }
-/// ```
-pub async fn serve_connection<I, S, B>(io: I, service: S, config: Config)
-where
-    I: AsyncRead + AsyncWrite + Send,
-    S: Service<Request<Body>, Response = Response<B>> + Send + 'static,
-    S::Error: Into<BoxError>,
-    S::Future: Send + 'static,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
-    let io = std::pin::pin!(io);
-    // Nothing shuts a lone connection down early; the sender lives as long as it does.
-    let (_phase_tx, phase) = watch::channel(Phase::Running);
-    let shared = conn::Shared {
-        config: &config,
-        phase,
-        stats: ServerStats::default(),
-        connect_info: None,
-    };
-    conn::serve(io, service, shared, BytesMut::new()).await;
 }
 
 /// Accept errors caused by one peer (it went away before we accepted): not worth a pause.

@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use crate::Config;
 
-/// Live counts for one running server; cheap to clone, readable from any task.
+/// Live counts for one running server, or for every connection an accept loop of one's own
+/// hands to [`serve_connection`](crate::serve_connection) with
+/// [`.stats(&stats)`](crate::ServeConnection::stats); cheap to clone, readable from any task.
 ///
 /// ```no_run
 /// # async fn run() -> std::io::Result<()> {
@@ -29,6 +31,12 @@ struct Counts {
 }
 
 impl ServerStats {
+    /// Counts starting at zero, to share between the connections of an accept loop of one's
+    /// own (the same as `ServerStats::default()`).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
     /// Connections accepted and not yet closed.
     pub fn open_connections(&self) -> usize {
         self.counts.connections.load(Ordering::Acquire)
