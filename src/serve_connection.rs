@@ -57,7 +57,7 @@ use crate::{Body, BoxError, Config, Protocol};
 /// # }
 /// ```
 // The bounds are spelled out, as `serve`'s are, rather than the crate's `ConnService` /
-// `ConnBody` aliases: a bound on a public item must be a public trait, and a user reads them here.
+// `ConnBody` aliases: a public item's bounds must be public traits, and users read them here.
 pub fn serve_connection<I, S, B>(io: I, service: S) -> ServeConnection<I, S>
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -93,16 +93,16 @@ pub struct ServeConnection<I, S> {
     /// channel would read as a shutdown.
     phase: Arc<watch::Sender<Phase>>,
     /// Starts serving: [`start`] for the response body type `B` that [`serve_connection`]'s
-    /// bounds fixed. An `IntoFuture` impl could not name `B` through the bound alias
-    /// `ConnService<B>` (it would be unconstrained), so the bounds are checked once, there,
-    /// and the future is made through this.
+    /// bounds fixed. `B` is no parameter of this type, so an `IntoFuture` impl bounded by
+    /// `S: ConnService<B>` would leave it unconstrained; the bounds are checked once, in
+    /// `serve_connection`, and `IntoFuture` needs none.
     start: Start<I, S>,
 }
 
-/// Makes the future that serves a connection; see [`ServeConnection::start`](field@ServeConnection::start).
+/// Makes the future that serves a connection; see `ServeConnection::start`.
 type Start<I, S> = fn(ServeConnection<I, S>, ConnectionGuard) -> Serving;
 
-/// The future of [`serve_until_drained`]; see [`ConnectionFuture::serving`](field@ConnectionFuture::serving).
+/// The future of [`serve_until_drained`], boxed; see `ConnectionFuture::serving`.
 type Serving = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 impl<I, S> ServeConnection<I, S> {
@@ -179,11 +179,13 @@ pub struct ConnectionHandle {
 impl ConnectionHandle {
     /// Stops reading new requests and answers those already read, then the connection's
     /// future completes: on HTTP/1.1 the last response says `Connection: close`; on HTTP/2
-    /// a GOAWAY lets the open streams finish. An idle connection ends at once. When
+    /// a GOAWAY lets the open streams finish. An idle HTTP/1.1 connection ends at once, an
+    /// idle HTTP/2 one when the client acknowledges the GOAWAY (or 1 s later). When
     /// `Config::shutdown_timeout` passes first, the connection is closed regardless and its
     /// running handlers are cancelled.
     ///
-    /// Calling it again, before the future starts or after it finished, does nothing more.
+    /// Called before the future is first polled, the connection drains as soon as it starts;
+    /// called again, or after the future finished, it does nothing.
     pub fn graceful_shutdown(&self) {
         self.phase.send_if_modified(|phase| {
             let running = *phase == Phase::Running;
