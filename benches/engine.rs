@@ -5,7 +5,7 @@
 //!
 //! Run with `cargo bench --bench engine`.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response};
@@ -102,7 +102,7 @@ where
 #[divan::bench(sample_count = 400, sample_size = 8)]
 fn ordered_defaults(bencher: divan::Bencher) {
     bench_with(bencher, |io| {
-        pipelined::serve_connection(io, app(), Config::default())
+        pipelined::serve_connection(io, app()).into_future()
     });
 }
 
@@ -110,7 +110,9 @@ fn ordered_defaults(bencher: divan::Bencher) {
 #[divan::bench(sample_count = 400, sample_size = 8)]
 fn ordered_bare(bencher: divan::Bencher) {
     bench_with(bencher, |io| {
-        pipelined::serve_connection(io, app(), Config::default().server_timing(false))
+        pipelined::serve_connection(io, app())
+            .config(Config::default().server_timing(false))
+            .into_future()
     });
 }
 

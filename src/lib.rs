@@ -53,6 +53,7 @@ mod listener;
 mod proto;
 mod response;
 mod router;
+mod serve_connection;
 mod server;
 mod stats;
 
@@ -66,7 +67,8 @@ pub use router::{
     delete, get, head, options, patch, post, put, MatchedPath, MethodRouter, PathParams, Route,
     RouteFuture, Router,
 };
-pub use server::{serve, serve_connection, Serve, WithGracefulShutdown};
+pub use serve_connection::{serve_connection, ConnectionFuture, ConnectionHandle, ServeConnection};
+pub use server::{serve, Serve, WithGracefulShutdown};
 pub use stats::ServerStats;
 
 /// The error type services may return; the engine answers `500` for it.

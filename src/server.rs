@@ -6,9 +6,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::{Request, Response};
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{watch, Semaphore};
 use tower::Service;
 use tracing::Instrument;
@@ -245,7 +244,7 @@ where
         let config = Arc::clone(&config);
         let phase = phase_rx.clone();
         let alive = alive_rx.clone();
-        let counted = stats.connection();
+        let counted = stats.connection(&config);
         let stats = stats.clone();
         let connect_info = connect_info.as_ref().map(|make| make(peer.clone()));
         let protocol = L::protocol(&io);
@@ -256,14 +255,8 @@ where
             pipeline.connection_id = accepted,
             client.address = ?peer,
         );
-        #[cfg(feature = "metrics")]
-        let metrics = config.metrics;
         let connection = async move {
             tracing::trace!("connection opened");
-            #[cfg(feature = "metrics")]
-            if metrics {
-                metrics::gauge!("pipelined_open_connections").increment(1.0);
-            }
             let shared = conn::Shared {
                 config: &config,
                 phase,
@@ -271,10 +264,6 @@ where
                 connect_info,
             };
             conn::serve_io(io, service, shared, protocol).await;
-            #[cfg(feature = "metrics")]
-            if metrics {
-                metrics::gauge!("pipelined_open_connections").decrement(1.0);
-            }
             tracing::trace!("connection closed");
             drop((alive, counted, permit));
         };
@@ -301,46 +290,6 @@ where
         alive_tx.closed().await;
     }
     Ok(())
-}
-
-/// Serves HTTP/1.1 with ordered concurrent pipelining on one connection that is already
-/// open: a TLS stream, an in-memory duplex in a test. Returns when the connection is finished.
-/// (HTTP/2 detection is [`serve`]'s: this speaks HTTP/1 only.)
-///
-/// ```
-/// use pipelined::{get, Config, Router};
-/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
-///
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() {
-/// let (mut client, server) = tokio::io::duplex(4096);
-/// let app = Router::new().route("/", get(|_req| async { "hi\n" }));
-/// tokio::spawn(pipelined::serve_connection(server, app, Config::default()));
-/// client.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
-/// let mut out = String::new();
-/// client.read_to_string(&mut out).await.unwrap();
-/// assert!(out.starts_with("HTTP/1.1 200 OK\r\n") && out.ends_with("hi\n"));
-/// # }
-/// ```
-pub async fn serve_connection<I, S, B>(io: I, service: S, config: Config)
-where
-    I: AsyncRead + AsyncWrite + Send,
-    S: Service<Request<Body>, Response = Response<B>> + Send + 'static,
-    S::Error: Into<BoxError>,
-    S::Future: Send + 'static,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
-    let io = std::pin::pin!(io);
-    // Nothing shuts a lone connection down early; the sender lives as long as it does.
-    let (_phase_tx, phase) = watch::channel(Phase::Running);
-    let shared = conn::Shared {
-        config: &config,
-        phase,
-        stats: ServerStats::default(),
-        connect_info: None,
-    };
-    conn::serve(io, service, shared, BytesMut::new()).await;
 }
 
 /// Accept errors caused by one peer (it went away before we accepted): not worth a pause.

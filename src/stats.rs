@@ -3,7 +3,11 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-/// Live counts for one running server; cheap to clone, readable from any task.
+use crate::Config;
+
+/// Live counts for one running server, or for every connection an accept loop of one's own
+/// hands to [`serve_connection`](crate::serve_connection) with
+/// [`.stats(&stats)`](crate::ServeConnection::stats); cheap to clone, readable from any task.
 ///
 /// ```no_run
 /// # async fn run() -> std::io::Result<()> {
@@ -27,6 +31,12 @@ struct Counts {
 }
 
 impl ServerStats {
+    /// Counts starting at zero, to share between the connections of an accept loop of one's
+    /// own (the same as `ServerStats::default()`).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
     /// Connections accepted and not yet closed.
     pub fn open_connections(&self) -> usize {
         self.counts.connections.load(Ordering::Acquire)
@@ -38,10 +48,22 @@ impl ServerStats {
         self.counts.handlers.load(Ordering::Acquire)
     }
 
-    /// Counts a connection until the guard drops.
-    pub(crate) fn connection(&self) -> ConnectionGuard {
+    /// Counts a connection until the guard drops, in the `pipelined_open_connections` gauge
+    /// too when `config` meters the server: one place for both, so every way of serving a
+    /// connection counts alike.
+    // Without the metrics feature there is no gauge, and `config` has nothing to say.
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub(crate) fn connection(&self, config: &Config) -> ConnectionGuard {
         self.counts.connections.fetch_add(1, Ordering::AcqRel);
-        ConnectionGuard(self.clone())
+        ConnectionGuard {
+            stats: self.clone(),
+            #[cfg(feature = "metrics")]
+            gauge: config.metrics.then(|| {
+                let gauge = metrics::gauge!("pipelined_open_connections");
+                gauge.increment(1.0);
+                gauge
+            }),
+        }
     }
 
     /// Counts a running handler until the guard drops (finished or cancelled).
@@ -61,11 +83,20 @@ impl ServerStats {
 }
 
 /// Held by a connection's task for its whole life.
-pub(crate) struct ConnectionGuard(ServerStats);
+pub(crate) struct ConnectionGuard {
+    stats: ServerStats,
+    /// The open-connections gauge, when the server is metered.
+    #[cfg(feature = "metrics")]
+    gauge: Option<metrics::Gauge>,
+}
 
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
-        self.0.counts.connections.fetch_sub(1, Ordering::AcqRel);
+        self.stats.counts.connections.fetch_sub(1, Ordering::AcqRel);
+        #[cfg(feature = "metrics")]
+        if let Some(gauge) = &self.gauge {
+            gauge.decrement(1.0);
+        }
     }
 }
 

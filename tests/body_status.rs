@@ -9,12 +9,12 @@
 //! the response head has been read.
 
 use std::convert::Infallible;
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::time::Duration;
 
 use http::{Request, Response};
 use http_body_util::BodyExt;
-use pipelined::{Body, Config};
+use pipelined::{Body, Config, Protocol};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tower::service_fn;
 
@@ -23,11 +23,12 @@ const HANG: Duration = Duration::from_secs(20);
 
 const CHUNKED_HEAD: &str = "POST /up HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n";
 
-/// A connection to a server running `handler` (through `serve_connection`) whose first read
-/// finds `first` whole: it is written before the server starts.
+/// A connection to a server running `handler` (through `serve_connection`, on the HTTP/1.1
+/// engine: no preface sniffing) whose first read finds `first` whole: it is written before the
+/// server starts.
 async fn connect<F, Fut, B>(handler: F, config: Config, first: &str) -> DuplexStream
 where
-    F: Fn(Request<Body>) -> Fut + Send + 'static,
+    F: Fn(Request<Body>) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = Response<B>> + Send + 'static,
     B: http_body::Body<Data = bytes::Bytes, Error: Into<pipelined::BoxError>> + Send + 'static,
 {
@@ -37,7 +38,10 @@ where
         let answer = handler(req);
         async move { Ok::<_, Infallible>(answer.await) }
     });
-    tokio::spawn(pipelined::serve_connection(server, service, config));
+    let connection = pipelined::serve_connection(server, service)
+        .config(config)
+        .protocol(Protocol::Http1);
+    tokio::spawn(connection.into_future());
     client
 }
 

@@ -13,6 +13,7 @@
 //! response streams must be byte-identical apart from the clock-dependent `date:` and
 //! `server-timing:` headers.
 
+use std::future::IntoFuture;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -20,7 +21,7 @@ use std::time::Duration;
 
 use http::{Request, Response};
 use http_body_util::BodyExt;
-use pipelined::{get, Body, Config, ResponseBody, Router};
+use pipelined::{get, Body, Protocol, ResponseBody, Router};
 use proptest::prelude::*;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
 use tokio::sync::watch;
@@ -399,11 +400,9 @@ async fn exchange(reqs: &[Req], stream: &[u8], pieces: &[usize]) -> (Vec<u8>, us
         io: server,
         progress,
     };
-    let serving = tokio::spawn(pipelined::serve_connection(
-        server,
-        app(),
-        Config::default(),
-    ));
+    // The HTTP/1.1 engine itself: no preface sniffing, so every read is the engine's.
+    let connection = pipelined::serve_connection(server, app()).protocol(Protocol::Http1);
+    let serving = tokio::spawn(connection.into_future());
     let (from_server, mut to_server) = tokio::io::split(client);
     let write = async {
         if pieces.is_empty() {

@@ -10,15 +10,16 @@
 //! a refusal by the engine and must close the connection; nothing follows a response that
 //! closes it (invariant 5).
 
+use std::future::IntoFuture;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt;
-use pipelined::{get, Body, BoxError, Config, ResponseBody, Router};
+use pipelined::{get, Body, BoxError, Config, Protocol, ResponseBody, Router};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tower::util::BoxService;
+use tower::util::BoxCloneService;
 use tower::Service;
 
 /// Turns a hung connection into a failure (the fuzzer's own `-timeout` would also catch it).
@@ -47,7 +48,11 @@ pub fn check(input: &[u8]) {
 async fn exchange(input: &[u8], dispatched: Arc<AtomicUsize>) -> Vec<u8> {
     let (client, server) = tokio::io::duplex(64 * 1024);
     let (mut from_server, mut to_server) = tokio::io::split(client);
-    let serve = pipelined::serve_connection(server, app(dispatched), config());
+    // HTTP/1.1 only, as the checker is: a preface in the input is the engine's to refuse.
+    let serve = pipelined::serve_connection(server, app(dispatched))
+        .config(config())
+        .protocol(Protocol::Http1)
+        .into_future();
     let write = async {
         // The server may stop reading once it refused a request; that is not our failure.
         let _ = to_server.write_all(input).await;
@@ -71,12 +76,12 @@ async fn exchange(input: &[u8], dispatched: Arc<AtomicUsize>) -> Vec<u8> {
 /// makes carries the number of its request in dispatch order.
 fn app(
     dispatched: Arc<AtomicUsize>,
-) -> BoxService<Request<Body>, Response<ResponseBody>, BoxError> {
+) -> BoxCloneService<Request<Body>, Response<ResponseBody>, BoxError> {
     let router = Router::new()
         .route("/", get(echo))
         .route("/items/{id}", get(echo).post(echo))
         .fallback(echo);
-    BoxService::new(tower::service_fn(move |req: Request<Body>| {
+    BoxCloneService::new(tower::service_fn(move |req: Request<Body>| {
         let seq = dispatched.fetch_add(1, Ordering::SeqCst);
         let response = router.clone().call(req);
         async move {
