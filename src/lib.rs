@@ -35,6 +35,9 @@
 //!   HTTP/1.1 engine and hyper is not in the build.
 //! - `metrics`: the engine's metrics through the [`metrics`](https://docs.rs/metrics) facade,
 //!   turned on per server with `Config::metrics`.
+//! - `tls`: HTTPS through rustls (ring provider): `tls::TlsListener` does each handshake
+//!   off the accept loop and lets ALPN pick the engine (`h2`: HTTP/2, `http/1.1`: the
+//!   pipelining engine); `tls::config_from_pem` loads a certificate and key.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -56,6 +59,8 @@ mod router;
 mod serve_connection;
 mod server;
 mod stats;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 pub use body::{Body, BodyError};
 pub use config::{Config, MIN_PIPELINE_DEPTH};

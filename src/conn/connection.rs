@@ -144,6 +144,9 @@ where
     pub(crate) async fn run(&mut self) -> io::Result<()> {
         while let Step::Flush = poll_fn(|cx| self.poll_step(cx)).await? {
             self.output.flush(&mut self.io).await?;
+            // A TLS stream may accept a write and keep the encrypted records (a full socket
+            // buffer): only a flush sends them, and the client waits for those answers.
+            self.io.flush().await?;
             #[cfg(feature = "metrics")]
             if let Some(meter) = &mut self.meter {
                 meter.batch();

@@ -1,0 +1,154 @@
+//! [`TlsListener`]: accepts connections from another listener and hands them on once their TLS
+//! handshake is done, without letting a slow or silent client hold up anyone else.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
+
+use crate::listener::{Listener, Protocol};
+
+/// Handshakes in flight at once (finished ones not yet taken by the server included).
+///
+/// Each holds a socket, a task and rustls' connection state for up to the handshake timeout, so
+/// without a bound a flood of clients that connect and say nothing would take every descriptor.
+/// Past it the listener stops accepting, and new connections wait in the kernel's listen
+/// backlog (as with `Config::max_connections`) until a handshake ends. 1024 is far above what
+/// honest clients keep in flight at once (a handshake is one or two round trips).
+const MAX_HANDSHAKES: usize = 1024;
+
+/// How long a client has to finish its handshake, by default.
+///
+/// A TLS 1.3 handshake is one round trip and 1.2 two, so 10 s leaves room for a slow mobile
+/// link, while a client that connects and stays silent gives its slot (one of
+/// [`MAX_HANDSHAKES`]) back soon. The HTTP limits of `Config` start once the handshake is done.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A [`Listener`] that serves HTTPS: it accepts from `L` (TCP by default), does the TLS
+/// handshake, and lets ALPN pick the engine ([`Listener::protocol`]): `h2` goes to hyper's
+/// HTTP/2, `http/1.1` to the ordered pipelining engine, and no ALPN is sniffed as on plain
+/// TCP.
+///
+/// Handshakes run on tasks of their own, concurrently, each bounded by
+/// [`handshake_timeout`](TlsListener::handshake_timeout), so a slow or silent client never
+/// holds up the accept loop; a failed or timed-out handshake is logged at `debug` and its
+/// connection closed. Dropping the listener (the server stops accepting at shutdown) aborts
+/// the handshakes still running.
+pub struct TlsListener<L: Listener = tokio::net::TcpListener> {
+    listener: L,
+    acceptor: TlsAcceptor,
+    handshake_timeout: Duration,
+    /// Handshakes on tasks of their own: they progress while the server is not in `accept`
+    /// (busy spawning a connection, or waiting for a `max_connections` permit), and a
+    /// `JoinSet` aborts them when the listener is dropped, so none outlives the server.
+    handshakes: JoinSet<Handshaken<L::Io, L::Addr>>,
+}
+
+/// What a handshake task ends with: the connection and its peer, or `None` when the handshake
+/// failed or timed out (logged by the task).
+type Handshaken<I, A> = Option<(TlsStream<I>, A)>;
+
+impl<L: Listener> TlsListener<L> {
+    /// Serves TLS with `config` on the connections `listener` accepts.
+    ///
+    /// A config that names no ALPN protocols gets `h2` and `http/1.1`, in that order of
+    /// preference (only `http/1.1` without the `http2` feature). A server that turns HTTP/2
+    /// off with `Config::http2(false)` should set `alpn_protocols` to `http/1.1` alone, or a
+    /// client that agreed on `h2` is closed unanswered.
+    pub fn new(listener: L, mut config: Arc<rustls::ServerConfig>) -> Self {
+        if config.alpn_protocols.is_empty() {
+            Arc::make_mut(&mut config).alpn_protocols = super::default_alpn();
+        }
+        TlsListener {
+            listener,
+            acceptor: TlsAcceptor::from(config),
+            handshake_timeout: HANDSHAKE_TIMEOUT,
+            handshakes: JoinSet::new(),
+        }
+    }
+
+    /// How long a client may take to complete its handshake before it is closed (default
+    /// 10 s: room for a slow link's round trips, not for a client that says nothing).
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// Starts `io`'s handshake on a task of its own, bounded by the handshake timeout.
+    fn start_handshake(&mut self, io: L::Io, peer: L::Addr) {
+        let handshake = self.acceptor.accept(io);
+        let timeout = self.handshake_timeout;
+        self.handshakes
+            .spawn(async move { finish_handshake(handshake, timeout, peer).await });
+    }
+}
+
+/// Waits for one handshake; a failed or overdue one is logged here, once, and its connection
+/// dropped.
+async fn finish_handshake<I, A>(
+    handshake: tokio_rustls::Accept<I>,
+    timeout: Duration,
+    peer: A,
+) -> Handshaken<I, A>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    A: std::fmt::Debug,
+{
+    match tokio::time::timeout(timeout, handshake).await {
+        Ok(Ok(stream)) => Some((stream, peer)),
+        Ok(Err(error)) => {
+            tracing::debug!(client.address = ?peer, %error, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(client.address = ?peer, ?timeout, "TLS handshake timed out");
+            None
+        }
+    }
+}
+
+impl<L: Listener> Listener for TlsListener<L> {
+    type Io = TlsStream<L::Io>;
+    type Addr = L::Addr;
+
+    /// The next connection whose handshake is done. Meanwhile it keeps accepting from the
+    /// inner listener (up to 1024 handshakes in flight) and starting handshakes.
+    /// Cancel-safe: accepted connections and running handshakes live in the listener, not in
+    /// this future. An error is the inner listener's own.
+    async fn accept(&mut self) -> io::Result<(Self::Io, Self::Addr)> {
+        loop {
+            tokio::select! {
+                // Finished handshakes first: those clients are waiting for an answer.
+                biased;
+                Some(done) = self.handshakes.join_next(), if !self.handshakes.is_empty() => {
+                    // `None`: the task logged why. A task only ends otherwise by panicking
+                    // (the panic hook reported it) or by being aborted (the listener is gone).
+                    if let Ok(Some(connection)) = done {
+                        return Ok(connection);
+                    }
+                }
+                accepted = self.listener.accept(), if self.handshakes.len() < MAX_HANDSHAKES => {
+                    let (io, peer) = accepted?;
+                    self.start_handshake(io, peer);
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        self.listener.local_addr()
+    }
+
+    /// ALPN's answer: `h2` is HTTP/2, `http/1.1` (or `http/1.0`) the ordered engine, and no
+    /// ALPN (or a protocol of the embedder's own) leaves it to the connection's first bytes.
+    fn protocol(io: &Self::Io) -> Option<Protocol> {
+        match io.get_ref().1.alpn_protocol()? {
+            b"h2" => Some(Protocol::Http2),
+            b"http/1.1" | b"http/1.0" => Some(Protocol::Http1),
+            _ => None,
+        }
+    }
+}
