@@ -199,7 +199,8 @@ impl Config {
     ///
     /// `handler` is how long the handler took; `queue` is how long its finished response then
     /// waited for earlier responses on the connection: the head-of-line wait that ordered
-    /// pipelining costs, made visible to clients. Off saves two clock reads per request.
+    /// pipelining costs, made visible to clients. On HTTP/2 `queue` is always `0.000`: each
+    /// stream's response leaves when it is ready. Off saves two clock reads per request.
     pub fn server_timing(mut self, on: bool) -> Self {
         self.server_timing = on;
         self
@@ -299,7 +300,9 @@ impl Config {
     /// (gauges), `pipelined_pipeline_depth` (requests read per written batch: how deep clients
     /// pipeline), `pipelined_handler_seconds` and `pipelined_head_of_line_wait_seconds`
     /// (histograms, in seconds). Off, the hot path pays nothing; on, install a recorder (for
-    /// example `metrics-exporter-prometheus`) to collect them.
+    /// example `metrics-exporter-prometheus`) to collect them. HTTP/2 streams record
+    /// `pipelined_handler_seconds` and `pipelined_in_flight_requests` too, each as it happens;
+    /// the head-of-line wait and the pipeline depth do not exist there.
     ///
     /// Each connection aggregates its figures and hands them over once per written batch, with
     /// `record_many` per histogram bucket touched; give the recorder's histograms the bounds

@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{serve_with, HANG};
+use common::{serve_with, Client, HANG};
 use http::{Request, Response};
 use http_body::Frame;
 use http_body_util::BodyExt;
@@ -27,7 +27,8 @@ const LIMIT: usize = 16 * 1024 * 1024;
 /// - `POST /echo`: streams the body back;
 /// - `POST /collect`: collects the body, answering its error if it fails;
 /// - `GET /delay`: answers after [`HANG`] (only a request timeout ends it sooner);
-/// - `GET /peer`: the connection info the server inserted, or `none`.
+/// - `GET /peer`: the connection info the server inserted, or `none`;
+/// - `GET /timed`: answers after [`HANDLER_TIME`], with a `Server-Timing` of its own.
 fn app() -> Router {
     Router::new()
         .route(
@@ -57,7 +58,21 @@ fn app() -> Router {
                 }
             }),
         )
+        .route(
+            "/timed",
+            get(|_req| async {
+                tokio::time::sleep(HANDLER_TIME).await;
+                Response::builder()
+                    .header("server-timing", OWN_TIMING)
+                    .body("timed\n".to_string())
+                    .unwrap()
+            }),
+        )
 }
+
+/// How long `/timed` takes, and the `Server-Timing` it sets itself.
+const HANDLER_TIME: Duration = Duration::from_millis(50);
+const OWN_TIMING: &str = "app;dur=1";
 
 fn h2_client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -338,4 +353,94 @@ where
         out.push(handle.await.unwrap());
     }
     out
+}
+
+/// (handler ms, queue ms) from the engine's value among a response's `server-timing` values.
+fn engine_timing(values: &[&str]) -> (f64, f64) {
+    let ours = values
+        .iter()
+        .find(|v| v.starts_with("handler;"))
+        .unwrap_or_else(|| panic!("no engine Server-Timing in {values:?}"));
+    let mut metrics = ours.split(", ").map(|metric| {
+        let (name, ms) = metric.split_once(";dur=").expect("name;dur=ms");
+        (name, ms.parse::<f64>().expect("milliseconds"))
+    });
+    let (handler, queue) = (metrics.next().unwrap(), metrics.next().unwrap());
+    assert_eq!(
+        (handler.0, queue.0, metrics.next()),
+        ("handler", "queue", None)
+    );
+    (handler.1, queue.1)
+}
+
+/// A raw HTTP/1.1 response's `server-timing` values.
+fn timing_values(res: &common::RawResponse) -> Vec<&str> {
+    res.headers
+        .iter()
+        .filter(|(name, _)| name == "server-timing")
+        .map(|(_, value)| value.as_str())
+        .collect()
+}
+
+#[tokio::test]
+async fn http2_responses_carry_server_timing_with_no_queue() {
+    let server = serve_with(app(), Config::default()).await;
+    let least = HANDLER_TIME.as_secs_f64() * 1000.0;
+
+    // HTTP/1.1: `/peer`, quick but pipelined behind `/timed`, waits for it (queue > 0).
+    let mut client = Client::connect(server.addr).await;
+    client
+        .send(format!("{}{}", common::get("/timed"), common::get("/peer")))
+        .await;
+    let res = client.responses(2).await;
+    let timed = timing_values(&res[0]);
+    assert!(
+        timed.contains(&OWN_TIMING),
+        "the service's own is kept: {timed:?}"
+    );
+    assert!(engine_timing(&timed).0 >= least, "{timed:?}");
+    let (_, queue) = engine_timing(&timing_values(&res[1]));
+    assert!(queue > 0.0, "waited {queue} ms behind /timed");
+
+    // HTTP/2: the handler's time the same way, the service's own beside it; no head-of-line
+    // wait, so queue is 0.
+    let res = h2_client()
+        .get(format!("http://{}/timed", server.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.version(), http::Version::HTTP_2);
+    let values: Vec<&str> = res
+        .headers()
+        .get_all("server-timing")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert!(
+        values.contains(&OWN_TIMING),
+        "the service's own is kept: {values:?}"
+    );
+    let (handler, queue) = engine_timing(&values);
+    assert!(handler >= least, "handler {handler} ms");
+    assert_eq!(queue, 0.0);
+}
+
+#[tokio::test]
+async fn server_timing_off_is_off_on_http2_too() {
+    let server = serve_with(app(), Config::default().server_timing(false)).await;
+    let mut client = Client::connect(server.addr).await;
+    client.send(common::get("/timed")).await;
+    assert_eq!(timing_values(&client.response().await), [OWN_TIMING]);
+    let res = h2_client()
+        .get(format!("http://{}/timed", server.addr))
+        .send()
+        .await
+        .unwrap();
+    let http2: Vec<&str> = res
+        .headers()
+        .get_all("server-timing")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(http2, [OWN_TIMING]);
 }

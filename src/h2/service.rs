@@ -2,8 +2,9 @@
 //! info, then the application's service, so that a client cannot bypass a limit by opening
 //! with the HTTP/2 preface.
 //!
-//! Each refusal is the answer the ordered engine gives the same request on HTTP/1.1 (same
-//! status, same one-line reason), so a client sees one server whatever protocol it speaks.
+//! Each refusal and failure gets the answer the ordered engine gives the same request
+//! on HTTP/1.1 (same status, same one-line reason), and each handler is measured as there
+//! ([`super::measure`]), so a client sees one server whatever protocol it speaks.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,8 +17,10 @@ use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body::Body as _;
 use http_body_util::{BodyExt, Either, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
+use tokio::time::error::Elapsed;
 use tower::Service;
 
+use super::measure::Measure;
 use super::streams::{Held, StreamGuard, Streams};
 use crate::conn::InsertInfo;
 use crate::proto::error::EngineError;
@@ -29,12 +32,14 @@ use crate::{Body, BodyError, BoxError, Config};
 /// stream until hyper is done with its body.
 pub(super) type Answer<B> = Response<Held<Either<B, Full<Bytes>>>>;
 
-/// The per-request limits of one connection, shared by every stream's clone of the service.
+/// The per-request limits of one connection and what it measures, shared by every stream's
+/// clone of the service.
 pub(super) struct Limits {
     max_headers: usize,
     max_body_bytes: u64,
     request_timeout: Option<Duration>,
     connect_info: Option<InsertInfo>,
+    measure: Measure,
 }
 
 impl Limits {
@@ -44,7 +49,18 @@ impl Limits {
             max_body_bytes: config.max_body_bytes,
             request_timeout: config.request_timeout,
             connect_info,
+            measure: Measure::new(config),
         }
+    }
+
+    /// The request as the service gets it: its body under the body limits, the connection's
+    /// info in its extensions.
+    fn prepare(&self, request: Request<Incoming>) -> Request<Body> {
+        let mut request = request.map(|body| limited(body, self.max_body_bytes));
+        if let Some(insert) = &self.connect_info {
+            insert(request.extensions_mut());
+        }
+        request
     }
 
     /// What the server answers instead of calling the service, as the HTTP/1.1 engine would.
@@ -117,27 +133,43 @@ where
         if let Some(error) = self.limits.refusal(&request) {
             return Box::pin(std::future::ready(Ok(engine(error, stream))));
         }
-        let mut request = request.map(|body| limited(body, self.limits.max_body_bytes));
-        if let Some(insert) = &self.limits.connect_info {
-            insert(request.extensions_mut());
-        }
-        let answer = self.service.call(request);
+        let request = self.limits.prepare(request);
         let running = self.stats.handler();
+        let handling = self.limits.measure.start();
         let timeout = self.limits.request_timeout;
+        let handler = self.service.call(request);
         Box::pin(async move {
-            // Overdue: the handler is dropped (cancelled) and the stream answered `503`, as
-            // the HTTP/1.1 engine answers an overdue slot.
-            let result = match timeout {
-                Some(timeout) => tokio::time::timeout(timeout, answer).await,
-                None => Ok(answer.await),
-            };
+            let outcome = run(handler, timeout).await;
             drop(running);
-            Ok(match result {
-                Ok(Ok(response)) => response.map(|body| Held::new(Either::Left(body), stream)),
-                Ok(Err(e)) => engine(EngineError::from_handler(e.into()), stream),
-                Err(_) => engine(EngineError::timed_out(), stream),
-            })
+            let mut answer = respond(outcome, stream);
+            if let Some(handling) = handling {
+                handling.finish(answer.headers_mut());
+            }
+            Ok(answer)
         })
+    }
+}
+
+/// Runs the handler to its result; `Err` past `timeout`, when it is dropped (cancelled), as
+/// the HTTP/1.1 engine cancels an overdue handler.
+async fn run<F: Future>(handler: F, timeout: Option<Duration>) -> Result<F::Output, Elapsed> {
+    match timeout {
+        Some(timeout) => tokio::time::timeout(timeout, handler).await,
+        None => Ok(handler.await),
+    }
+}
+
+/// The stream's answer to what its handler did, as the HTTP/1.1 engine answers a slot: the
+/// service's response; `500` for its error (a failed request body: the body's status); `503`
+/// when it was overdue.
+fn respond<B, E: Into<BoxError>>(
+    outcome: Result<Result<Response<B>, E>, Elapsed>,
+    stream: StreamGuard,
+) -> Answer<B> {
+    match outcome {
+        Ok(Ok(response)) => response.map(|body| Held::new(Either::Left(body), stream)),
+        Ok(Err(e)) => engine(EngineError::from_handler(e.into()), stream),
+        Err(_) => engine(EngineError::timed_out(), stream),
     }
 }
 
