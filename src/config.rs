@@ -143,6 +143,8 @@ impl Config {
     /// A client that announces a body and then stalls would otherwise hold the connection (and
     /// the handler waiting on the body) for ever. On expiry the handler's body fails with
     /// [`BodyError::TimedOut`](crate::BodyError) and the connection closes after its response.
+    /// On HTTP/2 the limit runs while the handler waits for the next frame, and only the
+    /// stream ends.
     pub fn body_read_timeout(mut self, timeout: Duration) -> Self {
         self.body_read_timeout = timeout;
         self

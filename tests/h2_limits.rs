@@ -355,6 +355,58 @@ where
     out
 }
 
+/// A request body that sends its first chunk and then nothing, never ending.
+struct Stalled(Option<Bytes>);
+
+impl http_body::Body for Stalled {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match self.0.take() {
+            Some(chunk) => Poll::Ready(Some(Ok(Frame::data(chunk)))),
+            None => Poll::Pending,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_stalled_body_fails_timed_out_408_as_on_http1() {
+    let timeout = Duration::from_millis(200);
+    let server = serve_with(app(), Config::default().body_read_timeout(timeout)).await;
+    let expected = format!("{}\n", BodyError::TimedOut);
+
+    // HTTP/1.1: three of the ten bytes announced, then nothing.
+    let mut client = Client::connect(server.addr).await;
+    let started = tokio::time::Instant::now();
+    client
+        .send("POST /collect HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+        .await;
+    let res = client.response().await;
+    assert_eq!((res.status, res.text()), (408, expected.clone()));
+    assert!(started.elapsed() >= timeout);
+
+    // HTTP/2: the same answer; only the stream ends.
+    let h2 = h2_client();
+    let started = tokio::time::Instant::now();
+    let res = h2
+        .post(format!("http://{}/collect", server.addr))
+        .body(reqwest::Body::wrap(Stalled(Some(Bytes::from_static(
+            b"abc",
+        )))))
+        .timeout(HANG)
+        .send()
+        .await
+        .expect("answered before the hang limit");
+    assert_eq!(res.version(), http::Version::HTTP_2);
+    assert_eq!(res.status(), 408);
+    assert_eq!(res.text().await.unwrap(), expected);
+    assert!(started.elapsed() >= timeout);
+}
+
 /// (handler ms, queue ms) from the engine's value among a response's `server-timing` values.
 fn engine_timing(values: &[&str]) -> (f64, f64) {
     let ours = values

@@ -8,6 +8,7 @@
 //! `Config` applies to both: per-request limits in [`service`], connection limits in hyper's
 //! builder and the idle deadline of [`serve`]'s loop (README, "HTTP/2").
 
+mod body;
 mod measure;
 mod rewind;
 mod service;

@@ -15,11 +15,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body::Body as _;
-use http_body_util::{BodyExt, Either, Full, LengthLimitError, Limited};
+use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use tokio::time::error::Elapsed;
 use tower::Service;
 
+use super::body::limited;
 use super::measure::Measure;
 use super::streams::{Held, StreamGuard, Streams};
 use crate::conn::InsertInfo;
@@ -37,6 +38,7 @@ pub(super) type Answer<B> = Response<Held<Either<B, Full<Bytes>>>>;
 pub(super) struct Limits {
     max_headers: usize,
     max_body_bytes: u64,
+    body_read_timeout: Duration,
     request_timeout: Option<Duration>,
     connect_info: Option<InsertInfo>,
     measure: Measure,
@@ -47,6 +49,7 @@ impl Limits {
         Limits {
             max_headers: config.max_headers,
             max_body_bytes: config.max_body_bytes,
+            body_read_timeout: config.body_read_timeout,
             request_timeout: config.request_timeout,
             connect_info,
             measure: Measure::new(config),
@@ -56,7 +59,8 @@ impl Limits {
     /// The request as the service gets it: its body under the body limits, the connection's
     /// info in its extensions.
     fn prepare(&self, request: Request<Incoming>) -> Request<Body> {
-        let mut request = request.map(|body| limited(body, self.max_body_bytes));
+        let mut request =
+            request.map(|body| limited(body, self.max_body_bytes, self.body_read_timeout));
         if let Some(insert) = &self.connect_info {
             insert(request.extensions_mut());
         }
@@ -171,19 +175,6 @@ fn respond<B, E: Into<BoxError>>(
         Ok(Err(e)) => engine(EngineError::from_handler(e.into()), stream),
         Err(_) => engine(EngineError::timed_out(), stream),
     }
-}
-
-/// The request body, failing with [`BodyError::TooLarge`] once it grows past `max` bytes, as a
-/// chunked HTTP/1.1 body does (an HTTP/2 body need not announce its length).
-fn limited(body: Incoming, max: u64) -> Body {
-    let max = usize::try_from(max).unwrap_or(usize::MAX);
-    Body::new(Limited::new(body, max).map_err(|e| {
-        if e.is::<LengthLimitError>() {
-            BoxError::from(BodyError::TooLarge)
-        } else {
-            e
-        }
-    }))
 }
 
 /// The response the server makes itself: the status and a one-line reason, as on HTTP/1.1.
