@@ -28,7 +28,8 @@ const LIMIT: usize = 16 * 1024 * 1024;
 /// - `POST /collect`: collects the body, answering its error if it fails;
 /// - `GET /delay`: answers after [`HANG`] (only a request timeout ends it sooner);
 /// - `GET /peer`: the connection info the server inserted, or `none`;
-/// - `GET /timed`: answers after [`HANDLER_TIME`], with a `Server-Timing` of its own.
+/// - `GET /timed`: answers after [`HANDLER_TIME`], with a `Server-Timing` of its own;
+/// - `GET /panic`, `GET /panic-later`: panic on their first poll, or on a later one.
 fn app() -> Router {
     Router::new()
         .route(
@@ -68,11 +69,24 @@ fn app() -> Router {
                     .unwrap()
             }),
         )
+        .route("/panic", get(|_req| async { explode() }))
+        .route(
+            "/panic-later",
+            get(|_req| async {
+                tokio::task::yield_now().await;
+                explode()
+            }),
+        )
 }
 
 /// How long `/timed` takes, and the `Server-Timing` it sets itself.
 const HANDLER_TIME: Duration = Duration::from_millis(50);
 const OWN_TIMING: &str = "app;dur=1";
+
+/// A handler's bug.
+fn explode() -> &'static str {
+    panic!("the handler panicked, on purpose")
+}
 
 fn h2_client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -495,4 +509,63 @@ async fn server_timing_off_is_off_on_http2_too() {
         .map(|v| v.to_str().unwrap())
         .collect();
     assert_eq!(http2, [OWN_TIMING]);
+}
+
+/// `GET path` on an `h2` client connection: the status and body.
+async fn h2_get(
+    client: &mut h2::client::SendRequest<Bytes>,
+    addr: SocketAddr,
+    path: &str,
+) -> (u16, String) {
+    let request = Request::get(format!("http://{addr}{path}"))
+        .body(())
+        .unwrap();
+    let answer = async {
+        let (response, _) = client.send_request(request, true).unwrap();
+        let response = response.await.expect("a response, not a reset stream");
+        let status = response.status().as_u16();
+        let mut body = response.into_body();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = body.data().await {
+            bytes.extend_from_slice(&chunk.unwrap());
+        }
+        (status, String::from_utf8(bytes).unwrap())
+    };
+    tokio::time::timeout(HANG, answer)
+        .await
+        .expect("answered before the hang limit")
+}
+
+#[tokio::test]
+async fn a_panicking_handler_is_answered_500_and_the_connection_goes_on() {
+    let server = serve_with(app(), Config::default()).await;
+    let failed = (
+        500,
+        "Internal Server Error: the handler failed\n".to_string(),
+    );
+
+    // HTTP/1.1: the same line, and the next request on the connection is answered.
+    let mut client = Client::connect(server.addr).await;
+    for path in ["/panic", "/panic-later"] {
+        client
+            .send(format!("{}{}", common::get(path), common::get("/peer")))
+            .await;
+        let res = client.responses(2).await;
+        assert_eq!((res[0].status, res[0].text()), failed, "{path}");
+        assert_eq!(res[1].status, 200);
+    }
+
+    // HTTP/2: a 500, not a reset stream, and the connection serves the next stream.
+    let tcp = TcpStream::connect(server.addr).await.unwrap();
+    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    let mut client = client.ready().await.unwrap();
+    for path in ["/panic", "/panic-later"] {
+        assert_eq!(
+            h2_get(&mut client, server.addr, path).await,
+            failed,
+            "{path}"
+        );
+        assert_eq!(h2_get(&mut client, server.addr, "/peer").await.0, 200);
+    }
 }

@@ -2,12 +2,13 @@
 //! info, then the application's service, so that a client cannot bypass a limit by opening
 //! with the HTTP/2 preface.
 //!
-//! Each refusal and failure gets the answer the ordered engine gives the same request
+//! Each refusal, failure and panic gets the answer the ordered engine gives the same request
 //! on HTTP/1.1 (same status, same one-line reason), and each handler is measured as there
 //! ([`super::measure`]), so a client sees one server whatever protocol it speaks.
 
-use std::future::Future;
-use std::pin::Pin;
+use std::future::{poll_fn, Future};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::{pin, Pin};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -141,9 +142,11 @@ where
         let running = self.stats.handler();
         let handling = self.limits.measure.start();
         let timeout = self.limits.request_timeout;
-        let handler = self.service.call(request);
+        // A panic in the service's call or its future is answered `500` like a failure, as on
+        // HTTP/1.1, rather than unwinding through hyper's task, which would reset the stream.
+        let called = catch_unwind(AssertUnwindSafe(|| self.service.call(request)));
         Box::pin(async move {
-            let outcome = run(handler, timeout).await;
+            let outcome = run(called, timeout).await;
             drop(running);
             let mut answer = respond(outcome, stream);
             if let Some(handling) = handling {
@@ -154,25 +157,50 @@ where
     }
 }
 
-/// Runs the handler to its result; `Err` past `timeout`, when it is dropped (cancelled), as
-/// the HTTP/1.1 engine cancels an overdue handler.
-async fn run<F: Future>(handler: F, timeout: Option<Duration>) -> Result<F::Output, Elapsed> {
+/// Runs the handler the service's call made (`Err`: the call itself panicked) to its result:
+/// `None` if it panicked, `Err` past `timeout`, when it is dropped (cancelled), as the HTTP/1.1
+/// engine cancels an overdue handler.
+async fn run<F: Future>(
+    called: std::thread::Result<F>,
+    timeout: Option<Duration>,
+) -> Result<Option<F::Output>, Elapsed> {
+    let Ok(handler) = called else {
+        return Ok(None);
+    };
+    let handler = unwound(handler);
     match timeout {
         Some(timeout) => tokio::time::timeout(timeout, handler).await,
         None => Ok(handler.await),
     }
 }
 
+/// Polls `future` to its output, or `None` if a poll of it panicked.
+async fn unwound<F: Future>(future: F) -> Option<F::Output> {
+    let mut future = pin!(future);
+    poll_fn(
+        |cx| match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+            Ok(Poll::Ready(output)) => Poll::Ready(Some(output)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(_) => Poll::Ready(None),
+        },
+    )
+    .await
+}
+
 /// The stream's answer to what its handler did, as the HTTP/1.1 engine answers a slot: the
-/// service's response; `500` for its error (a failed request body: the body's status); `503`
-/// when it was overdue.
+/// service's response; `500` for its error or panic (a failed request body: the body's
+/// status); `503` when it was overdue.
 fn respond<B, E: Into<BoxError>>(
-    outcome: Result<Result<Response<B>, E>, Elapsed>,
+    outcome: Result<Option<Result<Response<B>, E>>, Elapsed>,
     stream: StreamGuard,
 ) -> Answer<B> {
     match outcome {
-        Ok(Ok(response)) => response.map(|body| Held::new(Either::Left(body), stream)),
-        Ok(Err(e)) => engine(EngineError::from_handler(e.into()), stream),
+        Ok(Some(Ok(response))) => response.map(|body| Held::new(Either::Left(body), stream)),
+        Ok(Some(Err(e))) => engine(EngineError::from_handler(e.into()), stream),
+        Ok(None) => {
+            tracing::error!("handler panicked; answering 500");
+            engine(EngineError::internal(), stream)
+        }
         Err(_) => engine(EngineError::timed_out(), stream),
     }
 }
