@@ -4,24 +4,20 @@
 //!
 //! Header blocks are HPACK (RFC 7541) without Huffman coding or the dynamic table: static-table
 //! indexes and literals without indexing, which every decoder must accept.
-#![allow(dead_code)]
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 
-/// How long a read waits before the test declares the server hung.
-const HANG: Duration = Duration::from_secs(20);
+use crate::common::HANG;
 
 /// The client connection preface (RFC 9113 §3.4).
 pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// Frame types (RFC 9113 §6).
-pub const DATA: u8 = 0x0;
 pub const HEADERS: u8 = 0x1;
 pub const RST_STREAM: u8 = 0x3;
 pub const SETTINGS: u8 = 0x4;
@@ -40,8 +36,8 @@ pub const SETTINGS_INITIAL_WINDOW_SIZE: u16 = 0x4;
 
 /// Error codes (RFC 9113 §7).
 pub const PROTOCOL_ERROR: u32 = 0x1;
-pub const CANCEL: u32 = 0x8;
 pub const REFUSED_STREAM: u32 = 0x7;
+pub const CANCEL: u32 = 0x8;
 pub const ENHANCE_YOUR_CALM: u32 = 0xb;
 
 /// The largest flow-control window (RFC 9113 §6.9.1).
@@ -113,14 +109,6 @@ pub fn literal(dst: &mut Vec<u8>, name: &str, value: &str) {
     dst.push(0x00);
     string(dst, name.as_bytes());
     string(dst, value.as_bytes());
-}
-
-/// The start of a literal field without indexing with a new name whose value is `len` bytes
-/// long: the value's bytes are to follow, in this block or its CONTINUATION frames.
-pub fn literal_start(dst: &mut Vec<u8>, name: &str, len: usize) {
-    dst.push(0x00);
-    string(dst, name.as_bytes());
-    integer(dst, 7, 0x00, len);
 }
 
 /// A string literal without Huffman coding (§5.2).
