@@ -34,6 +34,14 @@ pub struct Config {
     pub(crate) http2: bool,
     #[cfg(feature = "http2")]
     pub(crate) http2_max_concurrent_streams: u32,
+    #[cfg(feature = "http2")]
+    pub(crate) http2_max_pending_accept_reset_streams: usize,
+    #[cfg(feature = "http2")]
+    pub(crate) http2_max_local_error_reset_streams: usize,
+    #[cfg(feature = "http2")]
+    pub(crate) http2_max_send_buf_size: usize,
+    #[cfg(feature = "http2")]
+    pub(crate) http2_keep_alive_timeout: Duration,
     pub(crate) metrics: bool,
 }
 
@@ -56,6 +64,14 @@ impl Default for Config {
             http2: true,
             #[cfg(feature = "http2")]
             http2_max_concurrent_streams: 200,
+            #[cfg(feature = "http2")]
+            http2_max_pending_accept_reset_streams: 20,
+            #[cfg(feature = "http2")]
+            http2_max_local_error_reset_streams: 1024,
+            #[cfg(feature = "http2")]
+            http2_max_send_buf_size: 400 * 1024,
+            #[cfg(feature = "http2")]
+            http2_keep_alive_timeout: Duration::from_secs(20),
             metrics: false,
         }
     }
@@ -127,6 +143,8 @@ impl Config {
     /// A client that announces a body and then stalls would otherwise hold the connection (and
     /// the handler waiting on the body) for ever. On expiry the handler's body fails with
     /// [`BodyError::TimedOut`](crate::BodyError) and the connection closes after its response.
+    /// On HTTP/2 the limit runs while the handler waits for the next frame, and only the
+    /// stream ends.
     pub fn body_read_timeout(mut self, timeout: Duration) -> Self {
         self.body_read_timeout = timeout;
         self
@@ -183,7 +201,8 @@ impl Config {
     ///
     /// `handler` is how long the handler took; `queue` is how long its finished response then
     /// waited for earlier responses on the connection: the head-of-line wait that ordered
-    /// pipelining costs, made visible to clients. Off saves two clock reads per request.
+    /// pipelining costs, made visible to clients. On HTTP/2 `queue` is always `0.000`: each
+    /// stream's response leaves when it is ready. Off saves two clock reads per request.
     pub fn server_timing(mut self, on: bool) -> Self {
         self.server_timing = on;
         self
@@ -209,12 +228,72 @@ impl Config {
     /// refuses streams past it. 200 is hyper's own default, made explicit here because hyper
     /// does not promise to keep it. Values below 1 are raised to 1.
     ///
-    /// hyper's other flood defences stay at hyper's defaults: at most 20 streams reset by the
-    /// client before the server accepted them (rapid reset, CVE-2023-44487) and 1024 streams
-    /// the server reset for errors, before the connection gets a GOAWAY.
+    /// The flood defences around it are the `http2_max_*_reset_streams` settings below.
     #[cfg(feature = "http2")]
     pub fn http2_max_concurrent_streams(mut self, max: u32) -> Self {
         self.http2_max_concurrent_streams = max.max(1);
+        self
+    }
+
+    /// Most HTTP/2 streams a client may open and reset before the server has accepted them,
+    /// outstanding at once, before its connection gets a GOAWAY (default 20).
+    ///
+    /// The rapid-reset attack (CVE-2023-44487): a client opens a stream and resets it at once,
+    /// over and over, so each costs the server the work of a request while never counting
+    /// against [`http2_max_concurrent_streams`](Self::http2_max_concurrent_streams). 20 is the
+    /// `h2` crate's default, which hyper inherits; made explicit here because neither promises
+    /// to keep it. Well-behaved clients (a browser cancelling a few navigations) stay far
+    /// below it. Values below 1 are raised to 1.
+    #[cfg(feature = "http2")]
+    pub fn http2_max_pending_accept_reset_streams(mut self, max: usize) -> Self {
+        self.http2_max_pending_accept_reset_streams = max.max(1);
+        self
+    }
+
+    /// Most HTTP/2 streams the server may reset for the client's protocol errors on one
+    /// connection before it gets a GOAWAY (default 1024).
+    ///
+    /// A client can provoke resets cheaply (a malformed header, a DATA frame on a closed
+    /// stream) and each costs the server a frame and its bookkeeping; unbounded, that is the
+    /// same flood as a rapid reset from the server's side (RUSTSEC-2024-0003). 1024 is hyper's
+    /// own default, made explicit for the same reason as the others. Values below 1 are raised
+    /// to 1.
+    #[cfg(feature = "http2")]
+    pub fn http2_max_local_error_reset_streams(mut self, max: usize) -> Self {
+        self.http2_max_local_error_reset_streams = max.max(1);
+        self
+    }
+
+    /// Most response bytes one HTTP/2 stream may have buffered in the server, waiting for the
+    /// client's flow-control window, before its body is polled for more (default 400 KiB).
+    ///
+    /// A client that enlarges its windows and never reads would otherwise have every response
+    /// body produced into memory; with it, such a connection holds at most this much per open
+    /// stream (times [`http2_max_concurrent_streams`](Self::http2_max_concurrent_streams):
+    /// 80 MiB at the defaults, until [`http2_keep_alive_timeout`](Self::http2_keep_alive_timeout)
+    /// closes it). A client with default windows (64 KiB for the whole connection) holds far
+    /// less. 400 KiB is hyper's default, sized to keep a fast download's socket fed; lower it
+    /// to trade per-stream throughput for a tighter bound. Values are kept between 16 KiB (one
+    /// DATA frame) and `u32::MAX`.
+    #[cfg(feature = "http2")]
+    pub fn http2_max_send_buf_size(mut self, bytes: usize) -> Self {
+        self.http2_max_send_buf_size = bytes.clamp(16 * 1024, u32::MAX as usize);
+        self
+    }
+
+    /// How long an HTTP/2 keep-alive PING may go unacknowledged before the connection is
+    /// closed (default 20 s).
+    ///
+    /// The server PINGs a connection after [`idle_timeout`](Self::idle_timeout) without a
+    /// frame from the client, streams open or not. A peer that vanished (no FIN, no reset) or
+    /// that never reads (its flow-control windows stalled, the server's writes stuck) cannot
+    /// answer, so this bounds how long it holds its streams, their handlers and buffers: they
+    /// end this long after the PING, and the connection, idle then, is closed by the idle
+    /// deadline (`idle_timeout` and a second of GOAWAY grace later). 20 s is hyper's default,
+    /// ample for a slow mobile round trip.
+    #[cfg(feature = "http2")]
+    pub fn http2_keep_alive_timeout(mut self, timeout: Duration) -> Self {
+        self.http2_keep_alive_timeout = timeout;
         self
     }
 
@@ -223,7 +302,9 @@ impl Config {
     /// (gauges), `pipelined_pipeline_depth` (requests read per written batch: how deep clients
     /// pipeline), `pipelined_handler_seconds` and `pipelined_head_of_line_wait_seconds`
     /// (histograms, in seconds). Off, the hot path pays nothing; on, install a recorder (for
-    /// example `metrics-exporter-prometheus`) to collect them.
+    /// example `metrics-exporter-prometheus`) to collect them. HTTP/2 streams record
+    /// `pipelined_handler_seconds` and `pipelined_in_flight_requests` too, each as it happens;
+    /// the head-of-line wait and the pipeline depth do not exist there.
     ///
     /// Each connection aggregates its figures and hands them over once per written batch, with
     /// `record_many` per histogram bucket touched; give the recorder's histograms the bounds

@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{serve_with, HANG};
+use common::{serve_with, Client, HANG};
 use http::{Request, Response};
 use http_body::Frame;
 use http_body_util::BodyExt;
@@ -27,7 +27,9 @@ const LIMIT: usize = 16 * 1024 * 1024;
 /// - `POST /echo`: streams the body back;
 /// - `POST /collect`: collects the body, answering its error if it fails;
 /// - `GET /delay`: answers after [`HANG`] (only a request timeout ends it sooner);
-/// - `GET /peer`: the connection info the server inserted, or `none`.
+/// - `GET /peer`: the connection info the server inserted, or `none`;
+/// - `GET /timed`: answers after [`HANDLER_TIME`], with a `Server-Timing` of its own;
+/// - `GET /panic`, `GET /panic-later`: panic on their first poll, or on a later one.
 fn app() -> Router {
     Router::new()
         .route(
@@ -57,6 +59,33 @@ fn app() -> Router {
                 }
             }),
         )
+        .route(
+            "/timed",
+            get(|_req| async {
+                tokio::time::sleep(HANDLER_TIME).await;
+                Response::builder()
+                    .header("server-timing", OWN_TIMING)
+                    .body("timed\n".to_string())
+                    .unwrap()
+            }),
+        )
+        .route("/panic", get(|_req| async { explode() }))
+        .route(
+            "/panic-later",
+            get(|_req| async {
+                tokio::task::yield_now().await;
+                explode()
+            }),
+        )
+}
+
+/// How long `/timed` takes, and the `Server-Timing` it sets itself.
+const HANDLER_TIME: Duration = Duration::from_millis(50);
+const OWN_TIMING: &str = "app;dur=1";
+
+/// A handler's bug.
+fn explode() -> &'static str {
+    panic!("the handler panicked, on purpose")
 }
 
 fn h2_client() -> reqwest::Client {
@@ -338,4 +367,205 @@ where
         out.push(handle.await.unwrap());
     }
     out
+}
+
+/// A request body that sends its first chunk and then nothing, never ending.
+struct Stalled(Option<Bytes>);
+
+impl http_body::Body for Stalled {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match self.0.take() {
+            Some(chunk) => Poll::Ready(Some(Ok(Frame::data(chunk)))),
+            None => Poll::Pending,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_stalled_body_fails_timed_out_408_as_on_http1() {
+    let timeout = Duration::from_millis(200);
+    let server = serve_with(app(), Config::default().body_read_timeout(timeout)).await;
+    let expected = format!("{}\n", BodyError::TimedOut);
+
+    // HTTP/1.1: three of the ten bytes announced, then nothing.
+    let mut client = Client::connect(server.addr).await;
+    let started = tokio::time::Instant::now();
+    client
+        .send("POST /collect HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+        .await;
+    let res = client.response().await;
+    assert_eq!((res.status, res.text()), (408, expected.clone()));
+    assert!(started.elapsed() >= timeout);
+
+    // HTTP/2: the same answer; only the stream ends.
+    let h2 = h2_client();
+    let started = tokio::time::Instant::now();
+    let res = h2
+        .post(format!("http://{}/collect", server.addr))
+        .body(reqwest::Body::wrap(Stalled(Some(Bytes::from_static(
+            b"abc",
+        )))))
+        .timeout(HANG)
+        .send()
+        .await
+        .expect("answered before the hang limit");
+    assert_eq!(res.version(), http::Version::HTTP_2);
+    assert_eq!(res.status(), 408);
+    assert_eq!(res.text().await.unwrap(), expected);
+    assert!(started.elapsed() >= timeout);
+}
+
+/// (handler ms, queue ms) from the engine's value among a response's `server-timing` values.
+fn engine_timing(values: &[&str]) -> (f64, f64) {
+    let ours = values
+        .iter()
+        .find(|v| v.starts_with("handler;"))
+        .unwrap_or_else(|| panic!("no engine Server-Timing in {values:?}"));
+    let mut metrics = ours.split(", ").map(|metric| {
+        let (name, ms) = metric.split_once(";dur=").expect("name;dur=ms");
+        (name, ms.parse::<f64>().expect("milliseconds"))
+    });
+    let (handler, queue) = (metrics.next().unwrap(), metrics.next().unwrap());
+    assert_eq!(
+        (handler.0, queue.0, metrics.next()),
+        ("handler", "queue", None)
+    );
+    (handler.1, queue.1)
+}
+
+/// A raw HTTP/1.1 response's `server-timing` values.
+fn timing_values(res: &common::RawResponse) -> Vec<&str> {
+    res.headers
+        .iter()
+        .filter(|(name, _)| name == "server-timing")
+        .map(|(_, value)| value.as_str())
+        .collect()
+}
+
+#[tokio::test]
+async fn http2_responses_carry_server_timing_with_no_queue() {
+    let server = serve_with(app(), Config::default()).await;
+    let least = HANDLER_TIME.as_secs_f64() * 1000.0;
+
+    // HTTP/1.1: `/peer`, quick but pipelined behind `/timed`, waits for it (queue > 0).
+    let mut client = Client::connect(server.addr).await;
+    client
+        .send(format!("{}{}", common::get("/timed"), common::get("/peer")))
+        .await;
+    let res = client.responses(2).await;
+    let timed = timing_values(&res[0]);
+    assert!(
+        timed.contains(&OWN_TIMING),
+        "the service's own is kept: {timed:?}"
+    );
+    assert!(engine_timing(&timed).0 >= least, "{timed:?}");
+    let (_, queue) = engine_timing(&timing_values(&res[1]));
+    assert!(queue > 0.0, "waited {queue} ms behind /timed");
+
+    // HTTP/2: the handler's time the same way, the service's own beside it; no head-of-line
+    // wait, so queue is 0.
+    let res = h2_client()
+        .get(format!("http://{}/timed", server.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.version(), http::Version::HTTP_2);
+    let values: Vec<&str> = res
+        .headers()
+        .get_all("server-timing")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert!(
+        values.contains(&OWN_TIMING),
+        "the service's own is kept: {values:?}"
+    );
+    let (handler, queue) = engine_timing(&values);
+    assert!(handler >= least, "handler {handler} ms");
+    assert_eq!(queue, 0.0);
+}
+
+#[tokio::test]
+async fn server_timing_off_is_off_on_http2_too() {
+    let server = serve_with(app(), Config::default().server_timing(false)).await;
+    let mut client = Client::connect(server.addr).await;
+    client.send(common::get("/timed")).await;
+    assert_eq!(timing_values(&client.response().await), [OWN_TIMING]);
+    let res = h2_client()
+        .get(format!("http://{}/timed", server.addr))
+        .send()
+        .await
+        .unwrap();
+    let http2: Vec<&str> = res
+        .headers()
+        .get_all("server-timing")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(http2, [OWN_TIMING]);
+}
+
+/// `GET path` on an `h2` client connection: the status and body.
+async fn h2_get(
+    client: &mut h2::client::SendRequest<Bytes>,
+    addr: SocketAddr,
+    path: &str,
+) -> (u16, String) {
+    let request = Request::get(format!("http://{addr}{path}"))
+        .body(())
+        .unwrap();
+    let answer = async {
+        let (response, _) = client.send_request(request, true).unwrap();
+        let response = response.await.expect("a response, not a reset stream");
+        let status = response.status().as_u16();
+        let mut body = response.into_body();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = body.data().await {
+            bytes.extend_from_slice(&chunk.unwrap());
+        }
+        (status, String::from_utf8(bytes).unwrap())
+    };
+    tokio::time::timeout(HANG, answer)
+        .await
+        .expect("answered before the hang limit")
+}
+
+#[tokio::test]
+async fn a_panicking_handler_is_answered_500_and_the_connection_goes_on() {
+    let server = serve_with(app(), Config::default()).await;
+    let failed = (
+        500,
+        "Internal Server Error: the handler failed\n".to_string(),
+    );
+
+    // HTTP/1.1: the same line, and the next request on the connection is answered.
+    let mut client = Client::connect(server.addr).await;
+    for path in ["/panic", "/panic-later"] {
+        client
+            .send(format!("{}{}", common::get(path), common::get("/peer")))
+            .await;
+        let res = client.responses(2).await;
+        assert_eq!((res[0].status, res[0].text()), failed, "{path}");
+        assert_eq!(res[1].status, 200);
+    }
+
+    // HTTP/2: a 500, not a reset stream, and the connection serves the next stream.
+    let tcp = TcpStream::connect(server.addr).await.unwrap();
+    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    let mut client = client.ready().await.unwrap();
+    for path in ["/panic", "/panic-later"] {
+        assert_eq!(
+            h2_get(&mut client, server.addr, path).await,
+            failed,
+            "{path}"
+        );
+        assert_eq!(h2_get(&mut client, server.addr, "/peer").await.0, 200);
+    }
 }

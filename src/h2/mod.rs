@@ -8,6 +8,8 @@
 //! `Config` applies to both: per-request limits in [`service`], connection limits in hyper's
 //! builder and the idle deadline of [`serve`]'s loop (README, "HTTP/2").
 
+mod body;
+mod measure;
 mod rewind;
 mod service;
 mod streams;
@@ -122,10 +124,16 @@ fn builder(config: &Config) -> http2::Builder<TokioExecutor> {
         // §6.5.2), not the HTTP/1.1 head's bytes: close, not equal.
         .max_header_list_size(u32::try_from(config.max_header_bytes).unwrap_or(u32::MAX))
         .max_concurrent_streams(config.http2_max_concurrent_streams)
-        // Pings notice a peer that vanished (no FIN, no reset) while its streams are open,
-        // which the idle deadline does not cover; hyper needs a timer for them.
+        // Flood defences (rapid reset, provoked resets) and the per-stream send buffer, set
+        // from `Config` rather than left to hyper's defaults, which hyper does not promise.
+        .max_pending_accept_reset_streams(config.http2_max_pending_accept_reset_streams)
+        .max_local_error_reset_streams(config.http2_max_local_error_reset_streams)
+        .max_send_buf_size(config.http2_max_send_buf_size)
+        // Pings notice a peer that vanished (no FIN, no reset) or stopped reading while its
+        // streams are open, which the idle deadline does not cover; hyper needs a timer.
         .timer(TokioTimer::new())
-        .keep_alive_interval(config.idle_timeout);
+        .keep_alive_interval(config.idle_timeout)
+        .keep_alive_timeout(config.http2_keep_alive_timeout);
     builder
 }
 

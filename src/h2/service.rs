@@ -2,11 +2,13 @@
 //! info, then the application's service, so that a client cannot bypass a limit by opening
 //! with the HTTP/2 preface.
 //!
-//! Each refusal is the answer the ordered engine gives the same request on HTTP/1.1 (same
-//! status, same one-line reason), so a client sees one server whatever protocol it speaks.
+//! Each refusal, failure and panic gets the answer the ordered engine gives the same request
+//! on HTTP/1.1 (same status, same one-line reason), and each handler is measured as there
+//! ([`super::measure`]), so a client sees one server whatever protocol it speaks.
 
-use std::future::Future;
-use std::pin::Pin;
+use std::future::{poll_fn, Future};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::{pin, Pin};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -14,10 +16,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body::Body as _;
-use http_body_util::{BodyExt, Either, Full, LengthLimitError, Limited};
+use http_body_util::{Either, Full};
 use hyper::body::Incoming;
+use tokio::time::error::Elapsed;
 use tower::Service;
 
+use super::body::limited;
+use super::measure::Measure;
 use super::streams::{Held, StreamGuard, Streams};
 use crate::conn::InsertInfo;
 use crate::proto::error::EngineError;
@@ -29,12 +34,15 @@ use crate::{Body, BodyError, BoxError, Config};
 /// stream until hyper is done with its body.
 pub(super) type Answer<B> = Response<Held<Either<B, Full<Bytes>>>>;
 
-/// The per-request limits of one connection, shared by every stream's clone of the service.
+/// The per-request limits of one connection and what it measures, shared by every stream's
+/// clone of the service.
 pub(super) struct Limits {
     max_headers: usize,
     max_body_bytes: u64,
+    body_read_timeout: Duration,
     request_timeout: Option<Duration>,
     connect_info: Option<InsertInfo>,
+    measure: Measure,
 }
 
 impl Limits {
@@ -42,9 +50,22 @@ impl Limits {
         Limits {
             max_headers: config.max_headers,
             max_body_bytes: config.max_body_bytes,
+            body_read_timeout: config.body_read_timeout,
             request_timeout: config.request_timeout,
             connect_info,
+            measure: Measure::new(config),
         }
+    }
+
+    /// The request as the service gets it: its body under the body limits, the connection's
+    /// info in its extensions.
+    fn prepare(&self, request: Request<Incoming>) -> Request<Body> {
+        let mut request =
+            request.map(|body| limited(body, self.max_body_bytes, self.body_read_timeout));
+        if let Some(insert) = &self.connect_info {
+            insert(request.extensions_mut());
+        }
+        request
     }
 
     /// What the server answers instead of calling the service, as the HTTP/1.1 engine would.
@@ -117,41 +138,71 @@ where
         if let Some(error) = self.limits.refusal(&request) {
             return Box::pin(std::future::ready(Ok(engine(error, stream))));
         }
-        let mut request = request.map(|body| limited(body, self.limits.max_body_bytes));
-        if let Some(insert) = &self.limits.connect_info {
-            insert(request.extensions_mut());
-        }
-        let answer = self.service.call(request);
+        let request = self.limits.prepare(request);
         let running = self.stats.handler();
+        let handling = self.limits.measure.start();
         let timeout = self.limits.request_timeout;
+        // A panic in the service's call or its future is answered `500` like a failure, as on
+        // HTTP/1.1, rather than unwinding through hyper's task, which would reset the stream.
+        let called = catch_unwind(AssertUnwindSafe(|| self.service.call(request)));
         Box::pin(async move {
-            // Overdue: the handler is dropped (cancelled) and the stream answered `503`, as
-            // the HTTP/1.1 engine answers an overdue slot.
-            let result = match timeout {
-                Some(timeout) => tokio::time::timeout(timeout, answer).await,
-                None => Ok(answer.await),
-            };
+            let outcome = run(called, timeout).await;
             drop(running);
-            Ok(match result {
-                Ok(Ok(response)) => response.map(|body| Held::new(Either::Left(body), stream)),
-                Ok(Err(e)) => engine(EngineError::from_handler(e.into()), stream),
-                Err(_) => engine(EngineError::timed_out(), stream),
-            })
+            let mut answer = respond(outcome, stream);
+            if let Some(handling) = handling {
+                handling.finish(answer.headers_mut());
+            }
+            Ok(answer)
         })
     }
 }
 
-/// The request body, failing with [`BodyError::TooLarge`] once it grows past `max` bytes, as a
-/// chunked HTTP/1.1 body does (an HTTP/2 body need not announce its length).
-fn limited(body: Incoming, max: u64) -> Body {
-    let max = usize::try_from(max).unwrap_or(usize::MAX);
-    Body::new(Limited::new(body, max).map_err(|e| {
-        if e.is::<LengthLimitError>() {
-            BoxError::from(BodyError::TooLarge)
-        } else {
-            e
+/// Runs the handler the service's call made (`Err`: the call itself panicked) to its result:
+/// `None` if it panicked, `Err` past `timeout`, when it is dropped (cancelled), as the HTTP/1.1
+/// engine cancels an overdue handler.
+async fn run<F: Future>(
+    called: std::thread::Result<F>,
+    timeout: Option<Duration>,
+) -> Result<Option<F::Output>, Elapsed> {
+    let Ok(handler) = called else {
+        return Ok(None);
+    };
+    let handler = unwound(handler);
+    match timeout {
+        Some(timeout) => tokio::time::timeout(timeout, handler).await,
+        None => Ok(handler.await),
+    }
+}
+
+/// Polls `future` to its output, or `None` if a poll of it panicked.
+async fn unwound<F: Future>(future: F) -> Option<F::Output> {
+    let mut future = pin!(future);
+    poll_fn(
+        |cx| match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+            Ok(Poll::Ready(output)) => Poll::Ready(Some(output)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(_) => Poll::Ready(None),
+        },
+    )
+    .await
+}
+
+/// The stream's answer to what its handler did, as the HTTP/1.1 engine answers a slot: the
+/// service's response; `500` for its error or panic (a failed request body: the body's
+/// status); `503` when it was overdue.
+fn respond<B, E: Into<BoxError>>(
+    outcome: Result<Option<Result<Response<B>, E>>, Elapsed>,
+    stream: StreamGuard,
+) -> Answer<B> {
+    match outcome {
+        Ok(Some(Ok(response))) => response.map(|body| Held::new(Either::Left(body), stream)),
+        Ok(Some(Err(e))) => engine(EngineError::from_handler(e.into()), stream),
+        Ok(None) => {
+            tracing::error!("handler panicked; answering 500");
+            engine(EngineError::internal(), stream)
         }
-    }))
+        Err(_) => engine(EngineError::timed_out(), stream),
+    }
 }
 
 /// The response the server makes itself: the status and a one-line reason, as on HTTP/1.1.

@@ -216,20 +216,27 @@ fn field(dst: &mut Vec<u8>, name: &header::HeaderName, value: &header::HeaderVal
     dst.extend_from_slice(b"\r\n");
 }
 
-/// `Server-Timing: handler;dur=…, queue;dur=…` (milliseconds): how long the handler ran, and
-/// how long its finished response waited for earlier ones (head-of-line wait). A field line
-/// of its own, so a service's own `Server-Timing` is kept beside it.
+/// The `Server-Timing` field line ([`server_timing_value`]). A line of its own, so a
+/// service's own `Server-Timing` is kept beside it.
 fn server_timing(dst: &mut Vec<u8>, handler: Duration, queue: Duration) {
     if handler < MICROSECOND && queue < MICROSECOND {
         // A quick handler answered in order (most pipelined answers): one copy.
         dst.extend_from_slice(b"server-timing: handler;dur=0.000, queue;dur=0.000\r\n");
         return;
     }
-    dst.extend_from_slice(b"server-timing: handler;dur=");
+    dst.extend_from_slice(b"server-timing: ");
+    server_timing_value(dst, handler, queue);
+    dst.extend_from_slice(b"\r\n");
+}
+
+/// `handler;dur=…, queue;dur=…` (milliseconds): how long the handler ran, and how long its
+/// finished response waited for earlier ones (head-of-line wait). The value of HTTP/1.1's
+/// `Server-Timing` line and of HTTP/2's header alike, so both protocols report the same way.
+pub(crate) fn server_timing_value(dst: &mut Vec<u8>, handler: Duration, queue: Duration) {
+    dst.extend_from_slice(b"handler;dur=");
     millis(dst, handler);
     dst.extend_from_slice(b", queue;dur=");
     millis(dst, queue);
-    dst.extend_from_slice(b"\r\n");
 }
 
 /// Writes a duration as milliseconds with three decimals (microsecond resolution), with integer
@@ -300,6 +307,20 @@ mod tests {
             let mut dst = Vec::new();
             millis(&mut dst, Duration::from_micros(micros));
             assert_eq!(String::from_utf8(dst).unwrap(), text);
+        }
+    }
+
+    #[test]
+    fn the_server_timing_line_and_value_say_the_same() {
+        let (handler, queue) = (Duration::from_micros(1_234), Duration::ZERO);
+        let mut value = Vec::new();
+        server_timing_value(&mut value, handler, queue);
+        assert_eq!(value, b"handler;dur=1.234, queue;dur=0.000");
+        for (handler, queue) in [(handler, queue), (Duration::ZERO, Duration::ZERO)] {
+            let (mut line, mut value) = (Vec::new(), Vec::new());
+            server_timing(&mut line, handler, queue);
+            server_timing_value(&mut value, handler, queue);
+            assert_eq!(line, [&b"server-timing: "[..], &value, b"\r\n"].concat());
         }
     }
 }
