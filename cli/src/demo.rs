@@ -39,12 +39,20 @@ GET  /metrics      Prometheus text: requests by method/route/status, handler tim
 /// Most rounds one `/work/{n}` may ask for (about two seconds of CPU).
 const MAX_WORK_ROUNDS: u64 = 100_000_000;
 
-/// The demo application; `own` is the address it is served on (for `/fanout`), `metrics`
-/// renders `/metrics` (absent with `--no-metrics`).
-pub fn app(own: SocketAddr, metrics: Option<Arc<Registry>>) -> Router {
+/// Where the demo is served, for `/fanout`'s calls to itself.
+#[derive(Clone, Copy, Debug)]
+pub struct Own {
+    pub addr: SocketAddr,
+    /// Served over TLS (`--tls-cert`): the calls speak HTTPS.
+    pub tls: bool,
+}
+
+/// The demo application; `own` is where it is served (for `/fanout`), `metrics` renders
+/// `/metrics` (absent with `--no-metrics`). Fails only when `/fanout`'s client cannot be set up.
+pub fn app(own: Own, metrics: Option<Arc<Registry>>) -> Result<Router, String> {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let pool = WorkPool::new(workers, QUEUE_LEN);
-    let fanout = Fanout::new(own);
+    let fanout = Fanout::new(own)?;
     let index = match metrics {
         Some(_) => format!("{INDEX}{INDEX_METRICS}"),
         None => INDEX.to_owned(),
@@ -72,10 +80,10 @@ pub fn app(own: SocketAddr, metrics: Option<Arc<Registry>>) -> Router {
         // No demo handler reads `MatchedPath`, and the request counter gets the route from
         // `Router::call_with_route`: /plaintext keeps its extensions empty and unallocated.
         .without_matched_path();
-    match metrics {
+    Ok(match metrics {
         Some(metrics) => app.route("/metrics", get(move |_req| render(metrics.clone()))),
         None => app,
-    }
+    })
 }
 
 async fn plaintext(_req: Request<Body>) -> Response<ResponseBody> {

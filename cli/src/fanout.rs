@@ -10,13 +10,21 @@
 //! ends in this process, so fanouts hold at most 2 × ([`MAX_CALLS_IN_FLIGHT`] + 100 idle) =
 //! 600 descriptors, whatever `--max-connections` says.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{header, HeaderValue, Request, StatusCode};
+use bytes::Bytes;
+use http::{header, HeaderValue, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Empty};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use pipelined::{Body, IntoResponse, ResponseBody};
 use tokio::sync::Semaphore;
+
+use crate::demo::Own;
+use crate::send::tls::{client_config, Trust};
 
 /// Most calls one `/fanout` may make.
 pub const MAX_FANOUT: usize = 100;
@@ -41,27 +49,41 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 /// budget comes back within seconds.
 const RETRY_AFTER_SECS: &str = "1";
 
+/// The calls' client: hyper's pooled HTTP/1.1 client, over TLS when the server is.
+type Calls = Client<HttpsConnector<HttpConnector>, Empty<Bytes>>;
+
 /// The shared client and the server-wide call budget.
 #[derive(Clone)]
 pub struct Fanout {
-    client: reqwest::Client,
-    own: SocketAddr,
+    client: Calls,
+    /// `http://ADDR` or `https://ADDR`: where the calls go.
+    base: String,
     budget: Arc<Semaphore>,
 }
 
 impl Fanout {
-    /// Fanouts to the server at `own`.
-    pub fn new(own: SocketAddr) -> Self {
-        let client = reqwest::Client::builder()
+    /// Fanouts to the server at `own`. Over TLS the calls do not check its certificate: they
+    /// go to the address this very process listens on, whatever name the certificate has.
+    pub fn new(own: Own) -> Result<Self, String> {
+        let mut tls = client_config(&Trust::Anything)?;
+        // hyper-rustls sets ALPN from the versions enabled below (and insists on doing so).
+        tls.alpn_protocols.clear();
+        let connector = HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .build();
+        let client = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(MAX_IDLE)
             .pool_idle_timeout(IDLE_TIMEOUT)
-            .build()
-            .unwrap_or_default();
-        Fanout {
+            .pool_timer(TokioTimer::new())
+            .build(connector);
+        let scheme = if own.tls { "https" } else { "http" };
+        Ok(Fanout {
             client,
-            own,
+            base: format!("{scheme}://{}", own.addr),
             budget: Arc::new(Semaphore::new(MAX_CALLS_IN_FLIGHT)),
-        }
+        })
     }
 
     /// Answers one `/fanout` request.
@@ -74,16 +96,24 @@ impl Fanout {
         let Ok(permits) = Arc::clone(&self.budget).try_acquire_many_owned(n as u32) else {
             return busy();
         };
-        let url = format!("http://{}/delay/{ms}", self.own);
+        let Ok(url) = format!("{}/delay/{ms}", self.base).parse::<Uri>() else {
+            return (StatusCode::INTERNAL_SERVER_ERROR, "bad fanout address\n").into_response();
+        };
         let started = tokio::time::Instant::now();
         let mut calls = tokio::task::JoinSet::new();
         for _ in 0..n {
-            let request = self.client.get(&url).send();
-            calls.spawn(async move { request.await.map(|res| res.status().is_success()) });
+            let request = self.client.get(url.clone());
+            calls.spawn(async move {
+                let res = request.await.ok()?;
+                let ok = res.status().is_success();
+                // Read to the end, so the connection goes back to the pool.
+                res.into_body().collect().await.ok()?;
+                Some(ok)
+            });
         }
         let mut ok = 0;
         while let Some(joined) = calls.join_next().await {
-            if matches!(joined, Ok(Ok(true))) {
+            if matches!(joined, Ok(Some(true))) {
                 ok += 1;
             }
         }
@@ -150,7 +180,11 @@ mod tests {
     /// address is one nothing listens on, so a call would fail as 502, not 503.
     #[tokio::test]
     async fn a_spent_budget_answers_503_with_retry_after() {
-        let fanout = Fanout::new("127.0.0.1:9".parse().unwrap());
+        let fanout = Fanout::new(Own {
+            addr: "127.0.0.1:9".parse().unwrap(),
+            tls: false,
+        })
+        .unwrap();
         let held = Arc::clone(&fanout.budget)
             .try_acquire_many_owned((MAX_CALLS_IN_FLIGHT - 1) as u32)
             .unwrap();

@@ -11,13 +11,14 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
-use pipelined::{Body, Router};
-use tokio::net::TcpListener;
+use pipelined::{Body, Listener, Router};
 use tower::ServiceExt;
 
 /// Serves `app` with hyper until `signal`, then lets connections finish for up to `drain`.
-pub async fn serve(
-    listener: TcpListener,
+/// `listener`'s connections come set up (no Nagle; a TLS handshake done), as the ordered
+/// engine gets them.
+pub async fn serve<L: Listener>(
+    mut listener: L,
     app: Router,
     signal: impl Future<Output = ()>,
     drain: Duration,
@@ -35,7 +36,6 @@ pub async fn serve(
             },
             () = &mut signal => break,
         };
-        let _ = stream.set_nodelay(true);
         let app = app.clone();
         let service = hyper::service::service_fn(move |req: Request<Incoming>| {
             let app = app.clone();

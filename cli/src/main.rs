@@ -9,12 +9,15 @@ mod prometheus;
 mod send;
 mod work;
 
-use std::io::IsTerminal;
+use std::io::{self, IsTerminal};
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use pipelined::tls::TlsListener;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -118,6 +121,13 @@ struct ServeArgs {
     /// cancels its running handlers at once.
     #[arg(long, value_enum, default_value_t = HalfClose::Answer)]
     half_close: HalfClose,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key): rustls, TLS 1.2 and 1.3,
+    /// ALPN `h2` (HTTP/2) or `http/1.1` (the ordered engine; `--engine hyper`: HTTP/1.1 only).
+    #[arg(long, value_name = "PATH", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Tokio worker threads (default: one per core).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     workers: Option<u32>,
@@ -166,9 +176,50 @@ fn main() -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(tls_config(cert, key, args.engine)?),
+        _ => None,
+    };
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.bind))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let engine = args
+        .engine
+        .to_possible_value()
+        .map(|v| v.get_name().to_owned());
+    let engine = engine.unwrap_or_default();
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let demo = Demo {
+        own: demo::Own {
+            addr,
+            tls: tls.is_some(),
+        },
+        metrics: if args.no_metrics {
+            None
+        } else {
+            Some(prometheus::install()?)
+        },
+    };
+    tracing::info!("listening on {scheme}://{addr} (engine: {engine})");
+    match tls {
+        Some(tls) => run(TlsListener::new(listener, tls), &args, demo).await,
+        None => run(listener, &args, demo).await,
+    }
+    .map_err(|e| e.to_string())?;
+    tracing::info!("shut down cleanly");
+    Ok(())
+}
+
+/// What the demo routes are built from.
+struct Demo {
+    own: demo::Own,
+    metrics: Option<Arc<prometheus::Registry>>,
+}
+
+/// Serves the demo on `listener` with the engine and limits `args` ask for, until Ctrl-C or
+/// SIGTERM and the drain after it.
+async fn run<L: pipelined::Listener>(listener: L, args: &ServeArgs, demo: Demo) -> io::Result<()> {
     let config = pipelined::Config::default()
         .max_pipeline_depth(args.max_pipeline_depth as usize)
         .header_read_timeout(Duration::from_secs(args.header_read_timeout))
@@ -178,41 +229,41 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .shutdown_timeout(Some(Duration::from_secs(args.shutdown_timeout)))
         .server_timing(!args.no_server_timing)
         .half_close(args.half_close == HalfClose::Answer);
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let metrics = if args.no_metrics {
-        None
-    } else {
-        Some(prometheus::install()?)
-    };
-    let engine = args
-        .engine
-        .to_possible_value()
-        .map(|v| v.get_name().to_owned());
-    let engine = engine.unwrap_or_default();
-    tracing::info!("listening on http://{addr} (engine: {engine})");
-    let drain = Duration::from_secs(args.shutdown_timeout);
+    let Demo { own, metrics } = demo;
     match args.engine {
         Engine::Ordered if metrics.is_some() => {
-            let app = prometheus::Counted::new(demo::app(addr, metrics));
+            let app = prometheus::Counted::new(demo::app(own, metrics).map_err(io::Error::other)?);
             pipelined::serve(listener, app)
                 .config(config.metrics(true))
                 .with_graceful_shutdown(shutdown_signal())
                 .await
         }
         Engine::Ordered => {
-            pipelined::serve(listener, demo::app(addr, None))
+            pipelined::serve(listener, demo::app(own, None).map_err(io::Error::other)?)
                 .config(config)
                 .with_graceful_shutdown(shutdown_signal())
                 .await
         }
         Engine::Hyper => {
-            let app = demo::app(addr, metrics);
+            let drain = Duration::from_secs(args.shutdown_timeout);
+            let app = demo::app(own, metrics).map_err(io::Error::other)?;
             hyper_engine::serve(listener, app, shutdown_signal(), drain).await
         }
     }
-    .map_err(|e| e.to_string())?;
-    tracing::info!("shut down cleanly");
-    Ok(())
+}
+
+/// The server's TLS settings from `--tls-cert` and `--tls-key`. hyper's engine here speaks
+/// HTTP/1.1 only, so with it ALPN offers nothing else (a client must not pick `h2`).
+fn tls_config(
+    cert: &Path,
+    key: &Path,
+    engine: Engine,
+) -> Result<Arc<pipelined::tls::rustls::ServerConfig>, String> {
+    let mut config = pipelined::tls::config_from_pem(cert, key).map_err(|e| e.to_string())?;
+    if engine == Engine::Hyper {
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    }
+    Ok(Arc::new(config))
 }
 
 /// Resolves on Ctrl-C or SIGTERM (what `docker stop` and Kubernetes send).

@@ -4,60 +4,21 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use http::Request;
 use pipelined::{get, Body, PathParams, Router};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use tokio::sync::{oneshot, Notify};
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer};
 use tokio_rustls::rustls::{crypto, ServerConfig};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
-/// A server certificate for `127.0.0.1` and `localhost`, and the PEM of the CA to trust for it.
-struct Pki {
-    chain: Vec<CertificateDer<'static>>,
-    key: PrivatePkcs8KeyDer<'static>,
-    ca_pem: String,
-}
+mod common;
 
-const NAMES: [&str; 2] = ["127.0.0.1", "localhost"];
-
-/// A CA called `ca_name`, and a leaf it issued: what a real deployment has. CAs in one test
-/// need distinct names: a verifier looks an issuer up by name.
-fn ca_signed(ca_name: &str) -> Pki {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.distinguished_name.push(DnType::CommonName, ca_name);
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca, ca_key);
-    let key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(NAMES.map(String::from))
-        .unwrap()
-        .signed_by(&key, &issuer)
-        .unwrap();
-    Pki {
-        chain: vec![leaf.der().clone()],
-        key: PrivatePkcs8KeyDer::from(key.serialize_der()),
-        ca_pem: ca_cert.pem(),
-    }
-}
-
-/// A certificate that vouches for itself: what a test server has.
-fn self_signed() -> Pki {
-    let made = rcgen::generate_simple_self_signed(NAMES.map(String::from)).unwrap();
-    Pki {
-        chain: vec![made.cert.der().clone()],
-        key: PrivatePkcs8KeyDer::from(made.signing_key.serialize_der()),
-        ca_pem: made.cert.pem(),
-    }
-}
+use common::pki::{ca_signed, self_signed, Pki, TempFile};
 
 /// What one TLS connection agreed on, as the server saw it.
 #[derive(Clone, Debug, PartialEq)]
@@ -157,7 +118,7 @@ async fn accept_loop(
 
 /// The one call into the library's connection API, so a change to its signature is one edit.
 async fn serve(tls: TlsStream<tokio::net::TcpStream>, app: Router) {
-    pipelined::serve_connection(tls, app, pipelined::Config::default()).await;
+    pipelined::serve_connection(tls, app).await;
 }
 
 /// `/bytes/{n}/{c}`: `n` copies of the character `c`, so each body says whose it is and spans
@@ -192,31 +153,6 @@ fn app() -> Router {
                 async { "opened" }
             }),
         )
-}
-
-/// A file in the temporary directory, removed when dropped.
-struct TempFile(PathBuf);
-
-impl TempFile {
-    /// A new file; tests run in parallel, so each name is made unique within the process too.
-    fn new(name: &str, contents: &str) -> TempFile {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let pid = std::process::id();
-        let path = std::env::temp_dir().join(format!("pipelined-{pid}-{n}-{name}"));
-        std::fs::write(&path, contents).unwrap();
-        TempFile(path)
-    }
-
-    fn path(&self) -> &str {
-        self.0.to_str().unwrap()
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
 }
 
 /// Runs `pipelined send` with `system_roots` as the machine's trust store.

@@ -10,7 +10,7 @@
 mod client;
 mod decode;
 mod report;
-mod tls;
+pub mod tls;
 mod url;
 
 use std::io::{Read, Write};

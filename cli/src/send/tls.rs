@@ -41,21 +41,8 @@ pub struct Tls {
 impl Tls {
     /// The client's TLS settings for `trust`; fails when that trust store cannot be loaded.
     pub fn new(trust: &Trust) -> Result<Tls, String> {
-        let provider = Arc::new(crypto::ring::default_provider());
-        let builder = ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("cannot set up TLS: {e}"))?;
-        let builder = match trust {
-            Trust::System => builder.with_root_certificates(system_roots()?),
-            Trust::CaFile(path) => builder.with_root_certificates(ca_file(path)?),
-            Trust::Anything => builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider))),
-        };
-        let mut config = builder.with_no_client_auth();
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Tls {
-            connector: TlsConnector::from(Arc::new(config)),
+            connector: TlsConnector::from(Arc::new(client_config(trust)?)),
             trust: trust.clone(),
         })
     }
@@ -101,6 +88,25 @@ impl Tls {
         };
         format!("{why}{hint}")
     }
+}
+
+/// The client's TLS settings for `trust` (ALPN `http/1.1`); fails when that trust store cannot
+/// be loaded. Also what the demo's `/fanout` calls its own HTTPS server with.
+pub fn client_config(trust: &Trust) -> Result<ClientConfig, String> {
+    let provider = Arc::new(crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("cannot set up TLS: {e}"))?;
+    let builder = match trust {
+        Trust::System => builder.with_root_certificates(system_roots()?),
+        Trust::CaFile(path) => builder.with_root_certificates(ca_file(path)?),
+        Trust::Anything => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider))),
+    };
+    let mut config = builder.with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
 }
 
 /// Lets rustls take the whole pipeline at once. With its default 64 KiB buffer limit a large

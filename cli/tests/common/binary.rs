@@ -10,6 +10,8 @@ use std::time::Duration;
 pub struct Binary {
     child: Child,
     pub addr: SocketAddr,
+    /// `http` or `https` (`--tls-cert`), as the binary logged it.
+    pub scheme: &'static str,
     log: mpsc::Receiver<String>,
 }
 
@@ -32,16 +34,24 @@ impl Binary {
                 }
             }
         });
-        let addr = loop {
+        let (scheme, addr) = loop {
             let line = log
                 .recv_timeout(Duration::from_secs(30))
                 .expect("the binary logs its address");
-            if let Some((_, addr)) = line.split_once("listening on http://") {
-                let addr = addr.split_whitespace().next().unwrap_or_default();
-                break addr.parse().expect("a socket address");
-            }
+            let Some((_, url)) = line.split_once("listening on ") else {
+                continue;
+            };
+            let (scheme, addr) = url.split_once("://").expect("a URL");
+            let scheme = if scheme == "https" { "https" } else { "http" };
+            let addr = addr.split_whitespace().next().unwrap_or_default();
+            break (scheme, addr.parse().expect("a socket address"));
         };
-        Binary { child, addr, log }
+        Binary {
+            child,
+            addr,
+            scheme,
+            log,
+        }
     }
 
     /// The process id, to read its descriptors and memory from /proc.
@@ -50,7 +60,7 @@ impl Binary {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("{}://{}{path}", self.scheme, self.addr)
     }
 
     /// Sends SIGTERM and asserts a clean exit: status 0 and the "shut down cleanly" log line.

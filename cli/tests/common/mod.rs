@@ -3,5 +3,6 @@
 
 pub mod binary;
 pub mod load;
+pub mod pki;
 pub mod tools;
 pub mod wire;

@@ -1,0 +1,79 @@
+//! Certificates made at run time (rcgen) and the temporary files tests hand to the binary.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer};
+
+/// A server certificate for `127.0.0.1` and `localhost`, and the PEM of the CA to trust for it.
+pub struct Pki {
+    pub chain: Vec<CertificateDer<'static>>,
+    pub key: PrivatePkcs8KeyDer<'static>,
+    pub ca_pem: String,
+    /// `chain` and `key` as PEM, for the binary's `--tls-cert` and `--tls-key`.
+    pub chain_pem: String,
+    pub key_pem: String,
+}
+
+pub const NAMES: [&str; 2] = ["127.0.0.1", "localhost"];
+
+/// A CA called `ca_name`, and a leaf it issued: what a real deployment has. CAs in one test
+/// need distinct names: a verifier looks an issuer up by name.
+pub fn ca_signed(ca_name: &str) -> Pki {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.distinguished_name.push(DnType::CommonName, ca_name);
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(NAMES.map(String::from))
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    Pki {
+        chain: vec![leaf.der().clone()],
+        key: PrivatePkcs8KeyDer::from(key.serialize_der()),
+        ca_pem: ca_cert.pem(),
+        chain_pem: leaf.pem(),
+        key_pem: key.serialize_pem(),
+    }
+}
+
+/// A certificate that vouches for itself: what a test server has.
+pub fn self_signed() -> Pki {
+    let made = rcgen::generate_simple_self_signed(NAMES.map(String::from)).unwrap();
+    Pki {
+        chain: vec![made.cert.der().clone()],
+        key: PrivatePkcs8KeyDer::from(made.signing_key.serialize_der()),
+        ca_pem: made.cert.pem(),
+        chain_pem: made.cert.pem(),
+        key_pem: made.signing_key.serialize_pem(),
+    }
+}
+
+/// A file in the temporary directory, removed when dropped.
+pub struct TempFile(pub PathBuf);
+
+impl TempFile {
+    /// A new file; tests run in parallel, so each name is made unique within the process too.
+    pub fn new(name: &str, contents: &str) -> TempFile {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let pid = std::process::id();
+        let path = std::env::temp_dir().join(format!("pipelined-{pid}-{n}-{name}"));
+        std::fs::write(&path, contents).unwrap();
+        TempFile(path)
+    }
+
+    pub fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
