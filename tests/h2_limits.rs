@@ -2,6 +2,9 @@
 //! is the one the ordered engine gives the same request on HTTP/1.1 (issue 11's parity).
 
 mod common;
+#[path = "common/h2frames.rs"]
+#[allow(dead_code)]
+mod h2frames;
 
 use std::collections::VecDeque;
 use std::future::IntoFuture;
@@ -568,4 +571,69 @@ async fn a_panicking_handler_is_answered_500_and_the_connection_goes_on() {
         );
         assert_eq!(h2_get(&mut client, server.addr, "/peer").await.0, 200);
     }
+}
+
+/// The header block of `POST /echo` announcing `length` body bytes (`:method POST` and
+/// `content-length` are static-table entries 3 and 28).
+fn post_block(length: usize) -> Vec<u8> {
+    let mut block = vec![0x83, 0x86];
+    h2frames::literal_indexed_name(&mut block, 1, "test");
+    h2frames::literal_indexed_name(&mut block, 4, "/echo");
+    h2frames::literal_indexed_name(&mut block, 28, &length.to_string());
+    block
+}
+
+/// An HTTP/2 DATA frame.
+const DATA: u8 = 0x0;
+
+/// HTTP/2 lets a server answer before the upload is over and reset the rest with `NO_ERROR`,
+/// but clients such as curl then report a failed transfer instead of the `413`. So a refused
+/// upload of up to twice the limit is read to its end (the stream closes with no reset), and a
+/// larger one is still reset at once.
+#[tokio::test]
+async fn a_refused_upload_is_read_to_its_end_unless_it_is_past_twice_the_limit() {
+    let server = serve_with(app(), Config::default().max_body_bytes(1000)).await;
+    let mut conn = h2frames::Conn::open(server.addr).await;
+
+    // 1,500 bytes: past the limit, within twice it.
+    conn.send(&h2frames::headers(
+        1,
+        h2frames::END_HEADERS,
+        &post_block(1500),
+    ))
+    .await;
+    let answer = conn.until(|f| f.kind == h2frames::HEADERS).await;
+    assert_eq!(answer.expect("an answer").stream, 1);
+    let body = h2frames::frame(DATA, h2frames::END_STREAM, 1, &[b'x'; 1500]);
+    conn.send(&[body, h2frames::ping(*b"uploaded")].concat())
+        .await;
+    // The server answers the PING once it has read the upload before it: any reset of
+    // stream 1 would have come by then.
+    let mut reset = None;
+    let acked = conn
+        .until(|f| {
+            if f.kind == h2frames::RST_STREAM && f.stream == 1 {
+                reset = Some(f.reset_code());
+            }
+            f.kind == h2frames::PING && f.flags & h2frames::ACK != 0
+        })
+        .await;
+    assert!(acked.is_some(), "the connection ended");
+    assert_eq!(
+        reset, None,
+        "the upload was reset instead of read to its end"
+    );
+
+    // 2,001 bytes: more than twice the limit, reset with NO_ERROR before it is sent.
+    conn.send(&h2frames::headers(
+        3,
+        h2frames::END_HEADERS,
+        &post_block(2001),
+    ))
+    .await;
+    let reset = conn
+        .until(|f| f.kind == h2frames::RST_STREAM && f.stream == 3)
+        .await
+        .expect("stream 3 reset");
+    assert_eq!(reset.reset_code(), 0, "NO_ERROR");
 }

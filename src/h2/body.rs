@@ -28,6 +28,28 @@ pub(super) fn limited(body: Incoming, max_bytes: u64, read_timeout: Duration) ->
     }))
 }
 
+/// Reads and drops a refused request's body to its end: at most `most` bytes, none of them
+/// kept, and never waiting longer than `read_timeout` for the next frame.
+///
+/// HTTP/2 lets a server answer before the request is over and then reset the stream with
+/// `NO_ERROR` (RFC 9113 §8.1), which hyper does as soon as the body is dropped; but clients
+/// such as curl (7.88 here) take that reset for a failed transfer and never show the answer,
+/// so a `413` looked like a broken server. Read to its end, the upload finishes and the stream
+/// closes cleanly. Bounded in bytes and time, so an endless or stalled upload is still reset.
+pub(super) async fn discard(body: Incoming, most: u64, read_timeout: Duration) {
+    let mut body = ReadTimeout::new(body, read_timeout);
+    let mut left = most;
+    while let Some(Ok(frame)) = body.frame().await {
+        let Some(data) = frame.data_ref() else {
+            continue;
+        };
+        match left.checked_sub(data.len() as u64) {
+            Some(rest) => left = rest,
+            None => break,
+        }
+    }
+}
+
 /// A body that fails with [`BodyError::TimedOut`] when its reader waits longer than `timeout`
 /// for the next frame. HTTP/1.1 arms the same limit whenever the connection waits for body
 /// bytes; here it runs while the handler waits, from the wait's start, so a client that

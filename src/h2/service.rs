@@ -21,7 +21,7 @@ use hyper::body::Incoming;
 use tokio::time::error::Elapsed;
 use tower::Service;
 
-use super::body::limited;
+use super::body::{discard, limited};
 use super::measure::Measure;
 use super::streams::{Held, StreamGuard, Streams};
 use crate::conn::InsertInfo;
@@ -29,6 +29,11 @@ use crate::proto::error::EngineError;
 use crate::proto::request::header_tokens;
 use crate::stats::ServerStats;
 use crate::{Body, BodyError, BoxError, Config};
+
+/// How many times `max_body_bytes` a refused request's upload may still send, discarded, so
+/// that its stream ends cleanly: an upload up to this many limits completes and its client reads
+/// the refusal ([`discard`]); a larger or endless one is reset.
+const DISCARD_LIMITS: u64 = 2;
 
 /// A stream's response: the application's, or one the server made itself, counted as an open
 /// stream until hyper is done with its body.
@@ -59,6 +64,15 @@ impl Limits {
 
     /// The request as the service gets it: its body under the body limits, the connection's
     /// info in its extensions.
+    /// Lets a refused request's upload end cleanly in the background ([`discard`]), unless it
+    /// is already over or announces more than the drain would take anyway.
+    fn drain_refused(&self, body: Incoming) {
+        let most = self.max_body_bytes.saturating_mul(DISCARD_LIMITS);
+        if !body.is_end_stream() && body.size_hint().lower() <= most {
+            tokio::spawn(discard(body, most, self.body_read_timeout));
+        }
+    }
+
     fn prepare(&self, request: Request<Incoming>) -> Request<Body> {
         let mut request =
             request.map(|body| limited(body, self.max_body_bytes, self.body_read_timeout));
@@ -136,6 +150,7 @@ where
     fn call(&mut self, request: Request<Incoming>) -> Self::Future {
         let stream = self.streams.open();
         if let Some(error) = self.limits.refusal(&request) {
+            self.limits.drain_refused(request.into_body());
             return Box::pin(std::future::ready(Ok(engine(error, stream))));
         }
         let request = self.limits.prepare(request);
