@@ -194,3 +194,63 @@ fn bad_certificate_files_are_clear_errors() {
     ]);
     assert!(err.contains(files.key.path()), "{err}");
 }
+
+/// Whether `curl` can run; without it the test is skipped, except in CI (`.ci/run` installs it).
+fn curl_installed() -> bool {
+    let found = Command::new("curl").arg("--version").output().is_ok();
+    if !found {
+        assert!(std::env::var_os("CI").is_none(), "curl is missing in CI");
+        eprintln!("SKIPPED: curl is not installed (Debian: apt-get install curl)");
+    }
+    found
+}
+
+/// `curl` with `flags`, printing only the status and the HTTP version it spoke.
+fn curl_status(flags: &[&str], args: &[&str]) -> String {
+    let out = Command::new("curl")
+        .args(["--silent", "--insecure", "--output", "/dev/null"])
+        .args(["--write-out", "%{http_code} %{http_version}"])
+        .args(flags)
+        .args(args)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Issue 11's four curl lines against `--request-timeout 1`: a 20 MB upload is `413` and an
+/// overdue handler `503`, on HTTP/1.1 and HTTP/2, plain and over TLS alike.
+#[test]
+fn the_same_limits_give_the_same_status_on_every_transport() {
+    if !curl_installed() {
+        return;
+    }
+    let pki = self_signed();
+    let files = Files::of(&pki);
+    let upload = TempFile::new("20MB", &"x".repeat(20_000_000));
+    let upload = format!("@{}", upload.path());
+    let limits = ["--request-timeout", "1", "--no-metrics"];
+    let plain = Binary::start(
+        &[&["serve", "--bind", "127.0.0.1:0"][..], &limits].concat(),
+        &[],
+    );
+    let tls = Binary::start(&files.args(&limits), &[]);
+    let transports = [
+        (&plain, "--http1.1", "1.1"),
+        (&plain, "--http2-prior-knowledge", "2"),
+        (&tls, "--http1.1", "1.1"),
+        (&tls, "--http2", "2"),
+    ];
+    for (server, flag, version) in transports {
+        let echo = server.url("/echo");
+        let posted = curl_status(&[flag], &["--data-binary", &upload, &echo]);
+        assert_eq!(posted, format!("413 {version}"), "{flag} {echo}");
+        let delay = server.url("/delay/3000");
+        assert_eq!(
+            curl_status(&[flag], &[&delay]),
+            format!("503 {version}"),
+            "{flag} {delay}"
+        );
+    }
+    plain.terminate();
+    tls.terminate();
+}
