@@ -32,35 +32,6 @@ mkdir -p "$HERE/results"
 raw="$HERE/results/raw-$(date -u +%Y%m%dT%H%M%SZ).txt"
 : > "$raw"
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }   # utime + stime, in CLK_TCK
-
-# wrk_run URL [CONNS]: pipelined at CONNS connections, or plain at 64 without CONNS.
-# Prints "REQ_PER_SEC[!] REQUESTS" (! when wrk saw socket errors or non-2xx answers).
-wrk_run() {
-  local url=$1; shift
-  if [ $# -gt 0 ]; then
-    taskset -c "$LOAD_CPU" wrk -t1 -c"$1" -d"$DURATION" -s "$HERE/pipeline.lua" "$url" -- /plaintext "$DEPTH"
-  else
-    taskset -c "$LOAD_CPU" wrk -t1 -c64 -d"$DURATION" "$url/plaintext"
-  fi | awk '/requests in/{n=$1} /Requests\/sec/{r=int($2)} /Non-2xx|Socket errors/{err="!"}
-            END{printf "%s%s %s\n", r, err, n}'
-}
-
-# cpu_ns TICKS_BEFORE TICKS_AFTER REQUESTS: server CPU per request in ns.
-cpu_ns() {
-  awk -v a="$1" -v b="$2" -v n="$3" -v t="$TCK" \
-    'BEGIN { if (n > 0) printf "%d", (b - a) / t * 1e9 / n; else printf "" }'
-}
-
-# h2load_rps URL CONNS: h2load --h1 pipelining DEPTH deep for SECS; req/s (! on failures).
-h2load_rps() {
-  taskset -c "$LOAD_CPU" h2load --h1 -t1 -c"$2" -m"$DEPTH" -D"$SECS" "$1/plaintext" 2>&1 \
-    | awk '/^finished in/{r=int($4)}
-           /^requests:/{if ($10 + $12 > 0) err="!"}
-           /^status codes:/{if ($5 + $7 + $9 > 0) err="!"}
-           END{printf "%s%s\n", r, err}'
-}
-
 port=9400
 for round in $(seq "$ROUNDS"); do
   while IFS='|' read -r -u 3 name cmd; do

@@ -614,46 +614,35 @@ macro_rules! parity {
     )+};
 }
 
-#[cfg(not(feature = "tls"))]
-parity! {
-    http1 => super::Transport::Http1,
-    h2c => super::Transport::H2c;
-    rows: (
-        body_size,
-        request_timeout,
-        header_count,
-        header_size,
-        expectation,
-        connect_info,
-        server_timing,
-        running_handlers,
-        handler_failure,
-        body_read_timeout,
-        idle_timeout,
-        graceful_drain,
-        drain_deadline,
-    )
+/// Every row on every transport this build serves: over TLS only with the `tls` feature.
+macro_rules! every_transport {
+    ($rows:tt) => {
+        parity! {
+            http1 => super::Transport::Http1,
+            h2c => super::Transport::H2c;
+            rows: $rows
+        }
+        #[cfg(feature = "tls")]
+        parity! {
+            http1_tls => super::Transport::Http1Tls,
+            h2_tls => super::Transport::H2Tls;
+            rows: $rows
+        }
+    };
 }
 
-#[cfg(feature = "tls")]
-parity! {
-    http1 => super::Transport::Http1,
-    h2c => super::Transport::H2c,
-    http1_tls => super::Transport::Http1Tls,
-    h2_tls => super::Transport::H2Tls;
-    rows: (
-        body_size,
-        request_timeout,
-        header_count,
-        header_size,
-        expectation,
-        connect_info,
-        server_timing,
-        running_handlers,
-        handler_failure,
-        body_read_timeout,
-        idle_timeout,
-        graceful_drain,
-        drain_deadline,
-    )
-}
+every_transport!((
+    body_size,
+    request_timeout,
+    header_count,
+    header_size,
+    expectation,
+    connect_info,
+    server_timing,
+    running_handlers,
+    handler_failure,
+    body_read_timeout,
+    idle_timeout,
+    graceful_drain,
+    drain_deadline,
+));
