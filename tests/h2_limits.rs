@@ -195,6 +195,12 @@ async fn more_header_fields_than_max_headers_are_refused_431() {
     };
     assert_eq!(with_headers(21).send().await.unwrap().status(), 431);
     assert_eq!(with_headers(5).send().await.unwrap().status(), 200);
+    // Cookies sent one field each (RFC 9113 §8.2.3) are one `Cookie` line on HTTP/1.1: they
+    // count as one field.
+    let crumbs = (0..30).fold(client.get(&url), |req, i| {
+        req.header("cookie", format!("c{i}=v"))
+    });
+    assert_eq!(crumbs.send().await.unwrap().status(), 200);
 }
 
 #[tokio::test]
@@ -275,7 +281,8 @@ async fn a_connection_that_opens_no_stream_is_closed_after_the_idle_timeout() {
     let closed = until_closed(&mut stream).await;
     assert!(closed >= idle, "closed before the idle timeout: {closed:?}");
     assert!(
-        closed < idle + Duration::from_secs(3),
+        // Wide for a loaded CI machine; a connection held for ever fails at HANG all the same.
+        closed < idle + Duration::from_secs(8),
         "closed long after the idle timeout: {closed:?}"
     );
 }

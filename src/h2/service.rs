@@ -62,8 +62,6 @@ impl Limits {
         }
     }
 
-    /// The request as the service gets it: its body under the body limits, the connection's
-    /// info in its extensions.
     /// Lets a refused request's upload end cleanly in the background ([`discard`]), unless it
     /// is already over or announces more than the drain would take anyway.
     fn drain_refused(&self, body: Incoming) {
@@ -73,6 +71,8 @@ impl Limits {
         }
     }
 
+    /// The request as the service gets it: its body under the body limits, the connection's
+    /// info in its extensions.
     fn prepare(&self, request: Request<Incoming>) -> Request<Body> {
         let mut request =
             request.map(|body| limited(body, self.max_body_bytes, self.body_read_timeout));
@@ -85,7 +85,7 @@ impl Limits {
     /// What the server answers instead of calling the service, as the HTTP/1.1 engine would.
     fn refusal(&self, request: &Request<Incoming>) -> Option<EngineError> {
         // hyper's `max_header_list_size` bounds the bytes; the count is ours to check.
-        if request.headers().len() > self.max_headers {
+        if field_count(request.headers()) > self.max_headers {
             return Some(EngineError::new(
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                 "too many header fields",
@@ -218,6 +218,14 @@ fn respond<B, E: Into<BoxError>>(
         }
         Err(_) => engine(EngineError::timed_out(), stream),
     }
+}
+
+/// The header fields as HTTP/1.1 would count them: HTTP/2 clients may send each cookie as a
+/// field of its own (RFC 9113 §8.2.3), where HTTP/1.1 sends one `Cookie` line, so the cookies
+/// count as one field and a browser's many cookies are not refused on HTTP/2 alone.
+fn field_count(headers: &http::HeaderMap) -> usize {
+    let cookies = headers.get_all(header::COOKIE).iter().count();
+    headers.len() - cookies.saturating_sub(1)
 }
 
 /// The response the server makes itself: the status and a one-line reason, as on HTTP/1.1.
