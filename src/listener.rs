@@ -15,6 +15,11 @@ pub trait Listener: Send + 'static {
     type Addr: Clone + Send + Sync + std::fmt::Debug + 'static;
 
     /// Waits for the next connection.
+    ///
+    /// Must be cancel-safe, as tokio's own `accept` is: the server drops this future when it
+    /// shuts down, and a `tls::TlsListener` (feature `tls`) wrapping this listener drops it whenever a
+    /// handshake finishes first, so a connection must not be lost in a dropped future (a
+    /// PROXY-protocol header read inside `accept` would be).
     fn accept(&mut self) -> impl Future<Output = io::Result<(Self::Io, Self::Addr)>> + Send;
 
     /// The address this listener is bound to.

@@ -11,13 +11,15 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::listener::{Listener, Protocol};
 
-/// Handshakes in flight at once (finished ones not yet taken by the server included).
+/// Handshakes in flight at once by default (finished ones not yet taken by the server
+/// included); see [`TlsListener::max_handshakes`].
 ///
 /// Each holds a socket, a task and rustls' connection state for up to the handshake timeout, so
 /// without a bound a flood of clients that connect and say nothing would take every descriptor.
 /// Past it the listener stops accepting, and new connections wait in the kernel's listen
 /// backlog (as with `Config::max_connections`) until a handshake ends. 1024 is far above what
-/// honest clients keep in flight at once (a handshake is one or two round trips).
+/// honest clients keep in flight at once (a handshake is one or two round trips). These sockets
+/// are not yet connections of the server's, so they come on top of `Config::max_connections`.
 const MAX_HANDSHAKES: usize = 1024;
 
 /// How long a client has to finish its handshake, by default.
@@ -41,6 +43,7 @@ pub struct TlsListener<L: Listener = tokio::net::TcpListener> {
     listener: L,
     acceptor: TlsAcceptor,
     handshake_timeout: Duration,
+    max_handshakes: usize,
     /// Handshakes on tasks of their own: they progress while the server is not in `accept`
     /// (busy spawning a connection, or waiting for a `max_connections` permit), and a
     /// `JoinSet` aborts them when the listener is dropped, so none outlives the server.
@@ -66,6 +69,7 @@ impl<L: Listener> TlsListener<L> {
             listener,
             acceptor: TlsAcceptor::from(config),
             handshake_timeout: HANDSHAKE_TIMEOUT,
+            max_handshakes: MAX_HANDSHAKES,
             handshakes: JoinSet::new(),
         }
     }
@@ -74,6 +78,15 @@ impl<L: Listener> TlsListener<L> {
     /// 10 s: room for a slow link's round trips, not for a client that says nothing).
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.handshake_timeout = timeout;
+        self
+    }
+
+    /// Most handshakes in flight at once (default 1024; at least 1); beyond it new connections
+    /// wait in the listen backlog. Each holds a descriptor for up to the handshake timeout, on
+    /// top of `Config::max_connections`: a server under a descriptor limit should keep
+    /// `max_connections` + `max_handshakes` below it, or silent clients can take what is left.
+    pub fn max_handshakes(mut self, max: usize) -> Self {
+        self.max_handshakes = max.max(1);
         self
     }
 
@@ -115,7 +128,7 @@ impl<L: Listener> Listener for TlsListener<L> {
     type Addr = L::Addr;
 
     /// The next connection whose handshake is done. Meanwhile it keeps accepting from the
-    /// inner listener (up to 1024 handshakes in flight) and starting handshakes.
+    /// inner listener (up to `max_handshakes` in flight) and starting handshakes.
     /// Cancel-safe: accepted connections and running handshakes live in the listener, not in
     /// this future. An error is the inner listener's own.
     async fn accept(&mut self) -> io::Result<(Self::Io, Self::Addr)> {
@@ -130,7 +143,7 @@ impl<L: Listener> Listener for TlsListener<L> {
                         return Ok(connection);
                     }
                 }
-                accepted = self.listener.accept(), if self.handshakes.len() < MAX_HANDSHAKES => {
+                accepted = self.listener.accept(), if self.handshakes.len() < self.max_handshakes => {
                     let (io, peer) = accepted?;
                     self.start_handshake(io, peer);
                 }
