@@ -579,7 +579,8 @@ async fn connections_that_open_no_stream_are_closed_after_the_idle_timeout() {
     assert!(took >= idle, "closed before the idle timeout: {took:?}");
     // GOAWAY at the idle timeout, the socket closed a second later (none acknowledges it).
     assert!(
-        took < idle + Duration::from_secs(3),
+        // Wide for a loaded CI machine; a connection held for ever fails at HANG all the same.
+        took < idle + Duration::from_secs(8),
         "closed long after the idle timeout: {took:?}"
     );
     fresh.await.unwrap();

@@ -1,4 +1,5 @@
-//! The parity table (issue 11): every `Config` limit and server feature, one row each, run
+//! The parity table (issue 11): the `Config` limits and server features a request meets, one
+//! row each (the README says why `header_read_timeout` and the metrics differ on HTTP/2), run
 //! against every transport the server speaks: HTTP/1.1 and HTTP/2 (prior knowledge) over TCP,
 //! and both over TLS (feature `tls`, ALPN `http/1.1` / `h2`). A row is one function taking the
 //! transport; the macro at the bottom makes a test of each row for each transport
@@ -533,6 +534,10 @@ async fn drain_deadline(t: Transport) {
         forever.await.unwrap().is_err(),
         "the endless request was cut off"
     );
+    eventually("the endless handler is cancelled", || {
+        stats.running_handlers() == 0
+    })
+    .await;
 }
 
 /// A client's TLS settings trusting `roots` and offering `alpn`. Plain transports get one
