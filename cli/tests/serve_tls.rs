@@ -114,6 +114,19 @@ fn https_pipelines_http1_serves_http2_by_alpn_and_fans_out_over_tls() {
         ]
     );
 
+    // The container health check, over TLS: trusted with --cacert, refused without.
+    let health = |trust: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_pipelined"))
+            .args(["health", "--url", &server.url("/healthz")])
+            .args(trust)
+            .env("SSL_CERT_FILE", "/nonexistent")
+            .status()
+            .unwrap()
+    };
+    assert!(health(&["--cacert", files.cert.path()]).success());
+    assert!(health(&["--insecure"]).success());
+    assert!(!health(&[]).success(), "an untrusted certificate passed");
+
     runtime().block_on(async {
         let client = client(&pki);
         let (version, status, body) = get(&client, server.url("/plaintext")).await;

@@ -54,6 +54,13 @@ pub struct SendArgs {
     /// Seconds to wait, from connecting to the last response, before giving up.
     #[arg(long, default_value = "30", value_name = "SECS", value_parser = parse_secs)]
     timeout: Duration,
+    #[command(flatten)]
+    tls: TlsArgs,
+}
+
+/// How `https://` servers are trusted, for `send` and `health` alike.
+#[derive(Args)]
+struct TlsArgs {
     /// https: accept any server certificate (self-signed, expired, for another name). Still
     /// encrypted, but the server is not authenticated: for test servers only.
     #[arg(long, short = 'k', conflicts_with = "cacert")]
@@ -63,7 +70,7 @@ pub struct SendArgs {
     cacert: Option<PathBuf>,
 }
 
-impl SendArgs {
+impl TlsArgs {
     /// Which server certificates `--insecure` and `--cacert` let through.
     fn trust(&self) -> Trust {
         match (&self.cacert, self.insecure) {
@@ -82,6 +89,8 @@ pub struct HealthArgs {
     /// Seconds to wait for the answer.
     #[arg(long, default_value = "5", value_name = "SECS", value_parser = parse_secs)]
     timeout: Duration,
+    #[command(flatten)]
+    tls: TlsArgs,
 }
 
 /// One request of the pipeline, for the report.
@@ -98,7 +107,7 @@ pub fn send(args: SendArgs) -> ExitCode {
     let head = args.method.eq_ignore_ascii_case("HEAD");
     let exchange = client::exchange(
         &target,
-        &args.trust(),
+        &args.tls.trust(),
         &wire,
         sent.len(),
         head,
@@ -144,7 +153,7 @@ pub fn health(args: HealthArgs) -> ExitCode {
         &["Connection: close".to_owned()],
         None,
     );
-    let exchange = client::exchange(&target, &Trust::System, &wire, 1, false, args.timeout);
+    let exchange = client::exchange(&target, &args.tls.trust(), &wire, 1, false, args.timeout);
     let answer = exchange.and_then(|exchange| {
         let Exchange {
             responses, error, ..
