@@ -291,6 +291,11 @@ impl Config {
     /// end this long after the PING, and the connection, idle then, is closed by the idle
     /// deadline (`idle_timeout` and a second of GOAWAY grace later). 20 s is hyper's default,
     /// ample for a slow mobile round trip.
+    ///
+    /// It does not bound a client that keeps answering PINGs but never opens its flow-control
+    /// windows (never sends WINDOW_UPDATE): its streams wait for window for as long as it
+    /// stays, each holding at most [`http2_max_send_buf_size`](Self::http2_max_send_buf_size)
+    /// of response, as an HTTP/1.1 client that never reads holds its connection's write buffer.
     #[cfg(feature = "http2")]
     pub fn http2_keep_alive_timeout(mut self, timeout: Duration) -> Self {
         self.http2_keep_alive_timeout = timeout;

@@ -1,9 +1,10 @@
 //! HTTP/2 on the same port, through hyper's HTTP/2 server.
 //!
 //! HTTP/2 multiplexes requests on one connection, the protocol's own answer to head-of-line
-//! blocking; there is nothing for the ordered engine to add. A new connection that opens with
-//! the HTTP/2 cleartext preface (prior knowledge, `h2c`) is handed to hyper with the same
-//! service; every other connection stays on the ordered HTTP/1.1 engine.
+//! blocking; there is nothing for the ordered engine to add. A connection whose TLS ALPN agreed
+//! `h2`, or (nothing agreed) that opens with the HTTP/2 preface (prior knowledge, `h2c`), is
+//! handed to hyper with the same service; every other connection stays on the ordered
+//! HTTP/1.1 engine.
 //!
 //! `Config` applies to both: per-request limits in [`service`], connection limits in hyper's
 //! builder and the idle deadline of [`serve`]'s loop (README, "HTTP/2").
