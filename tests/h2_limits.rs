@@ -6,7 +6,6 @@ mod common;
 #[allow(dead_code)]
 mod h2frames;
 
-use std::collections::VecDeque;
 use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -16,6 +15,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::unannounced::Unannounced;
 use common::{serve_with, Client, HANG};
 use http::{Request, Response};
 use http_body::Frame;
@@ -98,21 +98,6 @@ fn h2_client() -> reqwest::Client {
         .unwrap()
 }
 
-/// A request body that does not announce its length: its chunks, one frame each.
-struct Unannounced(VecDeque<Bytes>);
-
-impl http_body::Body for Unannounced {
-    type Data = Bytes;
-    type Error = std::convert::Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        Poll::Ready(self.0.pop_front().map(|chunk| Ok(Frame::data(chunk))))
-    }
-}
-
 #[tokio::test]
 async fn an_announced_body_over_the_limit_is_refused_413_and_one_under_it_is_echoed() {
     let server = serve_with(app(), Config::default()).await;
@@ -143,7 +128,7 @@ async fn an_unannounced_body_that_grows_past_the_limit_fails_too_large() {
     let server = serve_with(app(), Config::default().max_body_bytes(1000)).await;
     let client = h2_client();
     let url = format!("http://{}/collect", server.addr);
-    let chunks = |n: usize| Unannounced((0..n).map(|_| Bytes::from(vec![b'z'; 500])).collect());
+    let chunks = |n: usize| Unannounced::new(n, 500);
 
     let res = client
         .post(&url)

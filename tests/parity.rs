@@ -10,19 +10,16 @@
 
 mod common;
 
-use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::future::IntoFuture;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::unannounced::Unannounced;
 use common::{eventually, HANG};
 use http::{HeaderMap, Method, Request, StatusCode, Version};
-use http_body::Frame;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper_rustls::HttpsConnector;
@@ -288,39 +285,6 @@ async fn start(transport: Transport, config: Config) -> Server {
     Server::start(transport, app(Arc::new(Notify::new())), config).await
 }
 
-/// A request body that does not announce its length: its chunks, one frame each, and then
-/// (when `stall`) no end at all.
-struct Unannounced {
-    chunks: VecDeque<Bytes>,
-    stall: bool,
-}
-
-impl Unannounced {
-    fn new(chunks: usize, size: usize) -> Self {
-        Unannounced {
-            chunks: (0..chunks).map(|_| Bytes::from(vec![b'z'; size])).collect(),
-            stall: false,
-        }
-    }
-}
-
-impl http_body::Body for Unannounced {
-    type Data = Bytes;
-    type Error = std::convert::Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        match self.chunks.pop_front() {
-            Some(chunk) => Poll::Ready(Some(Ok(Frame::data(chunk)))),
-            // Never woken: the body stalls for good, as a client that stopped sending.
-            None if self.stall => Poll::Pending,
-            None => Poll::Ready(None),
-        }
-    }
-}
-
 // ---- the rows ----
 
 /// `max_body_bytes`: an announced body past it is refused 413 before it is read; one that
@@ -471,10 +435,7 @@ async fn handler_failure(t: Transport) {
 async fn body_read_timeout(t: Transport) {
     let config = Config::default().body_read_timeout(Duration::from_millis(200));
     let server = start(t, config).await;
-    let stalled = Unannounced {
-        chunks: VecDeque::from([Bytes::from_static(b"part")]),
-        stall: true,
-    };
+    let stalled = Unannounced::stalled(b"part");
     let res = server.post("/collect", stalled.boxed()).await;
     assert_eq!(res.status, StatusCode::REQUEST_TIMEOUT);
     assert_eq!(res.text(), format!("{}\n", BodyError::TimedOut));

@@ -14,6 +14,8 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub mod unannounced;
+
 /// How long a test waits for bytes before declaring the server hung.
 pub const HANG: Duration = Duration::from_secs(20);
 
