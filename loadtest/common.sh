@@ -89,8 +89,19 @@ servers() {
   return 0
 }
 
-# The measurements compare.sh and tls.sh share; they read DURATION (like 5s), SECS (its
-# number), DEPTH and TCK (getconf CLK_TCK) from the script.
+# The settings compare.sh and tls.sh share: ROUNDS (2; the best round per cell is kept),
+# DURATION (5s, whole seconds), DEPTH (16); sets SECS and TCK for the measurements below.
+load_settings() {
+  need wrk "apt-get install wrk"
+  need h2load "apt-get install nghttp2-client"
+  need taskset "apt-get install util-linux"
+  ROUNDS=${ROUNDS:-2}; DURATION=${DURATION:-5s}; DEPTH=${DEPTH:-16}
+  SECS=${DURATION%s}
+  case "$SECS" in ''|*[!0-9]*) echo "DURATION must be whole seconds, like 5s" >&2; exit 2;; esac
+  TCK=$(getconf CLK_TCK)
+}
+
+# The measurements compare.sh and tls.sh share (after load_settings).
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }   # utime + stime, in CLK_TCK
 
 # wrk_run URL [CONNS]: pipelined at CONNS connections, or plain at 64 without CONNS.
@@ -118,4 +129,20 @@ h2load_rps() {
            /^requests:/{if ($10 + $12 > 0) err="!"}
            /^status codes:/{if ($5 + $7 + $9 > 0) err="!"}
            END{printf "%s%s\n", r, err}'
+}
+
+# pipelined_rows ROUND NAME URL RAW: wrk pipelining DEPTH deep at 64 and 256 connections with the
+# server's CPU per request over each window (SERVER_PID), then one request at a time at 64;
+# appends "ROUND NAME MEASURE VALUE" lines to RAW.
+pipelined_rows() {
+  local round=$1 name=$2 url=$3 raw=$4 c t0 t1 rps n
+  for c in 64 256; do
+    t0=$(cpu_ticks "$SERVER_PID")
+    read -r rps n < <(wrk_run "$url" "$c")
+    t1=$(cpu_ticks "$SERVER_PID")
+    echo "$round $name pipelined${DEPTH}_c$c $rps" >> "$raw"
+    echo "$round $name cpu_ns_c$c $(cpu_ns "$t0" "$t1" "$n")" >> "$raw"
+  done
+  read -r rps _ < <(wrk_run "$url")
+  echo "$round $name plain_c64_wrk $rps" >> "$raw"
 }

@@ -17,14 +17,8 @@
 # needs: wrk, h2load (apt-get install wrk nghttp2-client); oha optional (cargo install oha)
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
-need wrk "apt-get install wrk"
-need h2load "apt-get install nghttp2-client"
-need taskset "apt-get install util-linux"
-ROUNDS=${ROUNDS:-2}; DURATION=${DURATION:-5s}; DEPTH=${DEPTH:-16}
+load_settings
 CSV=${CSV:-$HERE/results/latest.csv}
-SECS=${DURATION%s}
-case "$SECS" in ''|*[!0-9]*) echo "DURATION must be whole seconds, like 5s" >&2; exit 2;; esac
-TCK=$(getconf CLK_TCK)
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true   # h2load at c=1024, and the servers
 build
 build_peers
@@ -38,15 +32,7 @@ for round in $(seq "$ROUNDS"); do
     port=$((port + 1))
     start "$name" "$port" ${cmd//\{PORT\}/$port}
     url="http://127.0.0.1:$port"
-    for c in 64 256; do
-      t0=$(cpu_ticks "$SERVER_PID")
-      read -r rps n < <(wrk_run "$url" "$c")
-      t1=$(cpu_ticks "$SERVER_PID")
-      echo "$round $name pipelined${DEPTH}_c$c $rps" >> "$raw"
-      echo "$round $name cpu_ns_c$c $(cpu_ns "$t0" "$t1" "$n")" >> "$raw"
-    done
-    read -r rps _ < <(wrk_run "$url")
-    echo "$round $name plain_c64_wrk $rps" >> "$raw"
+    pipelined_rows "$round" "$name" "$url" "$raw"
     if command -v oha >/dev/null; then
       o=$(taskset -c "$LOAD_CPU" oha --no-tui -c 64 -z "$DURATION" --output-format json "$url/plaintext" \
           | python3 -c 'import json,sys; print(int(json.load(sys.stdin)["summary"]["requestsPerSec"]))')

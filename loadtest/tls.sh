@@ -15,15 +15,9 @@
 # needs: wrk, h2load, openssl (apt-get install wrk nghttp2-client openssl)
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
-need wrk "apt-get install wrk"
-need h2load "apt-get install nghttp2-client"
+load_settings
 need openssl "apt-get install openssl"
-need taskset "apt-get install util-linux"
-ROUNDS=${ROUNDS:-2}; DURATION=${DURATION:-5s}; DEPTH=${DEPTH:-16}
 CSV=${CSV:-$HERE/results/tls-latest.csv}
-SECS=${DURATION%s}
-case "$SECS" in ''|*[!0-9]*) echo "DURATION must be whole seconds, like 5s" >&2; exit 2;; esac
-TCK=$(getconf CLK_TCK)
 build
 mkdir -p "$HERE/results"
 raw="$HERE/results/tls-raw-$(date -u +%Y%m%dT%H%M%SZ).txt"
@@ -49,15 +43,7 @@ for round in $(seq "$ROUNDS"); do
     port=$((port + 1))
     start "$name" "$port" ${cmd//\{PORT\}/$port}
     url="https://127.0.0.1:$port"
-    for c in 64 256; do
-      t0=$(cpu_ticks "$SERVER_PID")
-      read -r rps n < <(wrk_run "$url" "$c")
-      t1=$(cpu_ticks "$SERVER_PID")
-      echo "$round $name pipelined${DEPTH}_c$c $rps" >> "$raw"
-      echo "$round $name cpu_ns_c$c $(cpu_ns "$t0" "$t1" "$n")" >> "$raw"
-    done
-    read -r rps _ < <(wrk_run "$url")
-    echo "$round $name plain_c64_wrk $rps" >> "$raw"
+    pipelined_rows "$round" "$name" "$url" "$raw"
     echo "$round $name h2load_c256 $(h2load_rps "$url" 256)" >> "$raw"
     stop
     grep "^$round $name " "$raw" | tr '\n' ' ' >&2; echo >&2
