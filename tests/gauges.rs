@@ -4,6 +4,8 @@
 //! to exactly zero. Alone in its file: it installs the process-wide metrics recorder.
 
 mod common;
+#[path = "common/recorder.rs"]
+mod recorder;
 // Shared with tests/conformance.rs, which uses the rest of it (assert_table).
 #[allow(dead_code)]
 #[path = "conformance/runner.rs"]
@@ -11,77 +13,11 @@ mod runner;
 #[path = "conformance/table.rs"]
 mod table;
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{eventually, get, serve_with, Client};
-use metrics::{
-    Counter, Gauge, GaugeFn, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit,
-};
 use pipelined::{get as route_get, Config, Router};
-
-/// A gauge's value, as f64 bits.
-#[derive(Default)]
-struct Value(AtomicU64);
-
-impl GaugeFn for Value {
-    fn increment(&self, by: f64) {
-        self.update(|v| v + by);
-    }
-    fn decrement(&self, by: f64) {
-        self.update(|v| v - by);
-    }
-    fn set(&self, to: f64) {
-        self.update(|_| to);
-    }
-}
-
-impl Value {
-    fn update(&self, f: impl Fn(f64) -> f64) {
-        let _ = self
-            .0
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |bits| {
-                Some(f(f64::from_bits(bits)).to_bits())
-            });
-    }
-    fn get(&self) -> f64 {
-        f64::from_bits(self.0.load(Ordering::Acquire))
-    }
-}
-
-/// Keeps gauges by name; counters and histograms are not looked at here.
-#[derive(Default, Clone)]
-struct Gauges(Arc<Mutex<HashMap<String, Arc<Value>>>>);
-
-impl Gauges {
-    /// Whether a gauge of that name was ever registered (a metered connection opened).
-    fn registered(&self, name: &str) -> bool {
-        self.0.lock().unwrap().contains_key(name)
-    }
-
-    fn value(&self, name: &str) -> f64 {
-        self.0.lock().unwrap().get(name).map_or(0.0, |v| v.get())
-    }
-}
-
-impl Recorder for Gauges {
-    fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    fn register_counter(&self, _: &Key, _: &Metadata<'_>) -> Counter {
-        Counter::noop()
-    }
-    fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
-        let mut gauges = self.0.lock().unwrap();
-        let value = gauges.entry(key.name().to_owned()).or_default();
-        Gauge::from_arc(Arc::clone(value))
-    }
-    fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
-        Histogram::noop()
-    }
-}
+use recorder::Metrics;
 
 fn app() -> Router {
     Router::new()
@@ -94,7 +30,7 @@ fn app() -> Router {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gauges_return_to_zero_after_conformance_refusals_resets_half_closes_and_timeouts() {
-    let gauges = Gauges::default();
+    let gauges = Metrics::default();
     metrics::set_global_recorder(gauges.clone()).expect("the only recorder of this test binary");
 
     // Every conformance row, alone and pipelined, on a metered server of its own (the rows'
@@ -110,8 +46,8 @@ async fn gauges_return_to_zero_after_conformance_refusals_resets_half_closes_and
     eventually(
         "the conformance table left nothing open or in flight",
         move || {
-            g.value("pipelined_open_connections") == 0.0
-                && g.value("pipelined_in_flight_requests") == 0.0
+            g.gauge("pipelined_open_connections") == 0.0
+                && g.gauge("pipelined_in_flight_requests") == 0.0
         },
     )
     .await;
@@ -143,7 +79,7 @@ async fn gauges_return_to_zero_after_conformance_refusals_resets_half_closes_and
     }
     let g = gauges.clone();
     eventually("the owed requests are counted in flight", move || {
-        g.value("pipelined_in_flight_requests") == 100.0
+        g.gauge("pipelined_in_flight_requests") == 100.0
     })
     .await;
     for client in owing {
@@ -166,8 +102,8 @@ async fn gauges_return_to_zero_after_conformance_refusals_resets_half_closes_and
 
     let g = gauges.clone();
     eventually("every connection closed and nothing in flight", move || {
-        g.value("pipelined_open_connections") == 0.0
-            && g.value("pipelined_in_flight_requests") == 0.0
+        g.gauge("pipelined_open_connections") == 0.0
+            && g.gauge("pipelined_in_flight_requests") == 0.0
     })
     .await;
     server.shutdown().await;
