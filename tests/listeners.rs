@@ -167,25 +167,3 @@ async fn h2load_drives_http2_and_pipelined_http1_on_one_port() {
     }
     server.shutdown().await;
 }
-
-/// An HTTP/2 stream's handler counts in `ServerStats::running_handlers` while it runs, like a
-/// pending HTTP/1.1 one, and stops counting when it finishes.
-#[tokio::test]
-async fn http2_handlers_count_as_running() {
-    let server = serve(app()).await;
-    let (base, stats) = (format!("http://{}", server.addr), &server.stats);
-    let client = h2_client();
-    let waiting = tokio::spawn(client.get(format!("{base}/wait")).send());
-    common::eventually("the HTTP/2 handler counts as running", || {
-        stats.running_handlers() == 1
-    })
-    .await;
-    let released = client.get(format!("{base}/release")).send().await.unwrap();
-    assert_eq!(released.status(), 200);
-    let waited = waiting.await.unwrap().unwrap();
-    assert_eq!(waited.text().await.unwrap(), "waited\n");
-    common::eventually("every HTTP/2 handler finished", || {
-        stats.running_handlers() == 0
-    })
-    .await;
-}
