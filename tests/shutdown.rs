@@ -1,7 +1,7 @@
 //! Shutdown is prompt: once every connection has had its last response, the server returns
 //! within [`PROMPT`], whether the clients closed or sit idle on keep-alive connections;
 //! lingering after a closing response never outlasts the drain deadline. (The binary's SIGTERM
-//! exit is timed in tests/binary.rs.)
+//! exit is timed in cli/tests/binary.rs.)
 //!
 //! What each test waits for before shutting down is an event (a response read, a connection
 //! count); the durations asserted are the bounds under test, far below the 2 s a lingering

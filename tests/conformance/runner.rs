@@ -272,9 +272,10 @@ async fn pipelined(addr: SocketAddr, case: Case, sentinel: String) -> Vec<String
     wrong
 }
 
-/// Runs every row both ways against one server; returns every mismatch, named by row, so one
-/// deviation never hides another.
-pub async fn run_table(cases: &[Case]) -> Vec<String> {
+/// Runs every row both ways against one server, its `Config` passed through `adjust` (the
+/// table's limits stay); returns every mismatch, named by row, so one deviation never hides
+/// another.
+pub async fn run_table(cases: &[Case], adjust: fn(Config) -> Config) -> Vec<String> {
     let log = Log::default();
     // The table is about the HTTP/1.1 engine. With HTTP/2 detection on, a connection opening
     // with the HTTP/2 preface would go to hyper instead (tests/listeners.rs covers that); off
@@ -287,11 +288,7 @@ pub async fn run_table(cases: &[Case]) -> Vec<String> {
         .header_read_timeout(HEADER_READ_TIMEOUT);
     #[cfg(feature = "http2")]
     let config = config.http2(false);
-    // Engine metrics on (no-ops without a recorder): tests/gauges.rs installs one and checks
-    // the gauges are back to zero after the whole table.
-    #[cfg(feature = "metrics")]
-    let config = config.metrics(true);
-    let server = serve_with(app(&log), config).await;
+    let server = serve_with(app(&log), adjust(config)).await;
     let mut failures = Vec::new();
     let mut names = HashMap::new();
     let mut tasks = tokio::task::JoinSet::new();
@@ -341,7 +338,7 @@ pub async fn run_table(cases: &[Case]) -> Vec<String> {
 
 /// Runs the table and fails with the whole list of mismatches.
 pub async fn assert_table(group: &str, cases: Vec<Case>) {
-    let failures = run_table(&cases).await;
+    let failures = run_table(&cases, |config| config).await;
     assert!(
         failures.is_empty(),
         "{group}: {} RFC mismatches:\n{}",
