@@ -76,13 +76,6 @@ impl WorkPool {
 
 /// Runs one job on a worker thread, unless or until its requester is gone.
 fn run(job: Job) {
-    if job.done.is_closed() {
-        tracing::debug!(
-            rounds = job.rounds,
-            "work abandoned before it started: skipped"
-        );
-        return;
-    }
     match hash_unless_abandoned(job.rounds, &job.done) {
         Some(digest) => {
             let _ = job.done.send(digest);
@@ -91,18 +84,19 @@ fn run(job: Job) {
     }
 }
 
-/// All `rounds` of a job, looking every [`CHECK_EVERY`] rounds whether its requester is still
-/// there; `None` when it left first.
+/// All `rounds` of a job, looking before each [`CHECK_EVERY`] rounds (the first included:
+/// a job abandoned while it queued never starts) whether its requester is still there; `None`
+/// when it left first.
 fn hash_unless_abandoned(rounds: u64, done: &oneshot::Sender<u64>) -> Option<u64> {
     let mut value = rounds;
     let mut round = 0;
     while round < rounds {
+        if done.is_closed() {
+            return None;
+        }
         let end = rounds.min(round.saturating_add(CHECK_EVERY));
         value = hash_range(value, round..end);
         round = end;
-        if round < rounds && done.is_closed() {
-            return None;
-        }
     }
     Some(value)
 }
@@ -148,8 +142,8 @@ mod tests {
         assert!(pool.submit(1).unwrap().await.is_ok());
     }
 
-    /// Hashing stops once the requester is gone: u64::MAX rounds would otherwise run for
-    /// centuries. No start check stands in the way here, so this is the stop itself.
+    /// Hashing stops once the requester is gone (before the first round or between two
+    /// checks): u64::MAX rounds would otherwise run for centuries.
     #[test]
     fn hashing_stops_when_the_requester_leaves() {
         let (done, result) = oneshot::channel();
