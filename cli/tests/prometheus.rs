@@ -153,7 +153,7 @@ async fn load(addr: SocketAddr, connections: usize) -> usize {
 
 #[tokio::test]
 async fn prometheus_scrapes_what_pipelined_load_did() {
-    let Some(prometheus) = installed("prometheus") else {
+    let Some(prometheus) = installed("prometheus", "prometheus") else {
         return;
     };
     let server = Binary::start(&["serve", "--bind", "127.0.0.1:0"], &[]);

@@ -12,7 +12,7 @@ use common::tools::installed;
 
 #[tokio::test]
 async fn live_metrics_pass_promtool_check_metrics() {
-    let Some(promtool) = installed("promtool") else {
+    let Some(promtool) = installed("promtool", "prometheus") else {
         return;
     };
     let server = Binary::start(&["serve", "--bind", "127.0.0.1:0"], &[]);

@@ -18,7 +18,7 @@ use tokio_rustls::TlsAcceptor;
 
 mod common;
 
-use common::pki::{ca_signed, self_signed, Pki, TempFile};
+use common::pki::{ca_signed, self_signed, unrelated_roots, Pki, TempFile};
 
 /// What one TLS connection agreed on, as the server saw it.
 #[derive(Clone, Debug, PartialEq)]
@@ -177,11 +177,6 @@ fn stderr(out: &Output) -> String {
 fn json(out: &Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(out)))
-}
-
-/// A trust store holding a CA that issued nothing this test serves.
-fn unrelated_roots() -> TempFile {
-    TempFile::new("unrelated-roots.pem", &ca_signed("unrelated CA").ca_pem)
 }
 
 #[test]

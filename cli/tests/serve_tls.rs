@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use common::binary::Binary;
-use common::pki::{self_signed, Pki, TempFile};
+use common::pki::{self_signed, unrelated_roots, Pki, TempFile};
+use common::tools::installed;
 use http_body_util::{BodyExt, Empty};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -114,18 +115,28 @@ fn https_pipelines_http1_serves_http2_by_alpn_and_fans_out_over_tls() {
         ]
     );
 
-    // The container health check, over TLS: trusted with --cacert, refused without.
+    // The container health check, over TLS: trusted with --cacert or -k; refused against
+    // system roots (pinned to a CA that did not issue the server's certificate) that do not
+    // hold it.
+    let roots = unrelated_roots();
     let health = |trust: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_pipelined"))
             .args(["health", "--url", &server.url("/healthz")])
             .args(trust)
-            .env("SSL_CERT_FILE", "/nonexistent")
-            .status()
+            .env("SSL_CERT_FILE", roots.path())
+            .env_remove("SSL_CERT_DIR")
+            .output()
             .unwrap()
     };
-    assert!(health(&["--cacert", files.cert.path()]).success());
-    assert!(health(&["--insecure"]).success());
-    assert!(!health(&[]).success(), "an untrusted certificate passed");
+    assert!(health(&["--cacert", files.cert.path()]).status.success());
+    assert!(health(&["--insecure"]).status.success());
+    let untrusted = health(&[]);
+    assert!(
+        !untrusted.status.success(),
+        "an untrusted certificate passed"
+    );
+    let why = String::from_utf8_lossy(&untrusted.stderr);
+    assert!(why.contains("UnknownIssuer"), "{why}");
 
     runtime().block_on(async {
         let client = client(&pki);
@@ -208,16 +219,6 @@ fn bad_certificate_files_are_clear_errors() {
     assert!(err.contains(files.key.path()), "{err}");
 }
 
-/// Whether `curl` can run; without it the test is skipped, except in CI (`.ci/run` installs it).
-fn curl_installed() -> bool {
-    let found = Command::new("curl").arg("--version").output().is_ok();
-    if !found {
-        assert!(std::env::var_os("CI").is_none(), "curl is missing in CI");
-        eprintln!("SKIPPED: curl is not installed (Debian: apt-get install curl)");
-    }
-    found
-}
-
 /// `curl` with `flags`, printing only the status and the HTTP version it spoke.
 fn curl_status(flags: &[&str], args: &[&str]) -> String {
     let out = Command::new("curl")
@@ -234,7 +235,7 @@ fn curl_status(flags: &[&str], args: &[&str]) -> String {
 /// overdue handler `503`, on HTTP/1.1 and HTTP/2, plain and over TLS alike.
 #[test]
 fn the_same_limits_give_the_same_status_on_every_transport() {
-    if !curl_installed() {
+    if installed("curl", "curl").is_none() {
         return;
     }
     let pki = self_signed();

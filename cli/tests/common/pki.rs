@@ -77,3 +77,8 @@ impl Drop for TempFile {
         let _ = std::fs::remove_file(&self.0);
     }
 }
+
+/// A trust store holding a CA that issued nothing a test serves.
+pub fn unrelated_roots() -> TempFile {
+    TempFile::new("unrelated-roots.pem", &ca_signed("unrelated CA").ca_pem)
+}
