@@ -190,36 +190,36 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .map(|v| v.get_name().to_owned());
     let engine = engine.unwrap_or_default();
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let demo = Demo {
-        own: demo::Own {
-            addr,
-            tls: tls.is_some(),
-        },
-        metrics: if args.no_metrics {
-            None
-        } else {
-            Some(prometheus::install()?)
-        },
+    let metrics = if args.no_metrics {
+        None
+    } else {
+        Some(prometheus::install()?)
     };
+    let metered = metrics.is_some();
+    let own = demo::Own {
+        addr,
+        tls: tls.is_some(),
+    };
+    let app = demo::app(own, metrics)?;
     tracing::info!("listening on {scheme}://{addr} (engine: {engine})");
     match tls {
-        Some(tls) => run(TlsListener::new(listener, tls), &args, demo).await,
-        None => run(listener, &args, demo).await,
+        Some(tls) => run(TlsListener::new(listener, tls), &args, app, metered).await,
+        None => run(listener, &args, app, metered).await,
     }
     .map_err(|e| e.to_string())?;
     tracing::info!("shut down cleanly");
     Ok(())
 }
 
-/// What the demo routes are built from.
-struct Demo {
-    own: demo::Own,
-    metrics: Option<Arc<prometheus::Registry>>,
-}
-
-/// Serves the demo on `listener` with the engine and limits `args` ask for, until Ctrl-C or
-/// SIGTERM and the drain after it.
-async fn run<L: pipelined::Listener>(listener: L, args: &ServeArgs, demo: Demo) -> io::Result<()> {
+/// Serves `app` on `listener` with the engine and limits `args` ask for (the ordered engine
+/// counting requests for `/metrics` when `metered`), until Ctrl-C or SIGTERM and the drain
+/// after it.
+async fn run<L: pipelined::Listener>(
+    listener: L,
+    args: &ServeArgs,
+    app: pipelined::Router,
+    metered: bool,
+) -> io::Result<()> {
     let config = pipelined::Config::default()
         .max_pipeline_depth(args.max_pipeline_depth as usize)
         .header_read_timeout(Duration::from_secs(args.header_read_timeout))
@@ -229,24 +229,21 @@ async fn run<L: pipelined::Listener>(listener: L, args: &ServeArgs, demo: Demo) 
         .shutdown_timeout(Some(Duration::from_secs(args.shutdown_timeout)))
         .server_timing(!args.no_server_timing)
         .half_close(args.half_close == HalfClose::Answer);
-    let Demo { own, metrics } = demo;
     match args.engine {
-        Engine::Ordered if metrics.is_some() => {
-            let app = prometheus::Counted::new(demo::app(own, metrics).map_err(io::Error::other)?);
-            pipelined::serve(listener, app)
+        Engine::Ordered if metered => {
+            pipelined::serve(listener, prometheus::Counted::new(app))
                 .config(config.metrics(true))
                 .with_graceful_shutdown(shutdown_signal())
                 .await
         }
         Engine::Ordered => {
-            pipelined::serve(listener, demo::app(own, None).map_err(io::Error::other)?)
+            pipelined::serve(listener, app)
                 .config(config)
                 .with_graceful_shutdown(shutdown_signal())
                 .await
         }
         Engine::Hyper => {
             let drain = Duration::from_secs(args.shutdown_timeout);
-            let app = demo::app(own, metrics).map_err(io::Error::other)?;
             hyper_engine::serve(listener, app, shutdown_signal(), drain).await
         }
     }

@@ -41,8 +41,11 @@ pub struct Tls {
 impl Tls {
     /// The client's TLS settings for `trust`; fails when that trust store cannot be loaded.
     pub fn new(trust: &Trust) -> Result<Tls, String> {
+        let mut config = client_config(trust)?;
+        // `send` pipelines HTTP/1.1, so a server must not pick HTTP/2 for it.
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Tls {
-            connector: TlsConnector::from(Arc::new(client_config(trust)?)),
+            connector: TlsConnector::from(Arc::new(config)),
             trust: trust.clone(),
         })
     }
@@ -90,8 +93,9 @@ impl Tls {
     }
 }
 
-/// The client's TLS settings for `trust` (ALPN `http/1.1`); fails when that trust store cannot
-/// be loaded. Also what the demo's `/fanout` calls its own HTTPS server with.
+/// The client's TLS settings for `trust`, without ALPN (each user sets its own); fails when
+/// that trust store cannot be loaded. Also what the demo's `/fanout` calls its own HTTPS
+/// server with.
 pub fn client_config(trust: &Trust) -> Result<ClientConfig, String> {
     let provider = Arc::new(crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
@@ -104,9 +108,7 @@ pub fn client_config(trust: &Trust) -> Result<ClientConfig, String> {
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider))),
     };
-    let mut config = builder.with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(config)
+    Ok(builder.with_no_client_auth())
 }
 
 /// Lets rustls take the whole pipeline at once. With its default 64 KiB buffer limit a large
