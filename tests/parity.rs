@@ -331,6 +331,11 @@ async fn header_count(t: Transport) {
     // 21 of ours is past 20 whatever the client adds (`host` on HTTP/1.1).
     let res = server.send(with_fields(21)).await;
     assert_eq!(res.status, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    // The same one-line reason on every transport.
+    assert_eq!(
+        res.text(),
+        "Request Header Fields Too Large: too many headers\n"
+    );
     let res = server.send(with_fields(5)).await;
     assert_eq!(res.status, StatusCode::OK);
 }
@@ -361,6 +366,10 @@ async fn expectation(t: Transport) {
     };
     let res = server.send(expecting("foo")).await;
     assert_eq!(res.status, StatusCode::EXPECTATION_FAILED);
+    assert_eq!(
+        res.text(),
+        "Expectation Failed: only Expect: 100-continue is supported\n"
+    );
     let res = server.send(expecting("100-continue")).await;
     assert_eq!(res.status, StatusCode::OK);
     assert_eq!(res.text(), "hi");

@@ -14,7 +14,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{header, HeaderValue, Request, Response, StatusCode};
+use http::{header, HeaderValue, Request, Response};
 use http_body::Body as _;
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
@@ -26,7 +26,7 @@ use super::measure::Measure;
 use super::streams::{Held, StreamGuard, Streams};
 use crate::conn::InsertInfo;
 use crate::proto::error::EngineError;
-use crate::proto::request::header_tokens;
+use crate::proto::request::expects_100_continue;
 use crate::stats::ServerStats;
 use crate::{Body, BodyError, BoxError, Config};
 
@@ -86,20 +86,12 @@ impl Limits {
     fn refusal(&self, request: &Request<Incoming>) -> Option<EngineError> {
         // hyper's `max_header_list_size` bounds the bytes; the count is ours to check.
         if field_count(request.headers()) > self.max_headers {
-            return Some(EngineError::new(
-                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                "too many header fields",
-            ));
+            return Some(EngineError::too_many_headers());
         }
         // `100-continue` means nothing to hyper's HTTP/2 server (the client just sends its
-        // body); any other expectation cannot be met, on any protocol (RFC 9110 §10.1.1).
-        if header_tokens(request.headers(), header::EXPECT)
-            .any(|token| !token.eq_ignore_ascii_case(b"100-continue"))
-        {
-            return Some(EngineError::new(
-                StatusCode::EXPECTATION_FAILED,
-                "only Expect: 100-continue is supported",
-            ));
+        // body); any other expectation is refused as on HTTP/1.1.
+        if let Err(refused) = expects_100_continue(request.headers()) {
+            return Some(refused);
         }
         // hyper's size hint is the announced `content-length` (h2 checks the DATA against it),
         // so an announced oversize body is refused before a byte of it is read.

@@ -31,6 +31,23 @@ impl EngineError {
         )
     }
 
+    /// More header fields than `Config::max_headers`.
+    pub(crate) fn too_many_headers() -> Self {
+        Self::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "too many headers",
+        )
+    }
+
+    /// An `Expect` other than `100-continue`, which no protocol here can meet (RFC 9110
+    /// §10.1.1).
+    pub(crate) fn expectation_failed() -> Self {
+        Self::new(
+            StatusCode::EXPECTATION_FAILED,
+            "only Expect: 100-continue is supported",
+        )
+    }
+
     /// A handler that failed or panicked.
     pub(crate) fn internal() -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "the handler failed")
@@ -41,7 +58,7 @@ impl EngineError {
     /// made.
     pub(crate) fn from_handler(e: BoxError) -> Self {
         if let Some(body) = e.downcast_ref::<BodyError>() {
-            return Self::new(body.status(), "request body could not be read");
+            return Self::from(*body);
         }
         tracing::warn!(error = %e, "handler failed; answering 500");
         Self::internal()

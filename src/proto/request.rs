@@ -337,10 +337,7 @@ fn is_version_error(e: EngineError) -> bool {
 /// Maps an httparse error to the status RFC 9112 asks for.
 fn syntax_error(err: httparse::Error, buf: &[u8]) -> EngineError {
     match err {
-        httparse::Error::TooManyHeaders => EngineError::new(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "too many headers",
-        ),
+        httparse::Error::TooManyHeaders => EngineError::too_many_headers(),
         httparse::Error::Version if other_major_version(buf) => EngineError::new(
             StatusCode::HTTP_VERSION_NOT_SUPPORTED,
             "only HTTP/1.0 and HTTP/1.1 are served here",
@@ -651,21 +648,24 @@ fn transfer_coding(headers: &HeaderMap) -> Result<Framing, EngineError> {
 /// `Expect: 100-continue` is honoured on HTTP/1.1 and ignored on HTTP/1.0 (RFC 9110
 /// §10.1.1); any other expectation is answered `417`.
 fn expects_continue(headers: &HeaderMap, version: Version) -> Result<bool, EngineError> {
+    Ok(expects_100_continue(headers)? && version == Version::HTTP_11)
+}
+
+/// Whether `headers` ask for `100-continue`; any other expectation is refused `417`, on every
+/// protocol.
+pub(crate) fn expects_100_continue(headers: &HeaderMap) -> Result<bool, EngineError> {
     let mut expect = false;
     for token in header_tokens(headers, header::EXPECT) {
         if !token.eq_ignore_ascii_case(b"100-continue") {
-            return Err(EngineError::new(
-                StatusCode::EXPECTATION_FAILED,
-                "only Expect: 100-continue is supported",
-            ));
+            return Err(EngineError::expectation_failed());
         }
         expect = true;
     }
-    Ok(expect && version == Version::HTTP_11)
+    Ok(expect)
 }
 
 /// The comma-separated, trimmed, non-empty list elements of every `name` header.
-pub(crate) fn header_tokens(headers: &HeaderMap, name: HeaderName) -> impl Iterator<Item = &[u8]> {
+fn header_tokens(headers: &HeaderMap, name: HeaderName) -> impl Iterator<Item = &[u8]> {
     headers
         .get_all(name)
         .into_iter()
