@@ -37,17 +37,9 @@ pub(super) fn limited(body: Incoming, max_bytes: u64, read_timeout: Duration) ->
 /// so a `413` looked like a broken server. Read to its end, the upload finishes and the stream
 /// closes cleanly. Bounded in bytes and time, so an endless or stalled upload is still reset.
 pub(super) async fn discard(body: Incoming, most: u64, read_timeout: Duration) {
-    let mut body = ReadTimeout::new(body, read_timeout);
-    let mut left = most;
-    while let Some(Ok(frame)) = body.frame().await {
-        let Some(data) = frame.data_ref() else {
-            continue;
-        };
-        match left.checked_sub(data.len() as u64) {
-            Some(rest) => left = rest,
-            None => break,
-        }
-    }
+    let most = usize::try_from(most).unwrap_or(usize::MAX);
+    let mut body = Limited::new(ReadTimeout::new(body, read_timeout), most);
+    while let Some(Ok(_)) = body.frame().await {}
 }
 
 /// A body that fails with [`BodyError::TimedOut`] when its reader waits longer than `timeout`

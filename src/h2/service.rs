@@ -104,22 +104,12 @@ impl Limits {
 
 /// The application's service behind [`Limits`], counting its running handlers in `stats` and
 /// its open streams in `streams` (the connection's idle deadline).
+#[derive(Clone)]
 pub(super) struct Guarded<S> {
     pub(super) service: S,
     pub(super) limits: Arc<Limits>,
     pub(super) stats: ServerStats,
     pub(super) streams: Streams,
-}
-
-impl<S: Clone> Clone for Guarded<S> {
-    fn clone(&self) -> Self {
-        Guarded {
-            service: self.service.clone(),
-            limits: Arc::clone(&self.limits),
-            stats: self.stats.clone(),
-            streams: self.streams.clone(),
-        }
-    }
 }
 
 impl<S, B> Service<Request<Incoming>> for Guarded<S>

@@ -23,9 +23,13 @@ impl Streams {
         (Streams(Arc::new(tx)), rx)
     }
 
-    /// Counts a stream until the guard drops.
+    /// Counts a stream until the guard drops. Only the first open stream wakes the watcher:
+    /// the connection's loop cares whether any is open, not how many.
     pub(super) fn open(&self) -> StreamGuard {
-        self.0.send_modify(|n| *n += 1);
+        self.0.send_if_modified(|n| {
+            *n += 1;
+            *n == 1
+        });
         StreamGuard(Arc::clone(&self.0))
     }
 }
@@ -34,8 +38,12 @@ impl Streams {
 pub(super) struct StreamGuard(Arc<watch::Sender<usize>>);
 
 impl Drop for StreamGuard {
+    /// Wakes the watcher when the last open stream ends.
     fn drop(&mut self) {
-        self.0.send_modify(|n| *n -= 1);
+        self.0.send_if_modified(|n| {
+            *n -= 1;
+            *n == 0
+        });
     }
 }
 
