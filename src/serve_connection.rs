@@ -139,9 +139,7 @@ impl<I, S> ServeConnection<I, S> {
     where
         T: Clone + Send + Sync + 'static,
     {
-        self.connect_info = Some(Box::new(move |extensions: &mut http::Extensions| {
-            extensions.insert(info.clone());
-        }));
+        self.connect_info = Some(conn::insert_info(info));
         self
     }
 

@@ -116,12 +116,7 @@ impl<L: Listener, S> Serve<L, S> {
         F: Fn(L::Addr) -> T + Send + Sync + 'static,
         T: Clone + Send + Sync + 'static,
     {
-        self.connect_info = Some(Arc::new(move |peer| {
-            let info = make(peer);
-            Box::new(move |extensions: &mut http::Extensions| {
-                extensions.insert(info.clone());
-            })
-        }));
+        self.connect_info = Some(Arc::new(move |peer| conn::insert_info(make(peer))));
         self
     }
 

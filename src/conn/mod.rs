@@ -78,6 +78,13 @@ pub(crate) struct Shared<'a> {
 /// Inserts one connection's info into a request's extensions.
 pub(crate) type InsertInfo = Box<dyn Fn(&mut http::Extensions) + Send + Sync>;
 
+/// Puts a clone of `info` into every request's extensions.
+pub(crate) fn insert_info<T: Clone + Send + Sync + 'static>(info: T) -> InsertInfo {
+    Box::new(move |extensions: &mut http::Extensions| {
+        extensions.insert(info.clone());
+    })
+}
+
 /// What a connection serves, as one bound list instead of one per `impl` block: a service from
 /// `Request<Body>` whose future is `Send` (a pending handler moves to a task of its own) and
 /// whose error the engine can log.
@@ -125,65 +132,58 @@ pub(crate) async fn serve_io<I, S, B>(
     B: ConnBody,
 {
     let mut buf = BytesMut::new();
-    let sniffed = match protocol {
-        Some(Protocol::Http1) => Sniffed::Http1,
-        Some(Protocol::Http2) => Sniffed::Http2,
+    let protocol = match protocol {
+        Some(agreed) => agreed,
         #[cfg(feature = "http2")]
-        None if shared.config.http2 => sniff(&mut io, &mut buf, &shared).await,
-        None => Sniffed::Http1,
+        None if shared.config.http2 => match sniff(&mut io, &mut buf, &shared).await {
+            Some(sniffed) => sniffed,
+            // Closed, idle past the limit, or the server is shutting down, before a request.
+            None => return,
+        },
+        None => Protocol::Http1,
     };
-    match sniffed {
-        Sniffed::Http1 => serve(io, service, shared, buf).await,
+    match protocol {
+        Protocol::Http1 => serve(io, service, shared, buf).await,
         #[cfg(feature = "http2")]
-        Sniffed::Http2 if shared.config.http2 => {
+        Protocol::Http2 if shared.config.http2 => {
             // Boxed: hyper's HTTP/2 connection state is only paid for by HTTP/2 connections,
             // not reserved in every connection's future.
             let h2 = h2::serve(io, buf.freeze(), service, shared);
             Box::pin(h2).await;
         }
-        Sniffed::Http2 => {
+        Protocol::Http2 => {
             tracing::debug!("HTTP/2 agreed but not served here (Config::http2, feature http2)");
         }
-        #[cfg(feature = "http2")]
-        Sniffed::Gone => {}
     }
-}
-
-/// What a new connection turned out to speak.
-enum Sniffed {
-    Http1,
-    Http2,
-    /// Closed, idle past the limit, or the server is shutting down, before a request came.
-    #[cfg(feature = "http2")]
-    Gone,
 }
 
 /// Reads until the first bytes tell HTTP/1.1 from the HTTP/2 preface. An HTTP/1.1 request
 /// differs within its first bytes (only `PRI` starts like the preface), so for HTTP/1.1 this is
 /// the connection's first read, which the reader then starts from: no extra system call.
+/// `None`: closed, idle past the limit, or the server is shutting down, before a request came.
 #[cfg(feature = "http2")]
 async fn sniff<I: AsyncRead + Unpin>(
     io: &mut I,
     buf: &mut BytesMut,
     shared: &Shared<'_>,
-) -> Sniffed {
+) -> Option<Protocol> {
     let mut phase = shared.phase.clone();
     let deadline = tokio::time::Instant::now() + shared.config.idle_timeout;
     loop {
         if buf.len() >= h2::PREFACE.len() && buf.starts_with(h2::PREFACE) {
-            return Sniffed::Http2;
+            return Some(Protocol::Http2);
         }
         if !h2::PREFACE.starts_with(&buf[..buf.len().min(h2::PREFACE.len())]) {
-            return Sniffed::Http1;
+            return Some(Protocol::Http1);
         }
         buf.reserve(read::READ_CHUNK);
         let read = tokio::select! {
             read = tokio::time::timeout_at(deadline, io.read_buf(buf)) => read,
-            _ = phase.wait_for(|p| *p != Phase::Running) => return Sniffed::Gone,
+            _ = phase.wait_for(|p| *p != Phase::Running) => return None,
         };
         match read {
             Ok(Ok(n)) if n > 0 => {}
-            _ => return Sniffed::Gone,
+            _ => return None,
         }
     }
 }
