@@ -48,9 +48,7 @@ impl BodyError {
             BodyError::TimedOut => StatusCode::REQUEST_TIMEOUT,
         }
     }
-}
 
-impl BodyError {
     /// What was wrong, in a few words (a malformed body says how): the text of both
     /// `Display` and the engine's own answer to the request.
     pub(crate) fn reason(&self) -> &'static str {

@@ -169,7 +169,8 @@ fn with_type(body: ResponseBody, content_type: &'static str) -> Response<Respons
     res
 }
 
-const TEXT: &str = "text/plain; charset=utf-8";
+/// The content type of text answers, the engine's own refusals on both protocols included.
+pub(crate) const TEXT: &str = "text/plain; charset=utf-8";
 const BINARY: &str = "application/octet-stream";
 
 impl IntoResponse for &'static str {

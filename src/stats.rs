@@ -59,7 +59,7 @@ impl ServerStats {
             stats: self.clone(),
             #[cfg(feature = "metrics")]
             gauge: config.metrics.then(|| {
-                let gauge = metrics::gauge!("pipelined_open_connections");
+                let gauge = metrics::gauge!(crate::conn::meter::OPEN_CONNECTIONS);
                 gauge.increment(1.0);
                 gauge
             }),

@@ -69,13 +69,21 @@ pub(crate) struct Meter {
     outstanding: u64,
 }
 
+/// The engine's metric names, one place for HTTP/1.1 (here), HTTP/2 (`h2/measure.rs`) and the
+/// connection counter (`stats.rs`), so a rename cannot split the two protocols' series.
+pub(crate) const IN_FLIGHT: &str = "pipelined_in_flight_requests";
+pub(crate) const HANDLER_SECONDS: &str = "pipelined_handler_seconds";
+pub(crate) const OPEN_CONNECTIONS: &str = "pipelined_open_connections";
+const PIPELINE_DEPTH: &str = "pipelined_pipeline_depth";
+const HEAD_OF_LINE_SECONDS: &str = "pipelined_head_of_line_wait_seconds";
+
 impl Meter {
     pub(crate) fn new() -> Self {
         Meter {
-            in_flight: metrics::gauge!("pipelined_in_flight_requests"),
-            depth: metrics::histogram!("pipelined_pipeline_depth"),
-            handler: metrics::histogram!("pipelined_handler_seconds"),
-            head_of_line: metrics::histogram!("pipelined_head_of_line_wait_seconds"),
+            in_flight: metrics::gauge!(IN_FLIGHT),
+            depth: metrics::histogram!(PIPELINE_DEPTH),
+            handler: metrics::histogram!(HANDLER_SECONDS),
+            head_of_line: metrics::histogram!(HEAD_OF_LINE_SECONDS),
             handler_samples: Local::default(),
             head_of_line_samples: Local::default(),
             read: 0,

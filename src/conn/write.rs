@@ -197,7 +197,7 @@ impl Output {
         let mut headers = HeaderMap::new();
         headers.insert(
             http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static("text/plain; charset=utf-8"),
+            http::HeaderValue::from_static(crate::response::TEXT),
         );
         let len = Some(text.len() as u64);
         let plan = encode::plan(error.status, &headers, len, info, close);

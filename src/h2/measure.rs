@@ -14,6 +14,9 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
 #[cfg(feature = "metrics")]
 use metrics::{Gauge, Histogram};
+
+#[cfg(feature = "metrics")]
+use crate::conn::meter;
 use tokio::time::Instant;
 
 use crate::proto::encode::server_timing_value;
@@ -43,8 +46,8 @@ impl Measure {
             server_timing: config.server_timing,
             #[cfg(feature = "metrics")]
             meter: config.metrics.then(|| Meter {
-                in_flight: metrics::gauge!("pipelined_in_flight_requests"),
-                handler: metrics::histogram!("pipelined_handler_seconds"),
+                in_flight: metrics::gauge!(meter::IN_FLIGHT),
+                handler: metrics::histogram!(meter::HANDLER_SECONDS),
             }),
         }
     }

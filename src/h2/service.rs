@@ -217,7 +217,7 @@ fn engine<B>(error: EngineError, stream: StreamGuard) -> Answer<B> {
     *response.status_mut() = error.status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
+        HeaderValue::from_static(crate::response::TEXT),
     );
     response
 }

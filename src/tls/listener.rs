@@ -95,7 +95,7 @@ impl<L: Listener> TlsListener<L> {
         let handshake = self.acceptor.accept(io);
         let timeout = self.handshake_timeout;
         self.handshakes
-            .spawn(async move { finish_handshake(handshake, timeout, peer).await });
+            .spawn(finish_handshake(handshake, timeout, peer));
     }
 }
 
