@@ -75,15 +75,18 @@ impl ReadTimeout {
     }
 
     /// Whether the wait that just started (or goes on) has lasted `timeout`.
+    /// The clock is read only when a wait starts, not on every poll while it goes on.
     fn overdue(&mut self, cx: &mut Context<'_>) -> bool {
-        let due = Instant::now() + self.timeout;
+        let timeout = self.timeout;
         let sleep = match &mut self.sleep {
             Some(sleep) if self.rearm => {
-                sleep.as_mut().reset(due);
+                sleep.as_mut().reset(Instant::now() + timeout);
                 sleep
             }
             Some(sleep) => sleep,
-            None => self.sleep.insert(Box::pin(tokio::time::sleep_until(due))),
+            None => self
+                .sleep
+                .insert(Box::pin(tokio::time::sleep_until(Instant::now() + timeout))),
         };
         self.rearm = false;
         sleep.as_mut().poll(cx).is_ready()
