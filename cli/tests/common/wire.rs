@@ -64,6 +64,9 @@ pub fn parse_all(mut bytes: &[u8]) -> Vec<Answer> {
     out
 }
 
+/// How long a test waits for the server's next bytes before calling it hung.
+const HANG: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A keep-alive connection that sends raw bytes and reads whole responses.
 pub struct Client {
     stream: TcpStream,
@@ -96,7 +99,11 @@ impl Client {
                 continue;
             }
             let mut chunk = [0u8; 16 * 1024];
-            let read = self.stream.read(&mut chunk).await.expect("read");
+            // Bounded, so a server that stops answering fails the test instead of hanging it.
+            let read = tokio::time::timeout(HANG, self.stream.read(&mut chunk))
+                .await
+                .unwrap_or_else(|_| panic!("no answer within {HANG:?} after {} of {n}", out.len()))
+                .expect("read");
             assert!(read > 0, "closed after {} of {n} responses", out.len());
             self.buf.extend_from_slice(&chunk[..read]);
         }
