@@ -11,14 +11,13 @@
 mod common;
 
 use std::convert::Infallible;
-use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use common::unannounced::Unannounced;
-use common::{eventually, HANG};
+use common::{eventually, TestServer, HANG};
 use http::{HeaderMap, Method, Request, StatusCode, Version};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
@@ -26,9 +25,8 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::{Client, ResponseFuture};
 use hyper_util::rt::TokioExecutor;
-use pipelined::{get, post, Body, BodyError, Config, Listener, Router, ServerStats};
-use tokio::sync::{oneshot, Notify};
-use tokio::task::JoinHandle;
+use pipelined::{get, post, Body, BodyError, Config, Listener, Router};
+use tokio::sync::Notify;
 
 /// Each way a client reaches the server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,63 +93,43 @@ impl Answer {
 /// A server on 127.0.0.1:0 for one row, and a client for its transport.
 struct Server {
     transport: Transport,
-    addr: SocketAddr,
+    server: TestServer,
     client: Client<HttpsConnector<HttpConnector>, Out>,
-    stats: ServerStats,
-    /// Starts graceful shutdown.
-    stop: Option<oneshot::Sender<()>>,
-    handle: JoinHandle<std::io::Result<()>>,
 }
 
 impl Server {
     async fn start(transport: Transport, app: Router, config: Config) -> Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         #[cfg(feature = "tls")]
         if transport.tls() {
             let (pki, server) = tls::Pki::new();
             let listener = pipelined::tls::TlsListener::new(listener, server);
-            return Server::run(
-                transport,
-                listener,
-                addr,
-                app,
-                config,
-                pki.connector(transport),
-            );
+            return Server::run(transport, listener, app, config, pki.connector(transport));
         }
         let plain = client_config(rustls::RootCertStore::empty(), Vec::new());
         let connector = HttpsConnector::from((http_connector(), plain));
-        Server::run(transport, listener, addr, app, config, connector)
+        Server::run(transport, listener, app, config, connector)
     }
 
     fn run<L: Listener<Addr = SocketAddr>>(
         transport: Transport,
         listener: L,
-        addr: SocketAddr,
         app: Router,
         config: Config,
         connector: HttpsConnector<HttpConnector>,
     ) -> Server {
-        let (stop, stopped) = oneshot::channel::<()>();
-        let server = pipelined::serve(listener, app)
-            .config(config)
-            .connect_info(|peer: SocketAddr| peer)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            });
-        let stats = server.stats();
-        let handle = tokio::spawn(server.into_future());
+        let server = common::spawn(
+            pipelined::serve(listener, app)
+                .config(config)
+                .connect_info(|peer: SocketAddr| peer),
+        );
         let client = Client::builder(TokioExecutor::new())
             .http2_only(transport.http2())
             .build(connector);
         Server {
             transport,
-            addr,
             client,
-            stats,
-            stop: Some(stop),
-            handle,
+            server,
         }
     }
 
@@ -161,7 +139,7 @@ impl Server {
         } else {
             "http"
         };
-        format!("{scheme}://{}{path}", self.addr)
+        format!("{scheme}://{}{path}", self.server.addr)
     }
 
     /// A request for `path` on this server, to finish with a body.
@@ -205,16 +183,12 @@ impl Server {
 
     /// Starts graceful shutdown; the server's task is awaited by [`Server::stopped`].
     fn begin_shutdown(&mut self) {
-        let _ = self.stop.take().expect("shut down twice").send(());
+        self.server.begin_shutdown();
     }
 
     /// Waits for the server to return after its shutdown began.
     async fn stopped(self) {
-        tokio::time::timeout(HANG, self.handle)
-            .await
-            .expect("the server did not stop")
-            .expect("the server task panicked")
-            .expect("the server returned an error");
+        self.server.stopped().await;
     }
 }
 
@@ -381,7 +355,11 @@ async fn connect_info(t: Transport) {
     let res = server.get("/peer").await;
     let peer: SocketAddr = res.text().parse().expect("a peer address");
     assert!(peer.ip().is_loopback());
-    assert_ne!(peer.port(), server.addr.port(), "the client's, not ours");
+    assert_ne!(
+        peer.port(),
+        server.server.addr.port(),
+        "the client's, not ours"
+    );
 }
 
 /// `Config::server_timing`: the handler's time (HTTP/2: `queue` is always 0, there is no
@@ -414,7 +392,7 @@ async fn running_handlers(t: Transport) {
     let server = Server::start(t, app(Arc::clone(&release)), Config::default()).await;
     let hold = server.request(Method::GET, "/hold").body(full("")).unwrap();
     let held = tokio::spawn(server.start_sending(hold));
-    let stats = server.stats.clone();
+    let stats = server.server.stats.clone();
     eventually("the held handler is counted", || {
         stats.running_handlers() == 1
     })
@@ -456,7 +434,7 @@ async fn idle_timeout(t: Transport) {
     let server = start(t, config).await;
     assert_eq!(server.get("/peer").await.status, StatusCode::OK);
     // The client keeps its connection pooled; only the server can close it.
-    let stats = server.stats.clone();
+    let stats = server.server.stats.clone();
     eventually("the idle connection is closed", || {
         stats.open_connections() == 0
     })
@@ -471,7 +449,7 @@ async fn graceful_drain(t: Transport) {
     let mut server = Server::start(t, app(Arc::clone(&release)), Config::default()).await;
     let hold = server.request(Method::GET, "/hold").body(full("")).unwrap();
     let held = tokio::spawn(server.start_sending(hold));
-    let stats = server.stats.clone();
+    let stats = server.server.stats.clone();
     eventually("the held handler runs", || stats.running_handlers() == 1).await;
     server.begin_shutdown();
     release.notify_one();
@@ -494,7 +472,7 @@ async fn drain_deadline(t: Transport) {
         .body(full(""))
         .unwrap();
     let forever = tokio::spawn(server.start_sending(request));
-    let stats = server.stats.clone();
+    let stats = server.server.stats.clone();
     eventually("the endless handler runs", || stats.running_handlers() == 1).await;
     let started = tokio::time::Instant::now();
     server.begin_shutdown();

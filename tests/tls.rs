@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::future::IntoFuture;
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -16,7 +15,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
-use common::HANG;
+use common::{TestServer, HANG};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use pipelined::tls::rustls::pki_types::{CertificateDer, ServerName};
@@ -25,8 +24,6 @@ use pipelined::tls::{config_from_pem, TlsListener};
 use pipelined::{get, Body, Listener, PathParams, Protocol, Router};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
@@ -154,46 +151,19 @@ impl Drop for Pki {
     }
 }
 
-/// A server on a `TlsListener`; shut down gracefully by [`TlsServer::shutdown`].
-struct TlsServer {
-    addr: SocketAddr,
-    stop: oneshot::Sender<()>,
-    handle: JoinHandle<io::Result<()>>,
+/// Serves the test app on `listener`, handlers seeing the TCP peer (`connect_info`).
+fn serve_tls<L: Listener<Addr = SocketAddr>>(listener: TlsListener<L>) -> TestServer {
+    common::spawn(pipelined::serve(listener, app()).connect_info(|peer: SocketAddr| peer))
 }
 
-impl TlsServer {
-    async fn start<L>(listener: TlsListener<L>) -> TlsServer
-    where
-        L: Listener<Addr = SocketAddr>,
-    {
-        let (stop, stopped) = oneshot::channel::<()>();
-        let server = pipelined::serve(listener, app())
-            .connect_info(|peer: SocketAddr| peer)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            });
-        let addr = server.local_addr().unwrap();
-        let handle = tokio::spawn(server.into_future());
-        TlsServer { addr, stop, handle }
-    }
+/// TLS on TCP with the default handshake timeout.
+async fn serve_tcp(pki: &Pki) -> TestServer {
+    serve_tls(TlsListener::new(bind().await, pki.server_config()))
+}
 
-    /// TLS on TCP with the default handshake timeout.
-    async fn tcp(pki: &Pki) -> TlsServer {
-        Self::start(TlsListener::new(bind().await, pki.server_config())).await
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("https://{}{path}", self.addr)
-    }
-
-    async fn shutdown(self) {
-        let _ = self.stop.send(());
-        tokio::time::timeout(HANG, self.handle)
-            .await
-            .expect("server did not shut down")
-            .unwrap()
-            .unwrap();
-    }
+/// The `https://` URL of `path` on `server`.
+fn url(server: &TestServer, path: &str) -> String {
+    format!("https://{}{path}", server.addr)
 }
 
 async fn bind() -> TcpListener {
@@ -331,7 +301,7 @@ async fn closed_by_server(stream: &mut TcpStream) -> bool {
 #[tokio::test]
 async fn alpn_picks_http2_or_the_pipelining_engine() {
     let pki = Pki::new();
-    let server = TlsServer::tcp(&pki).await;
+    let server = serve_tcp(&pki).await;
 
     // Offering both, the server's preference wins: HTTP/2.
     let tls = pki.connect(server.addr, &[b"h2", b"http/1.1"]).await;
@@ -354,7 +324,7 @@ async fn alpn_picks_http2_or_the_pipelining_engine() {
 #[tokio::test]
 async fn alpn_decides_without_sniffing() {
     let pki = Pki::new();
-    let server = TlsServer::tcp(&pki).await;
+    let server = serve_tcp(&pki).await;
 
     let mut h1 = Responses::new(pki.connect(server.addr, &[b"http/1.1"]).await);
     h1.send(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await;
@@ -382,7 +352,7 @@ async fn alpn_decides_without_sniffing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelined_answers_keep_their_order_across_tls_records() {
     let pki = Pki::new();
-    let server = TlsServer::tcp(&pki).await;
+    let server = serve_tcp(&pki).await;
     let tls = pki.connect(server.addr, &[b"http/1.1"]).await;
     assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
     let mut client = Responses::new(tls);
@@ -520,7 +490,7 @@ async fn a_pipelined_batch_is_flushed_in_few_tls_records() {
         tcp: bind().await,
         records: Arc::clone(&records),
     };
-    let server = TlsServer::start(TlsListener::new(wire, pki.server_config())).await;
+    let server = serve_tls(TlsListener::new(wire, pki.server_config()));
     let mut client = Responses::new(pki.connect(server.addr, &[b"http/1.1"]).await);
 
     // One request after another, each answer after a refused write: each arrives.
@@ -550,7 +520,7 @@ async fn a_pipelined_batch_is_flushed_in_few_tls_records() {
 #[tokio::test]
 async fn without_alpn_the_protocol_is_sniffed() {
     let pki = Pki::new();
-    let server = TlsServer::tcp(&pki).await;
+    let server = serve_tcp(&pki).await;
 
     let tls = pki.connect(server.addr, &[]).await;
     assert_eq!(tls.get_ref().1.alpn_protocol(), None);
@@ -577,7 +547,7 @@ async fn a_silent_client_times_out_without_stalling_the_others() {
     const TIMEOUT: Duration = Duration::from_secs(10);
     let pki = Pki::new();
     let listener = TlsListener::new(bind().await, pki.server_config()).handshake_timeout(TIMEOUT);
-    let server = TlsServer::start(listener).await;
+    let server = serve_tls(listener);
 
     let mut silent = TcpStream::connect(server.addr).await.unwrap();
     let connected = Instant::now();
@@ -612,7 +582,7 @@ async fn max_handshakes_bounds_the_handshakes_in_flight() {
     let listener = TlsListener::new(bind().await, pki.server_config())
         .handshake_timeout(TIMEOUT)
         .max_handshakes(1);
-    let server = TlsServer::start(listener).await;
+    let server = serve_tls(listener);
 
     // Accepted first (the backlog keeps its order), it takes the only slot.
     let _silent = TcpStream::connect(server.addr).await.unwrap();
@@ -666,7 +636,7 @@ async fn shutdown_ends_the_handshakes_in_flight() {
     let pki = Pki::new();
     let listener = TlsListener::new(bind().await, pki.server_config())
         .handshake_timeout(Duration::from_secs(3600));
-    let server = TlsServer::start(listener).await;
+    let server = serve_tls(listener);
     let mut silent = TcpStream::connect(server.addr).await.unwrap();
     // Accepted after the silent one (the backlog is first in, first out), so by the time it is
     // served the silent one's handshake is running.
@@ -686,7 +656,7 @@ async fn shutdown_ends_the_handshakes_in_flight() {
 #[tokio::test]
 async fn connect_info_is_the_tcp_peer() {
     let pki = Pki::new();
-    let server = TlsServer::tcp(&pki).await;
+    let server = serve_tcp(&pki).await;
     let tls = pki.connect(server.addr, &[b"http/1.1"]).await;
     let local = tls.get_ref().0.local_addr().unwrap();
     let mut client = Responses::new(tls);
@@ -722,11 +692,15 @@ async fn curl_gets_http1_and_http2_over_tls() {
         return;
     }
     let pki = Pki::new();
-    let server = TlsServer::tcp(&pki).await;
+    let server = serve_tcp(&pki).await;
     for (flag, version) in [("--http1.1", "1.1"), ("--http2", "2")] {
         let out = tokio::process::Command::new("curl")
             .args(["--silent", "--show-error", "--insecure", flag])
-            .args(["--write-out", " %{http_version}", &server.url("/plaintext")])
+            .args([
+                "--write-out",
+                " %{http_version}",
+                &url(&server, "/plaintext"),
+            ])
             .output()
             .await
             .unwrap();
@@ -748,12 +722,12 @@ async fn h2load_drives_http2_and_pipelined_http1_over_tls() {
         return;
     }
     let pki = Pki::new();
-    let server = TlsServer::tcp(&pki).await;
+    let server = serve_tcp(&pki).await;
     for protocol in [&["--h1"][..], &[][..]] {
         let out = tokio::process::Command::new("h2load")
             .args(protocol)
             .args(["-n", "1000", "-c", "4", "-m", "16"])
-            .arg(server.url("/plaintext"))
+            .arg(url(&server, "/plaintext"))
             .output()
             .await
             .unwrap();

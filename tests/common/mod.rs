@@ -44,10 +44,20 @@ pub struct TestServer {
 impl TestServer {
     /// Signals graceful shutdown and waits for the server to return.
     pub async fn shutdown(mut self) {
+        self.begin_shutdown();
+        self.stopped().await;
+    }
+
+    /// Signals graceful shutdown without waiting (see [`TestServer::stopped`]).
+    pub fn begin_shutdown(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        tokio::time::timeout(HANG, &mut self.handle)
+    }
+
+    /// Waits for the server to return once its shutdown began.
+    pub async fn stopped(self) {
+        tokio::time::timeout(HANG, self.handle)
             .await
             .expect("server did not shut down")
             .expect("server task panicked")
@@ -63,12 +73,19 @@ pub async fn serve(app: Router) -> TestServer {
 /// Serves `app` with `config`.
 pub async fn serve_with(app: Router, config: Config) -> TestServer {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    spawn(pipelined::serve(listener, app).config(config))
+}
+
+/// Runs `server` (any listener of socket addresses, configured as the test needs) on a task of
+/// its own, shut down gracefully by [`TestServer::shutdown`].
+pub fn spawn<L>(server: pipelined::Serve<L, Router>) -> TestServer
+where
+    L: pipelined::Listener<Addr = SocketAddr>,
+{
     let (stop, stopped) = oneshot::channel::<()>();
-    let server = pipelined::serve(listener, app)
-        .config(config)
-        .with_graceful_shutdown(async move {
-            let _ = stopped.await;
-        });
+    let server = server.with_graceful_shutdown(async move {
+        let _ = stopped.await;
+    });
     let addr = server.local_addr().unwrap();
     let stats = server.stats();
     let handle = tokio::spawn(server.into_future());
