@@ -91,17 +91,20 @@ def api(base, path, **params):
 
 def read_answers(sock, buf, n):
     """Reads n responses off sock (all with Content-Length); returns the unread rest."""
+    def more(buf):
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("server closed the connection")
+        return buf + chunk
+
     for _ in range(n):
         while b"\r\n\r\n" not in buf:
-            chunk = sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("server closed the connection")
-            buf += chunk
+            buf = more(buf)
         head, buf = buf.split(b"\r\n\r\n", 1)
         length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
                       if line.lower().startswith(b"content-length:"))
         while len(buf) < length:
-            buf += sock.recv(65536)
+            buf = more(buf)
         buf = buf[length:]
     return buf
 
