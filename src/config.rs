@@ -14,7 +14,6 @@ pub const MIN_PIPELINE_DEPTH: usize = 16;
 /// let config = pipelined::Config::default()
 ///     .max_pipeline_depth(64)
 ///     .header_read_timeout(Duration::from_secs(10));
-/// assert_eq!(config.pipeline_depth(), 64);
 /// ```
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -87,11 +86,6 @@ impl Config {
     pub fn max_pipeline_depth(mut self, depth: usize) -> Self {
         self.max_pipeline_depth = depth.max(MIN_PIPELINE_DEPTH);
         self
-    }
-
-    /// The pipeline depth in effect.
-    pub fn pipeline_depth(&self) -> usize {
-        self.max_pipeline_depth
     }
 
     /// Largest request line plus header section, in bytes (default 16 KiB).
@@ -321,5 +315,18 @@ impl Config {
     pub fn metrics(mut self, on: bool) -> Self {
         self.metrics = on;
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pipeline_depth_below_the_minimum_is_raised_to_it() {
+        let depth = |n| Config::default().max_pipeline_depth(n).max_pipeline_depth;
+        assert_eq!(depth(0), MIN_PIPELINE_DEPTH);
+        assert_eq!(depth(MIN_PIPELINE_DEPTH - 1), MIN_PIPELINE_DEPTH);
+        assert_eq!(depth(64), 64);
     }
 }
