@@ -6,8 +6,8 @@
 //! openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 7 \
 //!     -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
 //!     -keyout key.pem -out cert.pem
-//! cargo run --example tls --features tls -- cert.pem key.pem            # https://127.0.0.1:3443
-//! PIPELINED_TLS_CERT=cert.pem PIPELINED_TLS_KEY=key.pem cargo run --example tls --features tls
+//! cargo run --example tls --features tls-ring -- cert.pem key.pem            # https://127.0.0.1:3443
+//! PIPELINED_TLS_CERT=cert.pem PIPELINED_TLS_KEY=key.pem cargo run --example tls --features tls-ring
 //!
 //! curl --cacert cert.pem https://localhost:3443/             # HTTP/2 (ALPN h2)
 //! curl --cacert cert.pem --http1.1 https://localhost:3443/   # HTTP/1.1, the ordered engine
@@ -31,7 +31,7 @@ use axum::Router;
 use pipelined::tls::{config_from_pem, TlsListener};
 use pipelined::Listener;
 
-const USAGE: &str = "usage: cargo run --example tls --features tls -- CERT.pem KEY.pem [ADDR]
+const USAGE: &str = "usage: cargo run --example tls --features tls-ring -- CERT.pem KEY.pem [ADDR]
   (or set PIPELINED_TLS_CERT and PIPELINED_TLS_KEY; ADDR defaults to 127.0.0.1:3443)
 make a test certificate with:
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 7 \\

@@ -84,8 +84,7 @@ pub(crate) enum Chunk {
 
 /// A request body.
 ///
-/// Implements [`http_body::Body`]; collect it with
-/// [`http_body_util::BodyExt::collect`](https://docs.rs/http-body-util) or stream it frame by
+/// Implements [`http_body::Body`]: read it whole with [`Body::to_bytes`], or stream it frame by
 /// frame. Build one from bytes or a string to test a service without a socket.
 #[derive(Debug, Default)]
 pub struct Body {
@@ -141,6 +140,19 @@ impl Body {
         Body {
             kind: Kind::Boxed(BoxBody::new(body)),
         }
+    }
+
+    /// The whole body, once it has arrived. A body the engine reads off a connection is never
+    /// larger than [`Config::max_body_bytes`](crate::Config::max_body_bytes), which it enforces
+    /// as it reads, so collecting one is bounded (one wrapped with [`Body::new`] is as long as
+    /// its source).
+    ///
+    /// # Errors
+    ///
+    /// The [`BodyError`] that ended the body early (too large, malformed, timed out,
+    /// incomplete); a handler may return it as is, and it becomes that error's answer.
+    pub async fn to_bytes(self) -> Result<Bytes, BodyError> {
+        Ok(self.collect().await?.to_bytes())
     }
 
     /// A streaming body fed by the connection's reader, and its sending end.

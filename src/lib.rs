@@ -35,11 +35,17 @@
 //!   HTTP/1.1 engine and hyper is not in the build.
 //! - `metrics`: the engine's metrics through the [`metrics`](https://docs.rs/metrics) facade,
 //!   turned on per server with `Config::metrics`.
-//! - `tls`: HTTPS through rustls (ring provider): `tls::TlsListener` does each handshake
-//!   off the accept loop and lets ALPN pick the engine (`h2`: HTTP/2, `http/1.1`: the
+//! - `tls-ring`: HTTPS through rustls with its ring provider: `tls::TlsListener` does each
+//!   handshake off the accept loop and lets ALPN pick the engine (`h2`: HTTP/2, `http/1.1`: the
 //!   pipelining engine); `tls::config_from_pem` loads a certificate and key.
+//!
+//! [`http`], [`http_body`] and [`bytes`] are re-exported, so an application needs no dependency
+//! of its own on them to write a handler or a `Service` (and never two versions of them).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+// docs.rs (`--cfg docsrs`, Cargo.toml's `package.metadata.docs.rs`) marks every feature-gated
+// item with the feature it needs; rustdoc's `doc_cfg` reads the `cfg`s itself.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "bench-internals")]
 #[doc(hidden)]
@@ -59,8 +65,17 @@ mod router;
 mod serve_connection;
 mod server;
 mod stats;
-#[cfg(feature = "tls")]
+#[cfg(feature = "tls-ring")]
 pub mod tls;
+
+/// The `bytes` crate this one is built with: [`bytes::Bytes`] is what bodies carry.
+pub use bytes;
+/// The `http` crate this one is built with: [`http::Request`], [`http::Response`],
+/// [`http::StatusCode`], … as handlers and services take and return them.
+pub use http;
+/// The `http-body` crate this one is built with: the [`http_body::Body`] trait a response body
+/// implements.
+pub use http_body;
 
 pub use body::{Body, BodyError};
 pub use config::{Config, MIN_PIPELINE_DEPTH};

@@ -17,7 +17,7 @@ pub trait Listener: Send + 'static {
     /// Waits for the next connection.
     ///
     /// Must be cancel-safe, as tokio's own `accept` is: the server drops this future when it
-    /// shuts down, and a `tls::TlsListener` (feature `tls`) wrapping this listener drops it whenever a
+    /// shuts down, and a `tls::TlsListener` (feature `tls-ring`) wrapping this listener drops it whenever a
     /// handshake finishes first, so a connection must not be lost in a dropped future (a
     /// PROXY-protocol header read inside `accept` would be).
     fn accept(&mut self) -> impl Future<Output = io::Result<(Self::Io, Self::Addr)>> + Send;

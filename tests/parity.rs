@@ -1,7 +1,7 @@
 //! The parity table (issue 11): the `Config` limits and server features a request meets, one
 //! row each (the README says why `header_read_timeout` and the metrics differ on HTTP/2), run
 //! against every transport the server speaks: HTTP/1.1 and HTTP/2 (prior knowledge) over TCP,
-//! and both over TLS (feature `tls`, ALPN `http/1.1` / `h2`). A row is one function taking the
+//! and both over TLS (feature `tls-ring`, ALPN `http/1.1` / `h2`). A row is one function taking the
 //! transport; the macro at the bottom makes a test of each row for each transport
 //! (`http1::body_size`, `h2_tls::body_size`, …), so a failure names both.
 //!
@@ -36,10 +36,10 @@ enum Transport {
     /// HTTP/2 with prior knowledge over TCP: hyper's HTTP/2 server.
     H2c,
     /// HTTP/1.1 over TLS, agreed by ALPN `http/1.1`.
-    #[cfg(feature = "tls")]
+    #[cfg(feature = "tls-ring")]
     Http1Tls,
     /// HTTP/2 over TLS, agreed by ALPN `h2`.
-    #[cfg(feature = "tls")]
+    #[cfg(feature = "tls-ring")]
     H2Tls,
 }
 
@@ -48,9 +48,9 @@ impl Transport {
         match self {
             Transport::Http1 => false,
             Transport::H2c => true,
-            #[cfg(feature = "tls")]
+            #[cfg(feature = "tls-ring")]
             Transport::Http1Tls => false,
-            #[cfg(feature = "tls")]
+            #[cfg(feature = "tls-ring")]
             Transport::H2Tls => true,
         }
     }
@@ -100,7 +100,7 @@ struct Server {
 impl Server {
     async fn start(transport: Transport, app: Router, config: Config) -> Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        #[cfg(feature = "tls")]
+        #[cfg(feature = "tls-ring")]
         if transport.tls() {
             let (pki, server) = tls::Pki::new();
             let listener = pipelined::tls::TlsListener::new(listener, server);
@@ -491,10 +491,8 @@ async fn drain_deadline(t: Transport) {
 /// A client's TLS settings trusting `roots` and offering `alpn`. Plain transports get one
 /// too (the connector wants one) and never use it.
 fn client_config(roots: rustls::RootCertStore, alpn: Vec<Vec<u8>>) -> rustls::ClientConfig {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
+    // rustls' process-default provider: ring, the only one the build turns on.
+    let mut config = rustls::ClientConfig::builder()
         .with_root_certificates(roots)
         .with_no_client_auth();
     config.alpn_protocols = alpn;
@@ -502,7 +500,7 @@ fn client_config(roots: rustls::RootCertStore, alpn: Vec<Vec<u8>>) -> rustls::Cl
 }
 
 /// The servers' and clients' TLS settings: a certificate made for this run.
-#[cfg(feature = "tls")]
+#[cfg(feature = "tls-ring")]
 mod tls {
     use std::sync::Arc;
 
@@ -524,10 +522,7 @@ mod tls {
             let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
             let cert = made.cert.der().clone();
             let key = PrivatePkcs8KeyDer::from(made.signing_key.serialize_der());
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let server = rustls::ServerConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .unwrap()
+            let server = rustls::ServerConfig::builder()
                 .with_no_client_auth()
                 .with_single_cert(vec![cert.clone()], key.into())
                 .unwrap();
@@ -567,7 +562,7 @@ macro_rules! parity {
     )+};
 }
 
-/// Every row on every transport this build serves: over TLS only with the `tls` feature.
+/// Every row on every transport this build serves: over TLS only with the `tls-ring` feature.
 macro_rules! every_transport {
     ($rows:tt) => {
         parity! {
@@ -575,7 +570,7 @@ macro_rules! every_transport {
             h2c => super::Transport::H2c;
             rows: $rows
         }
-        #[cfg(feature = "tls")]
+        #[cfg(feature = "tls-ring")]
         parity! {
             http1_tls => super::Transport::Http1Tls,
             h2_tls => super::Transport::H2Tls;

@@ -19,7 +19,7 @@ use common::{TestServer, HANG};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use pipelined::tls::rustls::pki_types::{CertificateDer, ServerName};
-use pipelined::tls::rustls::{self, ClientConfig, RootCertStore, ServerConfig};
+use pipelined::tls::rustls::{ClientConfig, RootCertStore, ServerConfig};
 use pipelined::tls::{config_from_pem, TlsListener};
 use pipelined::{get, Body, Listener, PathParams, Protocol, Router};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
@@ -116,17 +116,15 @@ impl Pki {
     }
 
     fn server_config(&self) -> Arc<ServerConfig> {
-        Arc::new(config_from_pem(&self.cert(), &self.key()).unwrap())
+        Arc::new(config_from_pem(self.cert(), self.key()).unwrap())
     }
 
     /// A client that trusts this CA and offers `alpn` (nothing: no ALPN extension).
     fn client_config(&self, alpn: &[&[u8]]) -> ClientConfig {
         let mut roots = RootCertStore::empty();
         roots.add(self.ca.clone()).unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
+        // rustls' process-default provider: ring, the only one the build turns on.
+        let mut config = ClientConfig::builder()
             .with_root_certificates(roots)
             .with_no_client_auth();
         config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
@@ -803,6 +801,6 @@ fn config_from_pem_names_the_file_and_the_problem() {
         "{message}"
     );
 
-    let config = config_from_pem(&pki.cert(), &pki.key()).unwrap();
+    let config = config_from_pem(pki.cert(), pki.key()).unwrap();
     assert_eq!(config.alpn_protocols, [&b"h2"[..], b"http/1.1"]);
 }

@@ -1,4 +1,4 @@
-//! HTTPS (feature `tls`): a [`Listener`](crate::Listener) that does the TLS handshake through
+//! HTTPS (feature `tls-ring`): a [`Listener`](crate::Listener) that does the TLS handshake through
 //! rustls, and lets the protocol agreed by ALPN pick the engine.
 //!
 //! ALPN `h2` goes to hyper's HTTP/2 server, `http/1.1` to the ordered pipelining engine, and a
@@ -15,7 +15,7 @@
 //! #[tokio::main]
 //! async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //!     let app = Router::new().route("/", get(|_req| async { "hello over TLS\n" }));
-//!     let config = config_from_pem("cert.pem".as_ref(), "key.pem".as_ref())?;
+//!     let config = config_from_pem("cert.pem", "key.pem")?;
 //!     let tcp = tokio::net::TcpListener::bind("127.0.0.1:8443").await?;
 //!     pipelined::serve(TlsListener::new(tcp, Arc::new(config)), app).await?;
 //!     Ok(())

@@ -14,8 +14,13 @@ use rustls::{InconsistentKeys, ServerConfig};
 /// A TLS server config from PEM files: `cert_chain` holds the server's certificate first, then
 /// any intermediates; `private_key` its key (PKCS#8, PKCS#1 or SEC1). ALPN offers `h2` and
 /// `http/1.1` (only `http/1.1` without the `http2` feature), so [`TlsListener`] lets each
-/// client's choice pick the engine. The ring provider, TLS 1.3 and 1.2, no client
-/// certificates.
+/// client's choice pick the engine. TLS 1.3 and 1.2, no client certificates.
+///
+/// The cryptography is rustls' process-default `CryptoProvider`: the one the application
+/// installed with `CryptoProvider::install_default`, else the one rustls' crate features name
+/// (ring, which feature `tls-ring` turns on). An application whose build also turns on
+/// rustls' `aws-lc-rs` (through another crate) must install one, as for every rustls config
+/// built by default; rustls panics and says so otherwise.
 ///
 /// # Errors
 ///
@@ -24,19 +29,22 @@ use rustls::{InconsistentKeys, ServerConfig};
 /// and the problem.
 ///
 /// [`TlsListener`]: super::TlsListener
-pub fn config_from_pem(cert_chain: &Path, private_key: &Path) -> Result<ServerConfig, TlsError> {
+pub fn config_from_pem(
+    cert_chain: impl AsRef<Path>,
+    private_key: impl AsRef<Path>,
+) -> Result<ServerConfig, TlsError> {
+    let (cert_chain, private_key) = (cert_chain.as_ref(), private_key.as_ref());
     let certs = read_certificates(cert_chain)?;
     let key = read_private_key(private_key)?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let signing_key = provider
+    let builder = ServerConfig::builder();
+    let signing_key = builder
+        .crypto_provider()
         .key_provider
         .load_private_key(key)
         .map_err(|e| TlsError::new(private_key, Problem::UnusableKey(e)))?;
     let certified = CertifiedKey::new(certs, signing_key);
     check_key_matches(&certified, cert_chain, private_key)?;
-    let mut config = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("the ring provider supports TLS 1.3 and 1.2")
+    let mut config = builder
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(SingleCertAndKey::from(certified)));
     config.alpn_protocols = super::default_alpn();

@@ -1,6 +1,6 @@
 //! `https://`: TLS over the connection, then the same pipelining path as plain TCP.
 //!
-//! rustls with the ring provider (the library's `tls` feature uses the same, so the build has
+//! rustls with the ring provider (the library's `tls-ring` feature uses the same, so the build has
 //! one of each). ALPN offers `http/1.1` only: the client pipelines HTTP/1.1, so a server must
 //! not pick HTTP/2 for it.
 
