@@ -95,14 +95,18 @@ impl Tls {
 }
 
 /// Whether the certificate failed for want of a trusted issuer, which `--cacert` or
-/// `--insecure` is the fix for: no issuer known (`UnknownIssuer`), a trusted certificate of the
-/// same name that did not sign it (`BadSignature`: Debian's `ssl-cert-snakeoil.pem` is
-/// CN=localhost, as a test server's certificate often is), or a self-signed CA certificate
-/// served as the server's own (what `openssl req -x509` makes by default).
+/// `--insecure` is the fix for: no issuer known (`UnknownIssuer`); a trusted certificate of
+/// the same name that did not sign it, found as its issuer by name (Debian's
+/// `ssl-cert-snakeoil.pem` is CN=localhost, as a test server's certificate often is): a
+/// `BadSignature`, or, its key being RSA and the server's EC, a signature algorithm that does
+/// not fit its key; or a self-signed CA certificate served as the server's own (what
+/// `openssl req -x509` makes by default).
 fn is_untrusted(e: &rustls::Error) -> bool {
     match e {
         rustls::Error::InvalidCertificate(
-            CertificateError::UnknownIssuer | CertificateError::BadSignature,
+            CertificateError::UnknownIssuer
+            | CertificateError::BadSignature
+            | CertificateError::UnsupportedSignatureAlgorithmForPublicKeyContext { .. },
         ) => true,
         e => is_ca_used_as_end_entity(e),
     }

@@ -88,7 +88,8 @@ pub fn self_signed_ca(names: &[&str]) -> Pki {
 
 /// A trust store holding one unrelated self-signed end-entity certificate for CN=localhost, as
 /// Debian's `/etc/ssl/certs/ssl-cert-snakeoil.pem` is: a verifier finds it as the issuer of any
-/// self-signed CN=localhost certificate, and its signature then does not match.
+/// self-signed CN=localhost certificate, and its signature then does not match. Its key is EC,
+/// like the servers' here; Debian's is RSA (readme_tls.rs makes that one with openssl).
 pub fn snakeoil_roots() -> TempFile {
     let snakeoil = self_signed_from(&localhost(&["localhost"], IsCa::ExplicitNoCa));
     TempFile::new("snakeoil-roots.pem", &snakeoil.ca_pem)
