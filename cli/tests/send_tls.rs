@@ -18,7 +18,11 @@ use tokio_rustls::TlsAcceptor;
 
 mod common;
 
-use common::pki::{ca_signed, self_signed, unrelated_roots, Pki, TempFile};
+use common::pki::{
+    ca_signed, localhost, self_signed, self_signed_ca, self_signed_from, snakeoil_roots,
+    unrelated_roots, Pki, TempFile, NAMES,
+};
+use rcgen::IsCa;
 
 /// What one TLS connection agreed on, as the server saw it.
 #[derive(Clone, Debug, PartialEq)]
@@ -304,6 +308,84 @@ fn an_unverified_certificate_is_one_clear_error() {
         "{}",
         stderr(&out)
     );
+}
+
+/// `openssl req -x509` marks its certificate `CA:TRUE` unless told otherwise. curl accepts a
+/// server presenting exactly the certificate given with `--cacert`; so does `send`, for every
+/// name the certificate holds.
+#[test]
+fn cacert_accepts_a_self_signed_ca_certificate_served_as_its_own() {
+    let pki = self_signed_ca(&NAMES);
+    let server = TlsServer::start(&pki);
+    let cert = TempFile::new("own-ca.pem", &pki.ca_pem);
+    let roots = unrelated_roots();
+
+    for host in NAMES {
+        let out = send(
+            &["--cacert", cert.path(), &server.url(host), "/bytes/2/o"],
+            &roots.0,
+        );
+
+        assert!(out.status.success(), "{host}: {}", stderr(&out));
+        assert!(stdout(&out).contains("\"oo\""), "{host}: {}", stdout(&out));
+    }
+}
+
+/// The exception is that one case: a CA certificate served as the server's own is still
+/// refused when the file holds another one of the same name, when it does not name the host
+/// asked for, or when it has expired.
+#[test]
+fn cacert_refuses_a_ca_certificate_other_than_the_one_it_holds() {
+    let roots = unrelated_roots();
+    let run = |served: &Pki, trusted: &Pki, host: &str| {
+        let server = TlsServer::start(served);
+        let file = TempFile::new("trusted.pem", &trusted.ca_pem);
+        let out = send(&["--cacert", file.path(), &server.url(host), "/"], &roots.0);
+        assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+        (stderr(&out), file.path().to_owned())
+    };
+
+    let served = self_signed_ca(&NAMES);
+    let (err, path) = run(&served, &self_signed_ca(&NAMES), "127.0.0.1");
+    assert!(
+        err.contains("CaUsedAsEndEntity")
+            && err.contains(&format!("(not issued by a CA in {path})")),
+        "{err}"
+    );
+
+    let localhost_only = self_signed_ca(&["localhost"]);
+    let (err, _) = run(&localhost_only, &localhost_only, "127.0.0.1");
+    assert!(err.contains("not valid for name"), "{err}");
+
+    let mut old = localhost(&NAMES, IsCa::Ca(rcgen::BasicConstraints::Unconstrained));
+    old.not_before = rcgen::date_time_ymd(2000, 1, 1);
+    old.not_after = rcgen::date_time_ymd(2001, 1, 1);
+    let expired = self_signed_from(&old);
+    let (err, _) = run(&expired, &expired, "127.0.0.1");
+    assert!(err.contains("expired"), "{err}");
+}
+
+/// A machine whose store holds an unrelated certificate for CN=localhost (Debian's
+/// `ssl-cert-snakeoil.pem`) finds it as the issuer of a self-signed CN=localhost certificate,
+/// and the refusal is a bad signature rather than an unknown issuer: the hint still comes.
+#[test]
+fn an_unrelated_localhost_certificate_in_the_store_keeps_the_hint() {
+    let snakeoil = snakeoil_roots();
+    let end_entity = self_signed_from(&localhost(&NAMES, IsCa::ExplicitNoCa));
+    let ca = self_signed_ca(&NAMES);
+    for (served, reason) in [(&end_entity, "BadSignature"), (&ca, "CaUsedAsEndEntity")] {
+        let server = TlsServer::start(served);
+
+        let out = send(&[&server.url("localhost"), "/"], &snakeoil.0);
+
+        assert_eq!(out.status.code(), Some(1));
+        let err = stderr(&out);
+        assert!(err.contains(reason), "{err}");
+        assert!(
+            err.ends_with(" (use --insecure or --cacert for a self-signed server)\n"),
+            "{err}"
+        );
+    }
 }
 
 /// A --cacert that cannot be used is reported before connecting: the port is closed, so any

@@ -7,6 +7,7 @@
 //! for earlier ones, and when it arrived. `health` reuses the same client so a container image
 //! needs no curl for its HEALTHCHECK.
 
+mod cacert;
 mod client;
 mod decode;
 mod report;

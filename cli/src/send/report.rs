@@ -6,10 +6,13 @@
 //! ended, so the handler finished at about `arrival - Q` and started at `arrival - Q - H`. The
 //! network's share is folded into nothing — on loopback it is a fraction of a millisecond.
 //!
-//! JSON is written by hand: the document is small and flat, and the escaping below is the whole
-//! of what RFC 8259 asks of strings, so a serializer crate is not worth the dependency.
+//! The JSON document is written by serde_json from the structs below, so every string a server
+//! sends (headers, bodies, reasons) is escaped by the crate that owns the format.
 
+use std::borrow::Cow;
 use std::fmt::Write;
+
+use serde::{Serialize, Serializer};
 
 use super::client::Exchange;
 use super::decode::Response;
@@ -188,108 +191,142 @@ fn bar(arrival: f64, timing: Option<Timing>, scale: f64) -> String {
     )
 }
 
-/// One JSON document: the responses (index, status, path, arrival_ms, handler_ms, queue_ms,
-/// headers, body) and the error that cut the exchange short, if any. Header names are
-/// lowercase; repeated fields are joined with ", " (RFC 9110 §5.3). Bodies that are not UTF-8
-/// are shown with U+FFFD in place of invalid bytes; `body_bytes` is the exact length.
-pub fn json(target: &Target, sent: &[Sent], exchange: &Exchange) -> String {
-    let mut out = String::from("{\n  \"url\": ");
-    string(
-        &mut out,
-        &format!("{}://{}", target.scheme.as_str(), target.authority),
-    );
-    let with_timing = exchange.responses.iter().any(|r| timing(r).is_some());
-    let _ = write!(
-        out,
-        ",\n  \"requests\": {},\n  \"server_timing\": {with_timing},\n  \"responses\": [",
-        sent.len()
-    );
-    for (i, r) in exchange.responses.iter().enumerate() {
-        out.push_str(if i == 0 { "\n    {" } else { ",\n    {" });
-        let _ = write!(
-            out,
-            "\"index\": {}, \"status\": {}, \"reason\": ",
-            i + 1,
-            r.status
-        );
-        string(&mut out, &r.reason);
-        out.push_str(", \"path\": ");
-        string(&mut out, &sent[i].path);
-        let t = timing(r);
-        let _ = write!(
-            out,
-            ", \"arrival_ms\": {:.3}, \"handler_ms\": {}, \"queue_ms\": {}, \"headers\": {{",
-            ms(r.arrival),
-            number(t.map(|t| t.handler)),
-            number(t.map(|t| t.queue))
-        );
+/// The `--json` document, fields in the order written.
+#[derive(Serialize)]
+struct Document<'a> {
+    url: String,
+    requests: usize,
+    /// Whether any response carried `Server-Timing` (else `handler_ms`/`queue_ms` are null).
+    server_timing: bool,
+    responses: Vec<JsonResponse<'a>>,
+    /// What cut the exchange short, if anything.
+    error: Option<&'a str>,
+}
+
+/// One response of the `--json` document.
+#[derive(Serialize)]
+struct JsonResponse<'a> {
+    index: usize,
+    status: u16,
+    reason: &'a str,
+    path: &'a str,
+    arrival_ms: f64,
+    handler_ms: Option<f64>,
+    queue_ms: Option<f64>,
+    headers: Headers<'a>,
+    body_bytes: usize,
+    body: Cow<'a, str>,
+}
+
+/// A response's header fields as one JSON object: names in the order they first arrived,
+/// repeated fields joined with ", " (RFC 9110 §5.3), so the object has each name once.
+struct Headers<'a>(&'a Response);
+
+impl Serialize for Headers<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut names: Vec<&str> = Vec::new();
-        for (name, _) in &r.headers {
+        for (name, _) in &self.0.headers {
             if !names.contains(&name.as_str()) {
                 names.push(name);
             }
         }
-        for (j, name) in names.iter().enumerate() {
-            if j > 0 {
-                out.push_str(", ");
+        serializer.collect_map(names.into_iter().map(|name| {
+            let joined = self.0.header_values(name).collect::<Vec<_>>().join(", ");
+            (name, joined)
+        }))
+    }
+}
+
+/// One JSON document: the responses (index, status, path, arrival_ms, handler_ms, queue_ms,
+/// headers, body) and the error that cut the exchange short, if any. Header names are
+/// lowercase. Bodies that are not UTF-8 are shown with U+FFFD in place of invalid bytes;
+/// `body_bytes` is the exact length. Times are in milliseconds, to the microsecond.
+pub fn json(target: &Target, sent: &[Sent], exchange: &Exchange) -> String {
+    let responses = exchange
+        .responses
+        .iter()
+        .zip(sent)
+        .enumerate()
+        .map(|(i, (r, sent))| {
+            let t = timing(r);
+            JsonResponse {
+                index: i + 1,
+                status: r.status,
+                reason: &r.reason,
+                path: &sent.path,
+                arrival_ms: micros(ms(r.arrival)),
+                handler_ms: t.map(|t| micros(t.handler)),
+                queue_ms: t.map(|t| micros(t.queue)),
+                headers: Headers(r),
+                body_bytes: r.body.len(),
+                body: String::from_utf8_lossy(&r.body),
             }
-            string(&mut out, name);
-            out.push_str(": ");
-            string(
-                &mut out,
-                &r.header_values(name).collect::<Vec<_>>().join(", "),
-            );
-        }
-        let _ = write!(out, "}}, \"body_bytes\": {}, \"body\": ", r.body.len());
-        string(&mut out, &String::from_utf8_lossy(&r.body));
-        out.push('}');
-    }
-    out.push_str(if exchange.responses.is_empty() {
-        "],\n"
-    } else {
-        "\n  ],\n"
-    });
-    out.push_str("  \"error\": ");
-    match &exchange.error {
-        Some(e) => string(&mut out, e),
-        None => out.push_str("null"),
-    }
-    out.push_str("\n}\n");
+        })
+        .collect();
+    let document = Document {
+        url: format!("{}://{}", target.scheme.as_str(), target.authority),
+        requests: sent.len(),
+        server_timing: exchange.responses.iter().any(|r| timing(r).is_some()),
+        responses,
+        error: exchange.error.as_deref(),
+    };
+    let mut out = serde_json::to_string_pretty(&document)
+        .expect("a document of strings, numbers and maps always serializes");
+    out.push('\n');
     out
 }
 
-fn number(n: Option<f64>) -> String {
-    n.map_or_else(|| "null".to_owned(), |n| format!("{n:.3}"))
-}
-
-/// A JSON string literal (RFC 8259 §7): quotes, backslashes and control characters escaped.
-fn string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+/// Milliseconds rounded to three decimals: finer digits would be noise, not measurement.
+fn micros(ms: f64) -> f64 {
+    (ms * 1000.0).round() / 1000.0
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// Whatever bytes a server puts in a reason, a header or a body, the document parses and
+    /// gives them back (bodies and values that are not UTF-8 with U+FFFD).
     #[test]
-    fn json_strings_escape_what_rfc_8259_requires() {
-        let mut out = String::new();
-        string(&mut out, "a\"b\\c\nd\u{1}é");
-        assert_eq!(out, r#""a\"b\\c\nd\u0001é""#);
+    fn json_carries_any_text_the_server_sent() {
+        let awkward = "a\"b\\c\nd\u{1}\u{7f}é\u{2028}</script>";
+        let response = Response {
+            status: 200,
+            reason: awkward.to_owned(),
+            headers: vec![
+                ("x-a".to_owned(), awkward.as_bytes().to_vec()),
+                ("x-b".to_owned(), b"\xff".to_vec()),
+                ("x-a".to_owned(), b"second".to_vec()),
+            ],
+            body: [awkward.as_bytes(), b"\xfe"].concat(),
+            arrival: std::time::Duration::from_micros(1500),
+        };
+        let target = Target::parse("http://[::1]:8080").unwrap();
+        let exchange = Exchange {
+            responses: vec![response],
+            raw: Vec::new(),
+            error: Some(awkward.to_owned()),
+        };
+        let sent = [Sent {
+            path: "/\"".to_owned(),
+        }];
+
+        let doc: serde_json::Value =
+            serde_json::from_str(&json(&target, &sent, &exchange)).unwrap();
+
+        assert_eq!(doc["url"], "http://[::1]:8080");
+        assert_eq!(doc["error"], awkward);
+        let r = &doc["responses"][0];
+        assert_eq!(r["reason"], awkward);
+        assert_eq!(r["path"], "/\"");
+        assert_eq!(r["arrival_ms"], 1.5);
+        assert_eq!(r["handler_ms"], serde_json::Value::Null);
+        assert_eq!(r["headers"]["x-a"], format!("{awkward}, second"));
+        assert_eq!(r["headers"]["x-b"], "\u{fffd}");
+        let names: Vec<&String> = r["headers"].as_object().unwrap().keys().collect();
+        assert_eq!(names, ["x-a", "x-b"], "each name once");
+        assert_eq!(r["body"], format!("{awkward}\u{fffd}"));
+        assert_eq!(r["body_bytes"], awkward.len() + 1);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! one of each). ALPN offers `http/1.1` only: the client pipelines HTTP/1.1, so a server must
 //! not pick HTTP/2 for it.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -13,19 +13,21 @@ use tokio_rustls::rustls::client::danger::{
     HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
 };
 use tokio_rustls::rustls::crypto::{self, CryptoProvider};
-use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use tokio_rustls::rustls::{
     self, CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
 use tokio_rustls::TlsConnector;
 
+use super::cacert::{is_ca_used_as_end_entity, CaFile};
+
 /// Which server certificates the client accepts.
 #[derive(Clone, Debug)]
 pub enum Trust {
     /// Those issued by a root the machine trusts (what curl does by default).
     System,
-    /// Those issued by a CA in this PEM file (`--cacert`), instead of the system's roots.
+    /// Those issued by a CA in this PEM file (`--cacert`), instead of the system's roots, or,
+    /// as curl does, exactly one of its certificates presented as the server's own.
     CaFile(PathBuf),
     /// Any (`--insecure`): still encrypted, but the server is not authenticated.
     Anything,
@@ -69,15 +71,14 @@ impl Tls {
         let tls = e
             .get_ref()
             .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+        let untrusted = tls.is_some_and(is_untrusted);
         let hint = match (tls, &self.trust) {
-            (
-                Some(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)),
-                Trust::System,
-            ) => " (use --insecure or --cacert for a self-signed server)".to_owned(),
-            (
-                Some(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)),
-                Trust::CaFile(path),
-            ) => format!(" (not issued by a CA in {})", path.display()),
+            (_, Trust::System) if untrusted => {
+                " (use --insecure or --cacert for a self-signed server)".to_owned()
+            }
+            (_, Trust::CaFile(path)) if untrusted => {
+                format!(" (not issued by a CA in {})", path.display())
+            }
             (Some(rustls::Error::InvalidMessage(_)), _) => {
                 " (is it a plain http:// server?)".to_owned()
             }
@@ -93,6 +94,24 @@ impl Tls {
     }
 }
 
+/// Whether the certificate failed for want of a trusted issuer, which `--cacert` or
+/// `--insecure` is the fix for: no issuer known (`UnknownIssuer`); a trusted certificate of
+/// the same name that did not sign it, found as its issuer by name (Debian's
+/// `ssl-cert-snakeoil.pem` is CN=localhost, as a test server's certificate often is): a
+/// `BadSignature`, or, its key being RSA and the server's EC, a signature algorithm that does
+/// not fit its key; or a self-signed CA certificate served as the server's own (what
+/// `openssl req -x509` makes by default).
+fn is_untrusted(e: &rustls::Error) -> bool {
+    match e {
+        rustls::Error::InvalidCertificate(
+            CertificateError::UnknownIssuer
+            | CertificateError::BadSignature
+            | CertificateError::UnsupportedSignatureAlgorithmForPublicKeyContext { .. },
+        ) => true,
+        e => is_ca_used_as_end_entity(e),
+    }
+}
+
 /// The client's TLS settings for `trust`, without ALPN (each user sets its own); fails when
 /// that trust store cannot be loaded. Also what the demo's `/fanout` calls its own HTTPS
 /// server with.
@@ -103,7 +122,9 @@ pub fn client_config(trust: &Trust) -> Result<ClientConfig, String> {
         .map_err(|e| format!("cannot set up TLS: {e}"))?;
     let builder = match trust {
         Trust::System => builder.with_root_certificates(system_roots()?),
-        Trust::CaFile(path) => builder.with_root_certificates(ca_file(path)?),
+        Trust::CaFile(path) => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(CaFile::load(path, provider)?)),
         Trust::Anything => builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider))),
@@ -133,23 +154,6 @@ fn system_roots() -> Result<RootCertStore, String> {
         return Err(format!(
             "no trusted root certificates on this system ({why}); pass --cacert PATH"
         ));
-    }
-    Ok(roots)
-}
-
-/// `--cacert`: every certificate in the PEM file, each one a trusted root.
-fn ca_file(path: &Path) -> Result<RootCertStore, String> {
-    let shown = path.display();
-    let pem = std::fs::read(path).map_err(|e| format!("cannot read --cacert {shown}: {e}"))?;
-    let mut roots = RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(&pem) {
-        let cert = cert.map_err(|e| format!("--cacert {shown} is not valid PEM: {e}"))?;
-        roots
-            .add(cert)
-            .map_err(|e| format!("--cacert {shown} holds an unusable certificate: {e}"))?;
-    }
-    if roots.is_empty() {
-        return Err(format!("--cacert {shown} holds no PEM certificate"));
     }
     Ok(roots)
 }
