@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 use http::Request;
 use pipelined::{get, Body, PathParams, Router};
 use tokio::sync::{oneshot, Notify};
-use tokio_rustls::rustls::{crypto, ServerConfig};
+use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
@@ -41,13 +41,10 @@ struct TlsServer {
 
 impl TlsServer {
     fn start(pki: &Pki) -> TlsServer {
-        let mut config =
-            ServerConfig::builder_with_provider(Arc::new(crypto::ring::default_provider()))
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_no_client_auth()
-                .with_single_cert(pki.chain.clone(), pki.key.clone_key().into())
-                .unwrap();
+        let mut config = ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(pki.chain.clone(), pki.key.clone_key().into())
+            .unwrap();
         // h2 first: a client that offered it would get it, so the record shows what was offered.
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         let acceptor = TlsAcceptor::from(Arc::new(config));

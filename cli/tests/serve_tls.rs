@@ -5,7 +5,6 @@
 mod common;
 
 use std::process::Command;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use common::binary::Binary;
@@ -16,7 +15,7 @@ use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use tokio_rustls::rustls::{crypto, ClientConfig, RootCertStore};
+use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
 /// `pki`'s certificate and key as files, for `--tls-cert` and `--tls-key`.
 struct Files {
@@ -51,9 +50,7 @@ impl Files {
 fn client(pki: &Pki) -> Client<HttpsConnector<HttpConnector>, Empty<Bytes>> {
     let mut roots = RootCertStore::empty();
     roots.add(pki.chain[0].clone()).unwrap();
-    let tls = ClientConfig::builder_with_provider(Arc::new(crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
+    let tls = ClientConfig::builder()
         .with_root_certificates(roots)
         .with_no_client_auth();
     let connector = HttpsConnectorBuilder::new()

@@ -309,7 +309,7 @@ mod tests {
 
     use tokio::io::{DuplexStream, ReadBuf};
     use tokio_rustls::rustls::pki_types::PrivatePkcs8KeyDer;
-    use tokio_rustls::rustls::{crypto, ServerConfig};
+    use tokio_rustls::rustls::ServerConfig;
     use tokio_rustls::TlsAcceptor;
 
     use super::*;
@@ -369,9 +369,7 @@ mod tests {
     fn server_config() -> ServerConfig {
         let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
         let key = PrivatePkcs8KeyDer::from(made.signing_key.serialize_der());
-        ServerConfig::builder_with_provider(Arc::new(crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
+        ServerConfig::builder()
             .with_no_client_auth()
             .with_single_cert(vec![made.cert.der().clone()], key.into())
             .unwrap()

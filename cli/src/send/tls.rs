@@ -116,10 +116,9 @@ fn is_untrusted(e: &rustls::Error) -> bool {
 /// that trust store cannot be loaded. Also what the demo's `/fanout` calls its own HTTPS
 /// server with.
 pub fn client_config(trust: &Trust) -> Result<ClientConfig, String> {
-    let provider = Arc::new(crypto::ring::default_provider());
-    let builder = ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("cannot set up TLS: {e}"))?;
+    // rustls' process-default provider: ring, the one provider the binary's build turns on.
+    let builder = ClientConfig::builder();
+    let provider = Arc::clone(builder.crypto_provider());
     let builder = match trust {
         Trust::System => builder.with_root_certificates(system_roots()?),
         Trust::CaFile(path) => builder
