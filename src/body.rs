@@ -1,9 +1,10 @@
 //! The request body handed to services: an [`http_body::Body`] that streams from the
-//! connection's reader.
+//! connection.
 //!
-//! The reader decodes the body off the socket and sends it through a small bounded channel,
-//! so a handler sees bytes as they arrive and a slow handler slows the client down instead of
-//! making the server buffer the body. A handler that drops its body unread is fine: the reader
+//! The connection's body pump decodes the body off the socket and sends it through a small
+//! bounded channel, so a handler sees bytes as they arrive and a slow handler slows the client
+//! down instead of making the server buffer the body. A handler that drops its body unread is
+//! fine: the pump
 //! goes on decoding (and discarding) up to the exact end of the body before it parses the next
 //! request.
 
@@ -20,7 +21,7 @@ use tokio::sync::mpsc;
 
 use crate::BoxError;
 
-/// Body chunks buffered between the reader and the handler. A few chunks let the reader stay
+/// Body chunks buffered between the pump and the handler. A few chunks let the pump stay
 /// ahead of the handler by one socket read or so; bounding it is what makes a slow handler
 /// push back on the client instead of growing server memory.
 const BODY_CHANNEL_CAPACITY: usize = 4;
@@ -72,7 +73,7 @@ impl fmt::Display for BodyError {
 
 impl std::error::Error for BodyError {}
 
-/// What the reader sends to a streaming body.
+/// What the pump sends to a streaming body.
 #[derive(Debug)]
 pub(crate) enum Chunk {
     Data(Bytes),
@@ -155,7 +156,7 @@ impl Body {
         Ok(self.collect().await?.to_bytes())
     }
 
-    /// A streaming body fed by the connection's reader, and its sending end.
+    /// A streaming body fed by the connection's body pump, and its sending end.
     pub(crate) fn channel(length: Option<u64>) -> (mpsc::Sender<Chunk>, Body) {
         let (tx, rx) = mpsc::channel(BODY_CHANNEL_CAPACITY);
         let kind = Kind::Streaming {
@@ -233,7 +234,7 @@ impl http_body::Body for Body {
                         *done = true;
                         Some(Err(e))
                     }
-                    // The reader went away without finishing the body: never pass a truncated
+                    // The pump went away without finishing the body: never pass a truncated
                     // body off as complete.
                     None => {
                         *done = true;

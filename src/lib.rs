@@ -4,9 +4,10 @@
 //! HTTP/1.1 lets a client send requests back to back on one connection without waiting for
 //! answers (pipelining). Mainstream servers then handle them one at a time, so one slow request
 //! delays every request behind it (head-of-line blocking): 16 pipelined requests of 20 ms each
-//! take 320 ms. Here each request is dispatched as soon as it is parsed and the 16 take about
-//! 20 ms; a per-connection writer drains a bounded channel of per-request slots (Go's
-//! `chan chan *http.Response`) so responses still leave in order, as RFC 9112 requires.
+//! take 320 ms. Here each request is started as soon as it is parsed and the 16 take about
+//! 20 ms; each connection is one task that keeps a place in the response order for every
+//! request it started (Go's `chan chan *http.Response`, without the channels), so responses
+//! still leave in order, as RFC 9112 requires.
 //!
 //! What pipelining still costs, and what the engine does about it:
 //! - a finished response waits for every earlier one (ordering is the protocol's rule); the
