@@ -4,9 +4,8 @@
 //! The connection's body pump decodes the body off the socket and sends it through a small
 //! bounded channel, so a handler sees bytes as they arrive and a slow handler slows the client
 //! down instead of making the server buffer the body. A handler that drops its body unread is
-//! fine: the pump
-//! goes on decoding (and discarding) up to the exact end of the body before it parses the next
-//! request.
+//! fine: the pump goes on decoding (and discarding) up to the exact end of the body before the
+//! next request is parsed.
 
 use std::fmt;
 use std::pin::Pin;
