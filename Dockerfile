@@ -3,11 +3,18 @@
 # Build:  DOCKER_BUILDKIT=1 docker build -t pipelined .
 # Run:    docker run --rm -p 8080:8080 pipelined
 #
-# deploy/check.sh runs this file's `cargo build` line outside Docker (it parses it from here),
-# and cli/tests/deploy.rs checks the runtime stage; keep the build command on one line.
+# deploy/check.sh runs this file's builder stage, instruction by instruction, in a clean Debian
+# bookworm root standing in for its base image (deploy/builder-stage.sh reads them from here), and
+# cli/tests/deploy.rs checks the runtime stage.
 
 # ---- builder ---------------------------------------------------------------------------------
 FROM rust:1-slim-bookworm AS builder
+# The image has gcc (`cc`, which ring and the other C parts need) but not `make`, which
+# tikv-jemalloc-sys runs to build jemalloc. Pinned to bookworm's version (hadolint DL3008):
+# deploy/check.sh runs this line, so a version gone from the archive fails CI, not a user's build.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends make=4.3-4.1 \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY . .
 # The registry and target dirs are BuildKit cache mounts, so dependencies are compiled once and

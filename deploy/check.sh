@@ -1,63 +1,32 @@
 #!/usr/bin/env bash
-# Runs the Dockerfile's own `cargo build` command outside Docker, then smoke-tests the binary
-# the way the container uses it. Needs no Docker engine.
+# Runs the Dockerfile's builder stage in a clean Debian bookworm root standing in for its base
+# image (deploy/bookworm-root.sh, deploy/builder-stage.sh), then smoke-tests the binary it built
+# the way the container uses it. Needs no Docker engine, but needs root (debootstrap, chroot,
+# mounts) and debootstrap (apt-get install debootstrap).
 #
-#   deploy/check.sh            # build dir: target/deploy-check (reused between runs, like the
-#                              # Dockerfile's cache mount); DEPLOY_CHECK_DIR overrides it
+#   deploy/check.sh            # work dir: target/deploy-check (the root, the crates and the
+#                              # target dir are kept between runs, like BuildKit's layer and
+#                              # cache mounts); DEPLOY_CHECK_DIR overrides it
 #
-# The build runs in a copy of the Docker build context (the repo minus .dockerignore), so a
-# file the build needs but .dockerignore drops fails here too.
+# Not exercised: `docker build` itself and the final (distroless) stage; cli/tests/deploy.rs
+# checks that stage's instructions.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 work="${DEPLOY_CHECK_DIR:-$PWD/target/deploy-check}"
 mkdir -p "$work"
 work="$(cd "$work" && pwd)"
-context="$work/context"
-target="$work/target"
 
-# --- 1. the build command, parsed from the Dockerfile (exactly one `cargo build` line) --------
-mapfile -t builds < <(grep -vE '^[[:space:]]*#' Dockerfile | grep -oE 'cargo build[^&\\]*' | sed -E 's/[[:space:]]+$//')
-if [ "${#builds[@]}" -ne 1 ]; then
-  echo "deploy/check.sh: expected one \`cargo build\` command in Dockerfile, found ${#builds[@]}" >&2
-  exit 1
-fi
-build="${builds[0]}"
-case "$build" in
-  *--locked*) ;;
-  *) echo "deploy/check.sh: Dockerfile build lacks --locked: $build" >&2; exit 1 ;;
-esac
-echo "Dockerfile build command: $build"
+# --- 1. the builder's base image, once ---------------------------------------------------------
+base="$(deploy/bookworm-root.sh "$work/roots")"
+echo "bookworm root: $base"
 
-# --- 2. the build context: the repo minus .dockerignore ---------------------------------------
-excludes=()
-while IFS= read -r line; do
-  line="${line%%#*}"
-  line="${line//[[:space:]]/}"
-  [ -z "$line" ] && continue
-  line="${line%/}"
-  line="${line#\*\*/}"
-  excludes+=(--exclude="./$line" --exclude="$line")
-done < .dockerignore
-rm -rf "$context"
-mkdir -p "$context"
-# Keep the target/ holding this script's own work out of the copy even if .dockerignore changes.
-tar -C . --exclude=./target "${excludes[@]}" -cf - . | tar -C "$context" -xf -
-for gone in target .git loadtest/results fuzz/target; do
-  if [ -e "$context/$gone" ]; then
-    echo "deploy/check.sh: .dockerignore does not keep $gone out of the build context" >&2
-    exit 1
-  fi
-done
-echo "build context: $(du -sh "$context" | cut -f1) in $context"
-
-# --- 3. run it (word-split on purpose: it is a plain command line without quoting) ------------
-read -r -a argv <<<"$build"
-(cd "$context" && CARGO_TARGET_DIR="$target" "${argv[@]}")
-bin="$target/release/pipelined"
+# --- 2. the Dockerfile's builder stage in it ----------------------------------------------------
+deploy/builder-stage.sh "$base" "$work"
+bin="$work/out/usr/local/bin/pipelined"
 [ -x "$bin" ] || { echo "deploy/check.sh: $bin was not built" >&2; exit 1; }
 
-# --- 4. smoke tests of the built binary -------------------------------------------------------
+# --- 3. smoke tests of the built binary -------------------------------------------------------
 "$bin" --version
 if timeout 10 "$bin" health --url http://127.0.0.1:1/ >/dev/null 2>&1; then
   echo "deploy/check.sh: \`pipelined health\` exited 0 with nothing listening" >&2

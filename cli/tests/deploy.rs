@@ -1,6 +1,7 @@
-//! Structural checks of the deployment files: the Dockerfile's runtime stage and
-//! deploy/kubernetes.yaml. `.ci/deploy-checks` adds hadolint, a Kubernetes schema check and a
-//! real build of the Dockerfile's `cargo build` line; these run on every `cargo test`.
+//! Structural checks of the deployment files: the Dockerfile's runtime stage,
+//! deploy/kubernetes.yaml and deploy/kustomization.yaml. `.ci/deploy-checks` adds hadolint,
+//! Kubernetes schema checks, a render of the kustomization and a real run of the Dockerfile's
+//! builder stage in a bookworm root; these run on every `cargo test`.
 //!
 //! Each checker returns the list of problems it found, and the `*_rejects_*` tests feed it
 //! broken copies of the real files, so a checker that stopped looking would fail here.
@@ -240,6 +241,9 @@ fn binary_drain_secs() -> u64 {
     rest[d..rest[d..].find(']').unwrap() + d].parse().unwrap()
 }
 
+/// The image name the manifest commits and deploy/kustomization.yaml replaces.
+const IMAGE: &str = "pipelined";
+
 fn manifest_problems(yaml: &str, binary_drain: u64) -> Vec<String> {
     let mut problems = Vec::new();
     let docs: Vec<&str> = yaml.split("\n---").collect();
@@ -265,6 +269,15 @@ fn manifest_problems(yaml: &str, binary_drain: u64) -> Vec<String> {
         .unwrap_or(0);
     if replicas < 2 {
         problems.push(format!("replicas is {replicas}, want at least 2"));
+    }
+    // The registry is the deployer's to set (deploy/kustomization.yaml); a committed one is a
+    // placeholder that a plain `kubectl apply` would try to pull.
+    match value(&flat, "image") {
+        Some(IMAGE) => {}
+        image => problems.push(format!(
+            "the container image is {image:?}, want the bare name `{IMAGE}` that \
+             kustomization.yaml's `images:` sets"
+        )),
     }
     if value(&flat, "containerPort") != Some("8080") {
         problems.push("containerPort is not 8080".into());
@@ -343,6 +356,77 @@ fn manifest_problems(yaml: &str, binary_drain: u64) -> Vec<String> {
     problems
 }
 
+/// deploy/kustomization.yaml applies the manifest and holds the image override, with the
+/// registry and tag left for the deployer (`kustomize edit set image`) rather than made up.
+fn kustomization_problems(yaml: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    let lines = yaml_lines(yaml);
+    let flat: Vec<&str> = lines
+        .iter()
+        .map(|(_, t)| t.trim_start_matches("- "))
+        .collect();
+    if value(&flat, "kind") != Some("Kustomization") {
+        problems.push("kind is not Kustomization".into());
+    }
+    if !block(&lines, "resources").is_some_and(|r| r.contains(&"kubernetes.yaml")) {
+        problems.push("resources does not list kubernetes.yaml".into());
+    }
+    match block(&lines, "images") {
+        None => problems.push("no images: entry to set the image with".into()),
+        Some(images) => {
+            if value(&images, "name") != Some(IMAGE) {
+                problems.push(format!(
+                    "images: does not name the manifest's image `{IMAGE}`"
+                ));
+            }
+            for key in ["newName", "newTag", "digest"] {
+                if let Some(v) = value(&images, key) {
+                    problems.push(format!("images: commits {key}: {v}, the deployer's to set"));
+                }
+            }
+        }
+    }
+    problems
+}
+
+#[test]
+fn kustomization_is_sound() {
+    let problems = kustomization_problems(&read("deploy/kustomization.yaml"));
+    assert!(
+        problems.is_empty(),
+        "deploy/kustomization.yaml: {problems:#?}"
+    );
+}
+
+#[test]
+fn kustomization_checker_rejects_broken_copies() {
+    let good = read("deploy/kustomization.yaml");
+    let broken = [
+        ("  - kubernetes.yaml", "  - other.yaml"),
+        ("  - name: pipelined", "  - name: ghcr.io/example/pipelined"),
+        (
+            "  - name: pipelined",
+            "  - name: pipelined\n    newName: ghcr.io/example/pipelined",
+        ),
+        (
+            "  - name: pipelined",
+            "  - name: pipelined\n    newTag: 0.1.0",
+        ),
+        ("kind: Kustomization", "kind: Component"),
+    ];
+    for (from, to) in broken {
+        assert!(
+            good.contains(from),
+            "kustomization no longer contains `{from}`"
+        );
+        let bad = good.replacen(from, to, 1);
+        assert!(
+            !kustomization_problems(&bad).is_empty(),
+            "replacing `{from}` with `{to}` went unnoticed"
+        );
+    }
+}
+
 #[test]
 fn kubernetes_manifest_is_sound() {
     let drain = binary_drain_secs();
@@ -377,6 +461,8 @@ fn kubernetes_checker_rejects_broken_copies() {
         ("replicas: 2", "replicas: 1"),
         ("targetPort: 8080", "targetPort: 9090"),
         ("value: \"0.0.0.0:8080\"", "value: \"127.0.0.1:8080\""),
+        ("image: pipelined", "image: ghcr.io/example/pipelined:0.1.0"),
+        ("image: pipelined", "image: pipelined:0.1.0"),
     ];
     for (from, to) in broken {
         assert!(good.contains(from), "manifest no longer contains `{from}`");
