@@ -24,9 +24,10 @@ use common::{eventually, HANG};
 use h2frames::*;
 use http::Response;
 use pipelined::{get, Config, Router, ServerStats};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{Mutex, Notify};
+use tokio::time::Instant;
 
 /// One test at a time: see the module's doc.
 static SERIAL: Mutex<()> = Mutex::const_new(());
@@ -584,4 +585,285 @@ async fn connections_that_open_no_stream_are_closed_after_the_idle_timeout() {
         "closed long after the idle timeout: {took:?}"
     );
     fresh.await.unwrap();
+}
+
+/// The HTTP/2 frames in `bytes` as (type, payload), up to the last whole one.
+fn frames_in(mut bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    let mut frames = Vec::new();
+    while bytes.len() >= 9 {
+        let len = u32::from_be_bytes([0, bytes[0], bytes[1], bytes[2]]) as usize;
+        if bytes.len() < 9 + len {
+            break;
+        }
+        frames.push((bytes[3], bytes[9..9 + len].to_vec()));
+        bytes = &bytes[9 + len..];
+    }
+    frames
+}
+
+/// The error code of the first GOAWAY among `frames`.
+fn goaway_code(frames: &[(u8, Vec<u8>)]) -> Option<u32> {
+    let (_, payload) = frames.iter().find(|(kind, _)| *kind == GOAWAY)?;
+    Some(u32::from_be_bytes(payload[4..8].try_into().unwrap()))
+}
+
+/// Serves one connection over an in-memory pipe with `config`: the client's end, and a task
+/// that ends, with the time, when the server is done with the connection.
+fn serve_pipe(config: Config) -> (tokio::io::DuplexStream, tokio::task::JoinHandle<Instant>) {
+    let (client, server) = tokio::io::duplex(64 * 1024);
+    let connection = pipelined::serve_connection(server, app()).config(config);
+    let served = tokio::spawn(async move {
+        connection.await;
+        Instant::now()
+    });
+    (client, served)
+}
+
+/// The limits of the trickling tests: a header-read timeout of a second, and an idle timeout
+/// of an hour, so that only the former can close the connection within the hang limit.
+fn trickle_config() -> Config {
+    Config::default()
+        .header_read_timeout(TRICKLE_HEAD)
+        .idle_timeout(Duration::from_secs(3600))
+}
+
+const TRICKLE_HEAD: Duration = Duration::from_secs(1);
+
+/// How far apart a trickling client's bytes are: the preface takes 6 s this way, a request's
+/// HEADERS 7 s, both far past [`TRICKLE_HEAD`] and within the hang limit.
+const TRICKLE_EVERY: Duration = Duration::from_millis(250);
+
+/// Writes `bytes` one at a time, [`TRICKLE_EVERY`] apart (the attack's pace, not a wait for
+/// the server), until they are all written or the server has closed the connection (a write
+/// fails).
+async fn trickle(client: &mut tokio::io::DuplexStream, bytes: &[u8]) {
+    for byte in bytes {
+        if client.write_all(&[*byte]).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(TRICKLE_EVERY).await;
+    }
+}
+
+/// When the server ended the connection, waited for within the hang limit.
+async fn ended(served: tokio::task::JoinHandle<Instant>, what: &str) -> Instant {
+    tokio::time::timeout(HANG, served)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: the connection was held past the hang limit"))
+        .unwrap()
+}
+
+/// A client that trickles the preface (through `serve_connection`) is closed once the
+/// header-read timeout has passed since its first byte, as an HTTP/1.1 client trickling its
+/// head is; before, it was held for the idle timeout while sniffed and again once hyper had it
+/// (~121 s at the defaults; here two hours).
+#[tokio::test]
+async fn a_trickled_preface_is_closed_at_the_header_read_timeout() {
+    let _alone = SERIAL.lock().await;
+    let (mut client, served) = serve_pipe(trickle_config());
+    let first_byte = Instant::now();
+    let trickling = async {
+        trickle(&mut client, PREFACE).await;
+        std::future::pending::<()>().await
+    };
+    let ended = tokio::select! {
+        ended = ended(served, "a trickled preface") => ended,
+        () = trickling => unreachable!(),
+    };
+    let took = ended - first_byte;
+    assert!(
+        took >= TRICKLE_HEAD,
+        "closed after {took:?}, before the timeout"
+    );
+}
+
+/// After the preface, the first request's HEADERS must still come within the header-read
+/// timeout of the connection's first byte: a client trickling it is told to go away (GOAWAY)
+/// then, and closed when it does not (`GOAWAY_GRACE`, 1 s, later), its request unanswered.
+#[tokio::test]
+async fn a_trickled_first_headers_gets_a_goaway_at_the_header_read_timeout() {
+    let _alone = SERIAL.lock().await;
+    let (mut client, served) = serve_pipe(trickle_config());
+    let first_byte = Instant::now();
+    client
+        .write_all(&[PREFACE, &settings(&[])].concat())
+        .await
+        .unwrap();
+    let request = headers(1, END_STREAM | END_HEADERS, &get_block("/plaintext"));
+    trickle(&mut client, &request).await;
+    let took = ended(served, "a trickled HEADERS").await - first_byte;
+    assert!(
+        took >= TRICKLE_HEAD,
+        "closed after {took:?}, before the timeout"
+    );
+    let mut received = Vec::new();
+    client.read_to_end(&mut received).await.unwrap();
+    let frames = frames_in(&received);
+    assert_eq!(goaway_code(&frames), Some(0), "no GOAWAY");
+    assert!(
+        !frames.iter().any(|(kind, _)| *kind == HEADERS),
+        "the trickled request was answered"
+    );
+}
+
+/// On TCP too, with the clock running: a client stalled in the middle of the preface, or after
+/// it with no request, is closed at the header-read timeout, though the idle timeout is an
+/// hour (a connection held that long fails the test at the hang limit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_header_read_timeout_bounds_the_preface_and_the_first_request_on_tcp() {
+    let _alone = SERIAL.lock().await;
+    let config = Config::default()
+        .header_read_timeout(Duration::from_millis(300))
+        .idle_timeout(Duration::from_secs(3600));
+    let (addr, _) = serve_small(app(), config).await;
+
+    let mut half = Conn::new(TcpStream::connect(addr).await.unwrap());
+    half.send(&PREFACE[..16]).await;
+    assert!(half.frame().await.is_none(), "answered half a preface");
+
+    let mut silent = Conn::start(addr, &[]).await;
+    assert_eq!(silent.goaway().await.map(|(_, code)| code), Some(0));
+    silent.closed().await;
+    assert_fresh_client_answered(addr).await;
+}
+
+/// Once the first line says HTTP/2 (`PRI * HTTP/2.0`), whatever follows is answered in HTTP/2
+/// (RFC 9113 §3.4): a broken preface gets the server's SETTINGS and GOAWAY PROTOCOL_ERROR, not
+/// HTTP/1.1's `505`; after a whole preface, a frame that breaks the protocol gets hyper's
+/// GOAWAY. Each connection is then closed, and the server answers the next client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whatever_follows_the_preface_line_is_answered_in_http2() {
+    let _alone = SERIAL.lock().await;
+    let (addr, _) = serve_small(app(), Config::default()).await;
+    let data_on_stream_0 = [PREFACE, &settings(&[]), &frame(0x0, 0, 0, b"x")].concat();
+    let cases: [(&str, &[u8], u32); 4] = [
+        (
+            "broken preface",
+            b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n",
+            PROTOCOL_ERROR,
+        ),
+        (
+            "an HTTP/1.1 head after the line",
+            b"PRI * HTTP/2.0\r\nHost: x\r\n\r\n",
+            PROTOCOL_ERROR,
+        ),
+        (
+            "the line, then one wrong byte",
+            b"PRI * HTTP/2.0\r\nX",
+            PROTOCOL_ERROR,
+        ),
+        ("DATA on stream 0", &data_on_stream_0, PROTOCOL_ERROR),
+    ];
+    for (name, bytes, code) in cases {
+        let mut conn = Conn::new(TcpStream::connect(addr).await.unwrap());
+        conn.send(bytes).await;
+        let first = conn.frame().await.expect(name);
+        assert_eq!(
+            first.kind, SETTINGS,
+            "{name}: the server's preface comes first"
+        );
+        assert_eq!(conn.goaway().await.map(|(_, c)| c), Some(code), "{name}");
+        conn.closed().await;
+    }
+    assert_fresh_client_answered(addr).await;
+}
+
+/// A request line that merely begins like the preface (`PRI /plaintext HTTP/1.1`) is HTTP/1.1,
+/// `PRI` a method like any other: the Router answers `405` with the path's `Allow`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_merely_begins_pri_is_http1() {
+    let _alone = SERIAL.lock().await;
+    let (addr, _) = serve_small(app(), Config::default()).await;
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(b"PRI /plaintext HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(HANG, tcp.read_to_end(&mut answer))
+        .await
+        .expect("no answer")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 405 "), "{answer}");
+}
+
+/// A connection whose reads return at most `max` bytes: the preface split across reads at
+/// every place a read can end.
+struct Chunked<I> {
+    io: I,
+    max: usize,
+}
+
+impl<I: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Chunked<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let mut chunk = vec![0; self.max.min(buf.remaining())];
+        let mut part = tokio::io::ReadBuf::new(&mut chunk);
+        let polled = Pin::new(&mut self.io).poll_read(cx, &mut part);
+        buf.put_slice(part.filled());
+        polled
+    }
+}
+
+impl<I: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Chunked<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+/// However the preface is split across the server's reads, a whole one is served as HTTP/2 and
+/// a broken one (its line, then other bytes) is refused with GOAWAY PROTOCOL_ERROR.
+#[tokio::test]
+async fn the_preface_split_across_reads_is_judged_the_same() {
+    let _alone = SERIAL.lock().await;
+    for max in [1, 2, 5, 15, 16, 17, 23, 24] {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let server = Chunked { io: server, max };
+        tokio::spawn(pipelined::serve_connection(server, app()).into_future());
+        let answer = async {
+            let (client, connection) = h2::client::handshake(client).await.unwrap();
+            tokio::spawn(connection);
+            let mut client = client.ready().await.unwrap();
+            let request = http::Request::get("http://test/plaintext")
+                .body(())
+                .unwrap();
+            let (response, _) = client.send_request(request, true).unwrap();
+            response.await.unwrap().status()
+        };
+        let status = tokio::time::timeout(HANG, answer).await.expect("hung");
+        assert_eq!(status, 200, "reads of {max} bytes");
+
+        let (mut client, server) = tokio::io::duplex(64 * 1024);
+        let server = Chunked { io: server, max };
+        tokio::spawn(pipelined::serve_connection(server, app()).into_future());
+        client
+            .write_all(b"PRI * HTTP/2.0\r\n\r\nSX\r\n\r\n")
+            .await
+            .unwrap();
+        let mut received = Vec::new();
+        tokio::time::timeout(HANG, client.read_to_end(&mut received))
+            .await
+            .expect("hung")
+            .unwrap();
+        assert_eq!(
+            goaway_code(&frames_in(&received)),
+            Some(PROTOCOL_ERROR),
+            "reads of {max} bytes"
+        );
+    }
 }

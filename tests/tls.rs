@@ -318,7 +318,7 @@ async fn alpn_picks_http2_or_the_pipelining_engine() {
 
 /// The protocol ALPN agreed on is the one served, whatever the first bytes look like: the
 /// HTTP/2 preface after `http/1.1` is a bad HTTP/1.1 request (`505`), and an HTTP/1.1 request
-/// after `h2` is not answered as one.
+/// after `h2` is a broken HTTP/2 preface, answered in HTTP/2.
 #[tokio::test]
 async fn alpn_decides_without_sniffing() {
     let pki = Pki::new();
@@ -335,14 +335,29 @@ async fn alpn_decides_without_sniffing() {
     h2.flush().await.unwrap();
     let mut received = Vec::new();
     let read = tokio::time::timeout(HANG, h2.read_to_end(&mut received)).await;
-    // hyper's HTTP/2 server refuses the connection (a GOAWAY, then close; or a bare close).
     let _ = read.expect("HTTP/2 kept a connection with a bad preface open");
-    assert!(
-        !received.starts_with(b"HTTP/1.1"),
-        "answered as HTTP/1.1 after agreeing on h2"
-    );
+    // Refused in HTTP/2 (RFC 9113 §3.4): the server's SETTINGS, then GOAWAY PROTOCOL_ERROR.
+    let frames = h2_frames(&received);
+    assert_eq!(frames.first().map(|f| f.0), Some(0x4), "{received:?}");
+    let goaway = frames.iter().find(|f| f.0 == 0x7);
+    let code = goaway.map(|f| u32::from_be_bytes(f.1[4..8].try_into().unwrap()));
+    assert_eq!(code, Some(0x1), "no GOAWAY PROTOCOL_ERROR: {received:?}");
     drop((h1, h2));
     server.shutdown().await;
+}
+
+/// The HTTP/2 frames in `bytes` as (type, payload), up to the last whole one.
+fn h2_frames(mut bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    let mut frames = Vec::new();
+    while bytes.len() >= 9 {
+        let len = u32::from_be_bytes([0, bytes[0], bytes[1], bytes[2]]) as usize;
+        if bytes.len() < 9 + len {
+            break;
+        }
+        frames.push((bytes[3], bytes[9..9 + len].to_vec()));
+        bytes = &bytes[9 + len..];
+    }
+    frames
 }
 
 /// 100 requests in one write, answered with 64 KiB bodies that finish out of order: every
@@ -570,33 +585,161 @@ async fn a_silent_client_times_out_without_stalling_the_others() {
     server.shutdown().await;
 }
 
-/// `max_handshakes` bounds the handshakes in flight: with one allowed, a client behind a silent
-/// one waits in the backlog until the silent one's handshake times out. (With the default
-/// bound it is served at once: `a_silent_client_times_out_without_stalling_the_others`.)
+/// With every handshake slot taken by silent clients, a new client is not kept waiting: the
+/// oldest silent handshakes give way, one per newcomer, the newer silent ones keep their slots,
+/// and the honest client's handshake finishes while they are all still unfinished. No clock
+/// decides it: the handshake timeout is an hour (before eviction, the honest client waited for
+/// it in the listen backlog).
 #[tokio::test]
-async fn max_handshakes_bounds_the_handshakes_in_flight() {
-    const TIMEOUT: Duration = Duration::from_secs(2);
+async fn a_new_client_takes_the_slot_of_the_oldest_silent_handshake() {
+    const SLOTS: usize = 4;
     let pki = Pki::new();
     let listener = TlsListener::new(bind().await, pki.server_config())
-        .handshake_timeout(TIMEOUT)
-        .max_handshakes(1);
+        .handshake_timeout(Duration::from_secs(3600))
+        .max_handshakes(SLOTS);
     let server = serve_tls(listener);
 
-    // Accepted first (the backlog keeps its order), it takes the only slot.
-    let _silent = TcpStream::connect(server.addr).await.unwrap();
-    let started = Instant::now();
+    // Accepted in this order (the backlog is first in, first out): the last one finds every
+    // slot taken and evicts the first; the honest client then evicts the second.
+    let mut silent = Vec::new();
+    for _ in 0..=SLOTS {
+        silent.push(TcpStream::connect(server.addr).await.unwrap());
+    }
     let mut client = Responses::new(pki.connect(server.addr, &[b"http/1.1"]).await);
-    let waited = started.elapsed();
-    // The silent handshake's timer started when it was accepted, at most a moment before
-    // `started`: the margin covers that moment, not the machine's speed.
-    assert!(
-        waited >= TIMEOUT - Duration::from_millis(500),
-        "handshaken after {waited:?}, beside a silent client holding the only slot"
-    );
     client.send(request("/plaintext").as_bytes()).await;
     assert_eq!(client.next().await.body, b"Hello, World!");
-    drop(client);
+
+    for (i, socket) in silent.iter_mut().enumerate().take(2) {
+        assert!(
+            closed_by_server(socket).await,
+            "silent client {i} kept its slot"
+        );
+    }
+    let mut byte = [0; 1];
+    for (i, socket) in silent.iter().enumerate().skip(2) {
+        assert_eq!(
+            socket.try_read(&mut byte).unwrap_err().kind(),
+            io::ErrorKind::WouldBlock,
+            "silent client {i} lost its slot although an older one could give way"
+        );
+    }
+    drop((client, silent));
     server.shutdown().await;
+}
+
+/// A client that sent its whole ClientHello has shown it speaks TLS: when every slot is taken,
+/// the silent client accepted after it gives way, not it, although it is the oldest. Its
+/// handshake then finishes when it goes on.
+#[tokio::test]
+async fn a_client_hello_keeps_its_slot_while_a_silent_client_can_give_way() {
+    let pki = Pki::new();
+    let listener = TlsListener::new(bind().await, pki.server_config())
+        .handshake_timeout(Duration::from_secs(3600))
+        .max_handshakes(2);
+    let server = serve_tls(listener);
+
+    let gate = Arc::new(Gate::default());
+    let tcp = TcpStream::connect(server.addr).await.unwrap();
+    let stalled = Stalled {
+        io: tcp,
+        gate: Arc::clone(&gate),
+    };
+    let connector = TlsConnector::from(Arc::new(pki.client_config(&[b"http/1.1"])));
+    let name = ServerName::IpAddress(server.addr.ip().into());
+    let slow = tokio::spawn(connector.connect(name, stalled));
+    // The server answered its ClientHello: it read all of it.
+    tokio::time::timeout(HANG, gate.answered.notified())
+        .await
+        .expect("the server never answered the ClientHello");
+
+    let mut silent = TcpStream::connect(server.addr).await.unwrap();
+    let mut client = Responses::new(pki.connect(server.addr, &[b"http/1.1"]).await);
+    client.send(request("/plaintext").as_bytes()).await;
+    assert_eq!(client.next().await.body, b"Hello, World!");
+    assert!(
+        closed_by_server(&mut silent).await,
+        "the silent client kept its slot"
+    );
+
+    gate.open();
+    let slow = tokio::time::timeout(HANG, slow)
+        .await
+        .expect("handshake hung");
+    let mut slow = Responses::new(slow.unwrap().expect("the ClientHello's slot was taken"));
+    slow.send(request("/plaintext").as_bytes()).await;
+    assert_eq!(slow.next().await.body, b"Hello, World!");
+    drop((client, slow));
+    server.shutdown().await;
+}
+
+/// Holds a client's writes once it has read: see [`Stalled`].
+#[derive(Default)]
+struct Gate {
+    /// (something was read, writes may go on, the writer waiting for that).
+    state: Mutex<(bool, bool, Option<std::task::Waker>)>,
+    /// Notified on the first read.
+    answered: tokio::sync::Notify,
+}
+
+impl Gate {
+    fn open(&self) {
+        let mut state = self.state.lock().unwrap();
+        state.1 = true;
+        if let Some(writer) = state.2.take() {
+            writer.wake();
+        }
+    }
+}
+
+/// A client's TCP socket that sends its first flight (a ClientHello), reads the server's
+/// answer, and then holds its next flight until its [`Gate`] opens: a client in the middle of
+/// its handshake, as slow as the test wants.
+struct Stalled {
+    io: TcpStream,
+    gate: Arc<Gate>,
+}
+
+impl AsyncRead for Stalled {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.io).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            let first = !std::mem::replace(&mut self.gate.state.lock().unwrap().0, true);
+            if first {
+                self.gate.answered.notify_one();
+            }
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Stalled {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        {
+            let mut state = self.gate.state.lock().unwrap();
+            if state.0 && !state.1 {
+                state.2 = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+        }
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
 }
 
 /// Bytes that are not a ClientHello end their own connection only: `accept` neither fails nor

@@ -128,6 +128,12 @@ struct ServeArgs {
     /// The PEM private key of --tls-cert.
     #[arg(long, value_name = "PATH", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Seconds a client has to finish its TLS handshake. Silent clients cannot crowd out
+    /// honest ones while they wait: when 1,024 handshakes are in flight, a new connection
+    /// takes the slot of the oldest one that has not sent its ClientHello.
+    #[arg(long, env = "PIPELINED_TLS_HANDSHAKE_TIMEOUT", default_value_t = 10, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    tls_handshake_timeout: u64,
     /// Tokio worker threads (default: one per core).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     workers: Option<u32>,
@@ -203,7 +209,11 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let app = demo::app(own, metrics)?;
     tracing::info!("listening on {scheme}://{addr} (engine: {engine})");
     match tls {
-        Some(tls) => run(TlsListener::new(listener, tls), &args, app, metered).await,
+        Some(tls) => {
+            let handshake_timeout = Duration::from_secs(args.tls_handshake_timeout);
+            let listener = TlsListener::new(listener, tls).handshake_timeout(handshake_timeout);
+            run(listener, &args, app, metered).await
+        }
         None => run(listener, &args, app, metered).await,
     }
     .map_err(|e| e.to_string())?;

@@ -33,6 +33,8 @@ use bytes::{Bytes, BytesMut};
 use http::{Request, Response};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::watch;
+#[cfg(feature = "http2")]
+use tokio::time::Instant;
 use tower::Service;
 
 use crate::body::Body;
@@ -119,10 +121,8 @@ where
 /// Serves one accepted connection until it is finished: HTTP/2 when its listener agreed on it
 /// (`protocol`, TLS ALPN) or, when nothing was agreed, when it opens with the HTTP/2 preface
 /// (and `Config::http2` allows it); the ordered HTTP/1.1 engine otherwise.
-// Without HTTP/2 there is no sniffing read: `io` and `buf` go to the engine untouched.
-#[cfg_attr(not(feature = "http2"), allow(unused_mut))]
 pub(crate) async fn serve_io<I, S, B>(
-    mut io: I,
+    io: I,
     service: S,
     shared: Shared<'_>,
     protocol: Option<Protocol>,
@@ -131,59 +131,86 @@ pub(crate) async fn serve_io<I, S, B>(
     S: ConnService<B> + Clone,
     B: ConnBody,
 {
-    let mut buf = BytesMut::new();
-    let protocol = match protocol {
-        Some(agreed) => agreed,
-        #[cfg(feature = "http2")]
-        None if shared.config.http2 => match sniff(&mut io, &mut buf, &shared).await {
-            Some(sniffed) => sniffed,
-            // Closed, idle past the limit, or the server is shutting down, before a request.
-            None => return,
-        },
-        None => Protocol::Http1,
-    };
     match protocol {
-        Protocol::Http1 => serve(io, service, shared, buf).await,
         #[cfg(feature = "http2")]
-        Protocol::Http2 if shared.config.http2 => {
+        Some(Protocol::Http2) | None if shared.config.http2 => {
+            serve_by_preface(io, service, shared, protocol.is_none()).await;
+        }
+        Some(Protocol::Http2) => {
+            tracing::debug!("HTTP/2 agreed but not served here (Config::http2, feature http2)");
+        }
+        // Without HTTP/2 there is no sniffing read: `io` goes to the engine untouched.
+        Some(Protocol::Http1) | None => serve(io, service, shared, BytesMut::new()).await,
+    }
+}
+
+/// Serves a connection by what its first bytes say ([`sniff`]): HTTP/2 after the whole
+/// preface, HTTP/1.1 when they are no preface and `http1` (nothing agreed) allows it. A client
+/// that breaks the preface after its first line (or, with `h2` agreed, anywhere) has said it
+/// speaks HTTP/2 and is answered in HTTP/2: GOAWAY with PROTOCOL_ERROR (RFC 9113 §3.4).
+#[cfg(feature = "http2")]
+async fn serve_by_preface<I, S, B>(mut io: I, service: S, shared: Shared<'_>, http1: bool)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: ConnService<B> + Clone,
+    B: ConnBody,
+{
+    let mut buf = BytesMut::new();
+    let Some((verdict, head_due)) = sniff(&mut io, &mut buf, &shared, http1).await else {
+        // Closed, overdue, or the server is shutting down, before a request.
+        return;
+    };
+    match verdict {
+        h2::Verdict::Http1 => serve(io, service, shared, buf).await,
+        h2::Verdict::Http2 => {
             // Boxed: hyper's HTTP/2 connection state is only paid for by HTTP/2 connections,
             // not reserved in every connection's future.
-            let h2 = h2::serve(io, buf.freeze(), service, shared);
-            Box::pin(h2).await;
+            Box::pin(h2::serve(io, buf.freeze(), head_due, service, shared)).await;
         }
-        Protocol::Http2 => {
-            tracing::debug!("HTTP/2 agreed but not served here (Config::http2, feature http2)");
+        h2::Verdict::Broken => {
+            tracing::debug!("broken HTTP/2 preface: GOAWAY (PROTOCOL_ERROR)");
+            // Lingers as a closing HTTP/1.1 connection does, so that the client's unread
+            // bytes do not make the kernel reset the GOAWAY away.
+            if h2::refuse(&mut io).await.is_ok() {
+                linger(&mut io).await;
+            }
         }
     }
 }
 
-/// Reads until the first bytes tell HTTP/1.1 from the HTTP/2 preface. An HTTP/1.1 request
-/// differs within its first bytes (only `PRI` starts like the preface), so for HTTP/1.1 this is
-/// the connection's first read, which the reader then starts from: no extra system call.
-/// `None`: closed, idle past the limit, or the server is shutting down, before a request came.
+/// Reads a connection's first bytes until they tell HTTP/1.1 from HTTP/2 ([`h2::verdict`]).
+/// An HTTP/1.1 request differs within its first bytes (only `PRI` starts like the preface), so
+/// for HTTP/1.1 this is the connection's first read, which the reader then starts from: no
+/// extra system call.
+///
+/// The first byte may take `Config::idle_timeout`, as a new HTTP/1.1 connection's first
+/// request may; from it, the header-read timeout runs, for the preface as for an HTTP/1.1 head,
+/// and goes on running (the returned deadline) until HTTP/2's first request has arrived, so
+/// trickling the preface gains nothing. `None`: closed, overdue, or the server is shutting
+/// down, before a verdict.
 #[cfg(feature = "http2")]
 async fn sniff<I: AsyncRead + Unpin>(
     io: &mut I,
     buf: &mut BytesMut,
     shared: &Shared<'_>,
-) -> Option<Protocol> {
+    http1: bool,
+) -> Option<(h2::Verdict, Instant)> {
     let mut phase = shared.phase.clone();
-    let deadline = tokio::time::Instant::now() + shared.config.idle_timeout;
+    let mut due = Instant::now() + shared.config.idle_timeout;
+    let mut head_due = None;
     loop {
-        if buf.len() >= h2::PREFACE.len() && buf.starts_with(h2::PREFACE) {
-            return Some(Protocol::Http2);
-        }
-        if !h2::PREFACE.starts_with(&buf[..buf.len().min(h2::PREFACE.len())]) {
-            return Some(Protocol::Http1);
-        }
         buf.reserve(read::READ_CHUNK);
         let read = tokio::select! {
-            read = tokio::time::timeout_at(deadline, io.read_buf(buf)) => read,
+            read = tokio::time::timeout_at(due, io.read_buf(buf)) => read,
             _ = phase.wait_for(|p| *p != Phase::Running) => return None,
         };
         match read {
             Ok(Ok(n)) if n > 0 => {}
             _ => return None,
+        }
+        due = *head_due.get_or_insert_with(|| Instant::now() + shared.config.header_read_timeout);
+        if let Some(verdict) = h2::verdict(buf, http1) {
+            return Some((verdict, due));
         }
     }
 }

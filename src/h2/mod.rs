@@ -11,6 +11,7 @@
 
 mod body;
 mod measure;
+mod preface;
 mod rewind;
 mod service;
 mod streams;
@@ -29,6 +30,7 @@ use tower::Service;
 
 use crate::conn::{Phase, Shared};
 use crate::{Body, BoxError, Config};
+pub(crate) use preface::{refuse, verdict, Verdict};
 use rewind::Rewind;
 use service::{Guarded, Limits};
 use streams::Streams;
@@ -40,15 +42,23 @@ use streams::Streams;
 /// server's drain, for ever. One that does answers within a round trip.
 const GOAWAY_GRACE: Duration = Duration::from_secs(1);
 
-/// The client connection preface of HTTP/2 (RFC 9113 §3.4).
-pub(crate) const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
 /// Serves one HTTP/2 connection whose first bytes (`read`: the preface and whatever came with
 /// it) were already read while telling it from HTTP/1.1, under the same `Config` and with the
 /// same connection info as HTTP/1.1 ([`service::Guarded`]). Every stream's handler is counted
 /// in `stats` while it runs: each is a task of hyper's, like a pending HTTP/1.1 handler.
-pub(crate) async fn serve<I, S, B>(io: I, read: Bytes, service: S, shared: Shared<'_>)
-where
+///
+/// `head_due` is when the first request's header block must have arrived: the header-read
+/// timeout counted from the connection's first byte, as for an HTTP/1.1 head, so a client
+/// that trickles its SETTINGS or first HEADERS is told to go away then (GOAWAY), not after the
+/// idle timeout (when that is sooner, it still applies, as to any connection with no stream
+/// open).
+pub(crate) async fn serve<I, S, B>(
+    io: I,
+    read: Bytes,
+    head_due: Instant,
+    service: S,
+    shared: Shared<'_>,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: Service<Request<Body>, Response = Response<B>> + Clone + Send + 'static,
     S::Error: Into<BoxError>,
@@ -73,10 +83,12 @@ where
     let conn = builder(config).serve_connection(io, TowerToHyperService::new(service));
     tokio::pin!(conn);
     let (mut draining, mut abort) = (phase.clone(), phase);
-    // `closing`: GOAWAY sent (shutdown or idle). `quiet`: when the connection, with no stream
-    // open, is closed: `idle_timeout` after its last stream, `GOAWAY_GRACE` after a GOAWAY.
+    // `closing`: GOAWAY sent (shutdown, idle or no first request). `quiet`: when the
+    // connection, with no stream open, is closed: `idle_timeout` after its last stream (or
+    // from now, before its first), `GOAWAY_GRACE` after a GOAWAY; and the first stream must
+    // have come by `head_due`.
     let (mut closing, mut watching) = (false, true);
-    let mut quiet = Some(Instant::now() + config.idle_timeout);
+    let mut quiet = Some(head_due.min(Instant::now() + config.idle_timeout));
     loop {
         tokio::select! {
             result = conn.as_mut() => {

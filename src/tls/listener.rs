@@ -1,32 +1,37 @@
 //! [`TlsListener`]: accepts connections from another listener and hands them on once their TLS
 //! handshake is done, without letting a slow or silent client hold up anyone else.
 
+mod handshakes;
+
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::task::JoinSet;
+use rustls::server::Acceptor;
 use tokio_rustls::server::TlsStream;
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::LazyConfigAcceptor;
 
 use crate::listener::{Listener, Protocol};
+use handshakes::{Handshakes, Progress};
 
 /// Handshakes in flight at once by default (finished ones not yet taken by the server
 /// included); see [`TlsListener::max_handshakes`].
 ///
 /// Each holds a socket, a task and rustls' connection state for up to the handshake timeout, so
 /// without a bound a flood of clients that connect and say nothing would take every descriptor.
-/// Past it the listener stops accepting, and new connections wait in the kernel's listen
-/// backlog (as with `Config::max_connections`) until a handshake ends. 1024 is far above what
-/// honest clients keep in flight at once (a handshake is one or two round trips). These sockets
-/// are not yet connections of the server's, so they come on top of `Config::max_connections`.
+/// Past it a new connection is not kept waiting: the least advanced handshake is dropped to
+/// make room for it (`Handshakes::evict`), so a flood of silent sockets costs honest clients
+/// nothing but the accept. 1024 is far above what honest clients keep in flight at once (a
+/// handshake is one or two round trips). These sockets are not yet connections of the server's,
+/// so they come on top of `Config::max_connections`.
 const MAX_HANDSHAKES: usize = 1024;
 
 /// How long a client has to finish its handshake, by default.
 ///
 /// A TLS 1.3 handshake is one round trip and 1.2 two, so 10 s leaves room for a slow mobile
 /// link, while a client that connects and stays silent gives its slot (one of
-/// [`MAX_HANDSHAKES`]) back soon. The HTTP limits of `Config` start once the handshake is done.
+/// [`MAX_HANDSHAKES`]) back soon even when no newer connection needs it. The HTTP limits of
+/// `Config` start once the handshake is done.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A [`Listener`] that serves HTTPS: it accepts from `L` (TCP by default), does the TLS
@@ -37,17 +42,16 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Handshakes run on tasks of their own, concurrently, each bounded by
 /// [`handshake_timeout`](TlsListener::handshake_timeout), so a slow or silent client never
 /// holds up the accept loop; a failed or timed-out handshake is logged at `debug` and its
-/// connection closed. Dropping the listener (the server stops accepting at shutdown) aborts
-/// the handshakes still running.
+/// connection closed. When [`max_handshakes`](TlsListener::max_handshakes) are in flight, a
+/// new connection takes the slot of the oldest handshake still waiting for its ClientHello,
+/// so silent and half-open sockets cannot keep honest clients waiting. Dropping the listener
+/// (the server stops accepting at shutdown) aborts the handshakes still running.
 pub struct TlsListener<L: Listener = tokio::net::TcpListener> {
     listener: L,
-    acceptor: TlsAcceptor,
+    config: Arc<rustls::ServerConfig>,
     handshake_timeout: Duration,
     max_handshakes: usize,
-    /// Handshakes on tasks of their own: they progress while the server is not in `accept`
-    /// (busy spawning a connection, or waiting for a `max_connections` permit), and a
-    /// `JoinSet` aborts them when the listener is dropped, so none outlives the server.
-    handshakes: JoinSet<Handshaken<L::Io, L::Addr>>,
+    handshakes: Handshakes<Handshaken<L::Io, L::Addr>>,
 }
 
 /// What a handshake task ends with: the connection and its peer, or `None` when the handshake
@@ -67,10 +71,10 @@ impl<L: Listener> TlsListener<L> {
         }
         TlsListener {
             listener,
-            acceptor: TlsAcceptor::from(config),
+            config,
             handshake_timeout: HANDSHAKE_TIMEOUT,
             max_handshakes: MAX_HANDSHAKES,
-            handshakes: JoinSet::new(),
+            handshakes: Handshakes::new(),
         }
     }
 
@@ -81,28 +85,38 @@ impl<L: Listener> TlsListener<L> {
         self
     }
 
-    /// Most handshakes in flight at once (default 1024; at least 1); beyond it new connections
-    /// wait in the listen backlog. Each holds a descriptor for up to the handshake timeout, on
-    /// top of `Config::max_connections`: a server under a descriptor limit should keep
-    /// `max_connections` + `max_handshakes` below it, or silent clients can take what is left.
+    /// Most handshakes in flight at once (default 1024; at least 1). Each holds a descriptor
+    /// for up to the handshake timeout, on top of `Config::max_connections`: a server under a
+    /// descriptor limit should keep `max_connections` + `max_handshakes` below it.
+    ///
+    /// A connection accepted while every slot is taken is not kept waiting: the oldest
+    /// handshake whose client has not sent a whole ClientHello yet (a silent or half-open
+    /// socket) is closed to make room, or, when every client in a slot has sent one, the oldest
+    /// unfinished handshake.
     pub fn max_handshakes(mut self, max: usize) -> Self {
         self.max_handshakes = max.max(1);
         self
     }
 
-    /// Starts `io`'s handshake on a task of its own, bounded by the handshake timeout.
+    /// Starts `io`'s handshake on a task of its own, bounded by the handshake timeout, making
+    /// room for it first when every slot is taken.
     fn start_handshake(&mut self, io: L::Io, peer: L::Addr) {
-        let handshake = self.acceptor.accept(io);
+        if self.handshakes.len() >= self.max_handshakes {
+            self.handshakes.evict();
+        }
+        let config = Arc::clone(&self.config);
         let timeout = self.handshake_timeout;
         self.handshakes
-            .spawn(finish_handshake(handshake, timeout, peer));
+            .spawn(|progress| finish_handshake(io, config, progress, timeout, peer));
     }
 }
 
-/// Waits for one handshake; a failed or overdue one is logged here, once, and its connection
-/// dropped.
+/// Runs one handshake: reads the ClientHello (reporting it to `progress`), then answers it.
+/// A failed or overdue handshake is logged here, once, and its connection dropped.
 async fn finish_handshake<I, A>(
-    handshake: tokio_rustls::Accept<I>,
+    io: I,
+    config: Arc<rustls::ServerConfig>,
+    progress: Progress,
     timeout: Duration,
     peer: A,
 ) -> Handshaken<I, A>
@@ -110,6 +124,11 @@ where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     A: std::fmt::Debug,
 {
+    let handshake = async {
+        let hello = LazyConfigAcceptor::new(Acceptor::default(), io).await?;
+        progress.hello_read();
+        hello.into_stream(config).await
+    };
     match tokio::time::timeout(timeout, handshake).await {
         Ok(Ok(stream)) => Some((stream, peer)),
         Ok(Err(error)) => {
@@ -128,7 +147,8 @@ impl<L: Listener> Listener for TlsListener<L> {
     type Addr = L::Addr;
 
     /// The next connection whose handshake is done. Meanwhile it keeps accepting from the
-    /// inner listener (up to `max_handshakes` in flight) and starting handshakes.
+    /// inner listener and starting handshakes (`max_handshakes` in flight at most: a new one
+    /// takes the slot of the least advanced).
     /// Cancel-safe: accepted connections and running handshakes live in the listener, not in
     /// this future. An error is the inner listener's own.
     async fn accept(&mut self) -> io::Result<(Self::Io, Self::Addr)> {
@@ -136,14 +156,13 @@ impl<L: Listener> Listener for TlsListener<L> {
             tokio::select! {
                 // Finished handshakes first: those clients are waiting for an answer.
                 biased;
-                Some(done) = self.handshakes.join_next(), if !self.handshakes.is_empty() => {
-                    // `None`: the task logged why. A task only ends otherwise by panicking
-                    // (the panic hook reported it) or by being aborted (the listener is gone).
-                    if let Ok(Some(connection)) = done {
+                Some(done) = self.handshakes.join_next(), if self.handshakes.has_tasks() => {
+                    // `None`: the task logged why.
+                    if let Some(connection) = done {
                         return Ok(connection);
                     }
                 }
-                accepted = self.listener.accept(), if self.handshakes.len() < self.max_handshakes => {
+                accepted = self.listener.accept() => {
                     let (io, peer) = accepted?;
                     self.start_handshake(io, peer);
                 }
