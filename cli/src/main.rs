@@ -186,9 +186,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         (Some(cert), Some(key)) => Some(tls_config(cert, key, args.engine)?),
         _ => None,
     };
-    let listener = tokio::net::TcpListener::bind(args.bind)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.bind))?;
+    let listener =
+        listen(args.bind).map_err(|e| format!("cannot listen on {}: {e}", args.bind))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let engine = args
         .engine
@@ -257,6 +256,26 @@ async fn run<L: pipelined::Listener>(
             hyper_engine::serve(listener, app, shutdown_signal(), drain).await
         }
     }
+}
+
+/// Connections the kernel completes and holds for the accept loop. tokio's `bind` asks for
+/// 1024; a flood that reconnects faster than one accept loop drains them (silent sockets
+/// replaced at ~7,000/s in `loadtest/handshake_flood.py`) overflows that, and the kernel then
+/// drops an honest client's SYN, which it retries only after 1 s. The kernel caps the figure
+/// at `net.core.somaxconn` (4096 by default since Linux 5.4).
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// The listening socket, with the backlog above and `SO_REUSEADDR` (as `TcpListener::bind`
+/// sets it, so a restarted server can bind while old connections linger in TIME_WAIT).
+fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// The server's TLS settings from `--tls-cert` and `--tls-key`. hyper's engine here speaks
