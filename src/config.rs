@@ -297,13 +297,17 @@ impl Config {
     }
 
     /// Whether the engine emits metrics through the [`metrics`](https://docs.rs/metrics)
-    /// facade (default off): `pipelined_open_connections` and `pipelined_in_flight_requests`
-    /// (gauges), `pipelined_pipeline_depth` (requests read per written batch: how deep clients
-    /// pipeline), `pipelined_handler_seconds` and `pipelined_head_of_line_wait_seconds`
-    /// (histograms, in seconds). Off, the hot path pays nothing; on, install a recorder (for
-    /// example `metrics-exporter-prometheus`) to collect them. HTTP/2 streams record
-    /// `pipelined_handler_seconds` and `pipelined_in_flight_requests` too, each as it happens;
-    /// the head-of-line wait and the pipeline depth do not exist there.
+    /// facade (default off): `pipelined_requests_total{method, route, status}` (every answer
+    /// written, the engine's own refusals and timeouts included, by the status on the wire;
+    /// `route` is the [`Router`](crate::Router)'s matched pattern, else `unmatched`),
+    /// `pipelined_open_connections` and `pipelined_in_flight_requests` (gauges; a request is in
+    /// flight from when it starts), `pipelined_pipeline_depth` (requests read per written
+    /// batch: how deep clients pipeline), `pipelined_handler_seconds` and
+    /// `pipelined_head_of_line_wait_seconds` (histograms, in seconds). Off, the hot path pays
+    /// nothing; on, install a recorder (for example `metrics-exporter-prometheus`) to collect
+    /// them. HTTP/2 streams record `pipelined_requests_total`, `pipelined_handler_seconds` and
+    /// `pipelined_in_flight_requests` too, each as it happens; the head-of-line wait and the
+    /// pipeline depth do not exist there.
     ///
     /// Each connection aggregates its figures and hands them over once per written batch, with
     /// `record_many` per histogram bucket touched; give the recorder's histograms the bounds

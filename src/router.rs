@@ -203,6 +203,9 @@ impl MatchedPath {
 #[derive(Clone)]
 struct Path {
     matched: MatchedPath,
+    /// The pattern as `pipelined_requests_total`'s route label, reported as it is routed.
+    #[cfg(feature = "metrics")]
+    label: crate::conn::meter::RouteLabel,
     methods: MethodRouter,
 }
 
@@ -325,6 +328,8 @@ impl Router {
         }
         inner.paths.push(Path {
             matched: MatchedPath(Arc::from(path)),
+            #[cfg(feature = "metrics")]
+            label: crate::conn::meter::RouteLabel::intern(path),
             methods,
         });
         self
@@ -506,6 +511,8 @@ impl Router {
             Err(_) => return (None, (inner.fallback.0)(req)),
         };
         let path = &inner.paths[index];
+        #[cfg(feature = "metrics")]
+        crate::conn::meter::report(path.label);
         record_route(&path.matched);
         let Some(route) = path.methods.find(req.method()) else {
             // RFC 9110 §9.3.7: OPTIONS on a path describes it (204 with `Allow`); any other

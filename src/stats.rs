@@ -3,6 +3,8 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+#[cfg(feature = "metrics")]
+use crate::conn::meter::Requests;
 use crate::Config;
 
 /// Live counts for one running server, or for every connection an accept loop of one's own
@@ -28,6 +30,10 @@ pub struct ServerStats {
 struct Counts {
     connections: AtomicUsize,
     handlers: AtomicUsize,
+    /// The `pipelined_requests_total` handles of this server's metered connections, made by
+    /// the first of them: one set per server, so a connection looks no counter up by name.
+    #[cfg(feature = "metrics")]
+    requests: std::sync::OnceLock<Arc<Requests>>,
 }
 
 impl ServerStats {
@@ -71,6 +77,16 @@ impl ServerStats {
     pub(crate) fn handler(&self) -> HandlerGuard {
         self.handler_started();
         HandlerGuard(self.clone())
+    }
+
+    /// This server's `pipelined_requests_total` handles (see [`Counts::requests`]).
+    #[cfg(feature = "metrics")]
+    pub(crate) fn requests(&self) -> Arc<Requests> {
+        let requests = self
+            .counts
+            .requests
+            .get_or_init(|| Arc::new(Requests::new()));
+        Arc::clone(requests)
     }
 
     pub(crate) fn handler_started(&self) {

@@ -1,7 +1,9 @@
-//! The engine's gauges reconcile: after the whole conformance table (every row alone and
-//! pipelined), refused requests, resets with answers still owed, half-closed clients and
-//! timed-out heads, `pipelined_in_flight_requests` and `pipelined_open_connections` are back
-//! to exactly zero. Alone in its file: it installs the process-wide metrics recorder.
+//! The engine's HTTP/1.1 metrics hold: the gauges reconcile (after the whole conformance table,
+//! every row alone and pipelined, refused requests, resets with answers still owed,
+//! half-closed clients and timed-out heads, `pipelined_in_flight_requests` and
+//! `pipelined_open_connections` are back to exactly zero), the in-flight gauge counts requests
+//! while they run, and `pipelined_requests_total` counts every answer with the status written,
+//! the engine's own included. The tests share the process-wide recorder and run one at a time.
 
 mod common;
 #[path = "common/recorder.rs"]
@@ -16,8 +18,16 @@ mod table;
 use std::time::Duration;
 
 use common::{eventually, get, serve_with, Client};
-use pipelined::{get as route_get, Config, Router};
+use pipelined::{get as route_get, post as route_post, Config, Router};
 use recorder::Metrics;
+use tokio::sync::{watch, Mutex};
+
+const IN_FLIGHT: &str = "pipelined_in_flight_requests";
+const CONNECTIONS: &str = "pipelined_open_connections";
+const REQUESTS: &str = "pipelined_requests_total";
+
+/// Held by each test: every one reads the same process-wide gauges and counters.
+static SERIAL: Mutex<()> = Mutex::const_new(());
 
 fn app() -> Router {
     Router::new()
@@ -30,8 +40,8 @@ fn app() -> Router {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gauges_return_to_zero_after_conformance_refusals_resets_half_closes_and_timeouts() {
-    let gauges = Metrics::default();
-    metrics::set_global_recorder(gauges.clone()).expect("the only recorder of this test binary");
+    let _serial = SERIAL.lock().await;
+    let gauges = Metrics::install();
 
     // Every conformance row, alone and pipelined, on a metered server of its own (the rows'
     // answers are tests/conformance.rs's business; here only what they leave behind counts).
@@ -105,6 +115,160 @@ async fn gauges_return_to_zero_after_conformance_refusals_resets_half_closes_and
     eventually("every connection closed and nothing in flight", move || {
         g.gauge("pipelined_open_connections") == 0.0
             && g.gauge("pipelined_in_flight_requests") == 0.0
+    })
+    .await;
+    server.shutdown().await;
+}
+
+/// A route whose handlers run until `release` says so.
+fn held(release: &watch::Receiver<bool>) -> Router {
+    let release = release.clone();
+    Router::new().route(
+        "/hold",
+        route_get(move |_req| {
+            let mut release = release.clone();
+            async move {
+                let _ = release.wait_for(|go| *go).await;
+                "released\n"
+            }
+        }),
+    )
+}
+
+/// Requests that run with nothing written yet are in flight: one per connection on 30
+/// connections, and 5 pipelined on one more. Then all are answered and the gauge is back at
+/// zero, each counted once as a `200` of `/hold`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http1_requests_are_in_flight_while_they_run() {
+    let _serial = SERIAL.lock().await;
+    let metrics = Metrics::install();
+    let hold = [("method", "GET"), ("route", "/hold"), ("status", "200")];
+    let answered = metrics.counter(REQUESTS, &hold);
+    let (release, waiting) = watch::channel(false);
+    let server = serve_with(held(&waiting), Config::default().metrics(true)).await;
+    let mut clients = Vec::new();
+    for _ in 0..30 {
+        let mut client = Client::connect(server.addr).await;
+        client.send(get("/hold")).await;
+        clients.push((client, 1));
+    }
+    let mut pipelining = Client::connect(server.addr).await;
+    pipelining.send(get("/hold").repeat(5)).await;
+    clients.push((pipelining, 5));
+
+    let m = metrics.clone();
+    eventually("35 running requests in flight", move || {
+        m.gauge(IN_FLIGHT) == 35.0
+    })
+    .await;
+    release.send(true).unwrap();
+    for (client, n) in &mut clients {
+        let statuses: Vec<u16> = client
+            .responses(*n)
+            .await
+            .iter()
+            .map(|r| r.status)
+            .collect();
+        assert_eq!(statuses, vec![200; *n]);
+    }
+    drop(clients);
+    let m = metrics.clone();
+    eventually("every request answered, counted once", move || {
+        m.gauge(IN_FLIGHT) == 0.0 && m.counter(REQUESTS, &hold) == answered + 35
+    })
+    .await;
+    server.shutdown().await;
+}
+
+/// Each answer the engine makes itself is counted with the status it wrote, beside the
+/// service's: a request timeout (503), a body announced too large (413) and one that grows too
+/// large (413: not the handler's 200, which was never written), too many headers (431), a
+/// head too slow (408), an unknown expectation (417) and a malformed head (400).
+///
+/// A request refused before its head was accepted has no trusted method and reached no route
+/// (`other`, `unmatched`); one refused after routing keeps its labels.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_http1_answer_is_counted_with_the_status_written() {
+    let _serial = SERIAL.lock().await;
+    let metrics = Metrics::install();
+    let app = app().route("/upload", route_post(|_req| async { "not read\n" }));
+    let config = Config::default()
+        .metrics(true)
+        .request_timeout(Some(Duration::from_millis(100)))
+        .max_body_bytes(8)
+        .max_headers(10)
+        .header_read_timeout(Duration::from_millis(200));
+    let server = serve_with(app, config).await;
+    let many_headers: String = (0..20).map(|i| format!("X-{i}: v\r\n")).collect();
+    let cases: Vec<(String, u16, [&'static str; 2])> = vec![
+        (get("/fast"), 200, ["GET", "/fast"]),
+        (get("/nope"), 404, ["GET", "unmatched"]),
+        (get("/never"), 503, ["GET", "/never"]),
+        (
+            "POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n".into(),
+            413,
+            ["other", "unmatched"],
+        ),
+        (
+            "POST /upload HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n\
+             10\r\n0123456789abcdef\r\n0\r\n\r\n"
+                .into(),
+            413,
+            ["POST", "/upload"],
+        ),
+        (
+            format!("GET /fast HTTP/1.1\r\nHost: t\r\n{many_headers}\r\n"),
+            431,
+            ["other", "unmatched"],
+        ),
+        (
+            "GET /fast HTTP/1.1\r\nHo".into(),
+            408,
+            ["other", "unmatched"],
+        ),
+        (
+            "GET /fast HTTP/1.1\r\nHost: t\r\nExpect: later\r\n\r\n".into(),
+            417,
+            ["other", "unmatched"],
+        ),
+        (
+            "GET /fast HTTP/1.1\r\nHost: t\r\nbad header\r\n\r\n".into(),
+            400,
+            ["other", "unmatched"],
+        ),
+    ];
+    let labels = |status: u16, [method, route]: [&'static str; 2]| {
+        let status = status.to_string();
+        move |m: &Metrics| {
+            let labels = [("method", method), ("route", route), ("status", &status)];
+            m.counter(REQUESTS, &labels)
+        }
+    };
+    let before: Vec<u64> = cases
+        .iter()
+        .map(|(_, status, l)| labels(*status, *l)(&metrics))
+        .collect();
+    let upload_200 = labels(200, ["POST", "/upload"]);
+    assert_eq!(upload_200(&metrics), 0);
+    for (request, status, _) in &cases {
+        let mut client = Client::connect(server.addr).await;
+        client.send(request).await;
+        assert_eq!(client.response().await.status, *status, "{request:?}");
+    }
+    for ((_, status, l), before) in cases.iter().zip(before) {
+        let count = labels(*status, *l);
+        let m = metrics.clone();
+        let what = format!("{status} counted once as {l:?}");
+        eventually(&what, move || count(&m) == before + 1).await;
+    }
+    assert_eq!(
+        upload_200(&metrics),
+        0,
+        "a refused body's request counted as 200"
+    );
+    let m = metrics.clone();
+    eventually("nothing open or in flight", move || {
+        m.gauge(CONNECTIONS) == 0.0 && m.gauge(IN_FLIGHT) == 0.0
     })
     .await;
     server.shutdown().await;

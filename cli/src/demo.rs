@@ -71,8 +71,8 @@ pub fn app(own: Own, metrics: Option<Arc<Registry>>) -> Result<Router, String> {
         )
         .route("/fanout", get(move |req| fanout.clone().answer(req)))
         .route("/healthz", get(|_req| async { "ok\n" }))
-        // No demo handler reads `MatchedPath`, and the request counter gets the route from
-        // `Router::call_with_route`: /plaintext keeps its extensions empty and unallocated.
+        // No demo handler reads `MatchedPath`, and the engine's request counter gets the route
+        // from the router as it routes: /plaintext keeps its extensions empty and unallocated.
         .without_matched_path();
     Ok(match metrics {
         Some(metrics) => app.route("/metrics", get(move |_req| render(metrics.clone()))),

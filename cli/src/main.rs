@@ -239,15 +239,9 @@ async fn run<L: pipelined::Listener>(
         .server_timing(!args.no_server_timing)
         .half_close(args.half_close == HalfClose::Answer);
     match args.engine {
-        Engine::Ordered if metered => {
-            pipelined::serve(listener, prometheus::Counted::new(app))
-                .config(config.metrics(true))
-                .with_graceful_shutdown(shutdown_signal())
-                .await
-        }
         Engine::Ordered => {
             pipelined::serve(listener, app)
-                .config(config)
+                .config(config.metrics(metered))
                 .with_graceful_shutdown(shutdown_signal())
                 .await
         }

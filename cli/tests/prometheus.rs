@@ -1,7 +1,9 @@
 //! A real Prometheus scrapes the running binary every second while the test sends pipelined
 //! load; its HTTP API must then see the load: the exact request count, a request rate in line
-//! with what was sent, and a p99 head-of-line wait of the size the load forces. Skipped,
-//! saying so, where `prometheus` is not installed; CI (`.ci/run`) installs it.
+//! with what was sent, and a p99 head-of-line wait of the size the load forces; requests in
+//! flight while they run and every answer by the status written, the server's own refusals
+//! included. Skipped, saying so, where `prometheus` is not installed; CI (`.ci/run`) installs
+//! it.
 
 mod common;
 
@@ -13,6 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::binary::Binary;
 use common::tools::installed;
+use common::wire::{get, Client};
 
 /// What each connection writes at once: a 20 ms request, then 15 that finish at once and
 /// wait behind it. Their head-of-line wait is ~20 ms by construction.
@@ -53,11 +56,17 @@ struct Prometheus {
 impl Prometheus {
     /// Starts Prometheus on a free loopback port, scraping `target` every second.
     fn start(binary: &Path, target: SocketAddr) -> Prometheus {
-        let dir = std::env::temp_dir().join(format!("pipelined-prometheus-{}", std::process::id()));
+        let listen = free_port();
+        // One directory per Prometheus: the tests of this file run at once.
+        let dir = format!(
+            "pipelined-prometheus-{}-{}",
+            std::process::id(),
+            listen.port()
+        );
+        let dir = std::env::temp_dir().join(dir);
         std::fs::create_dir_all(&dir).unwrap();
         let config = dir.join("prometheus.yml");
         std::fs::write(&config, scrape_config(target)).unwrap();
-        let listen = free_port();
         let log = File::create(dir.join("prometheus.log")).unwrap();
         let child = Command::new(binary)
             .arg(format!("--config.file={}", config.display()))
@@ -79,12 +88,17 @@ impl Prometheus {
     }
 
     /// The single value of instant query `promql` at `at` (Unix seconds; now if `None`), or
-    /// `None` while it has no result.
+    /// `None` while it has no result or Prometheus is still starting.
     async fn value(&self, promql: &str, at: Option<f64>) -> Option<f64> {
         let mut query = vec![("query", promql.to_owned())];
         query.extend(at.map(|t| ("time", format!("{t:.3}"))));
         let res = self.http.get(format!("{}/query", self.api)).query(&query);
-        let body = res.send().await.ok()?.text().await.ok()?;
+        let res = res.send().await.ok()?;
+        if res.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+            // Still starting (its storage not open yet): asked again by `wait_for`.
+            return None;
+        }
+        let body = res.text().await.ok()?;
         let body: serde_json::Value = serde_json::from_str(&body).expect("the API answers JSON");
         assert_eq!(body["status"], "success", "{promql}: {body}");
         let value = &body["data"]["result"].get(0)?["value"][1];
@@ -194,6 +208,91 @@ async fn prometheus_scrapes_what_pipelined_load_did() {
         .await
         .expect("a head-of-line p99 mid-load");
     assert!((0.01..=0.1).contains(&p99), "p99 head-of-line wait {p99} s");
+    drop(prometheus);
+    server.terminate();
+}
+
+/// Requests held by `/delay/5000` while Prometheus scrapes: the in-flight gauge it stores reads
+/// them all (polled until it does, bounded by their delay), and zero once they are answered.
+/// Then each answer the server makes itself, besides the router's, is counted by the status
+/// written: a request timeout (503), 404, a malformed head (400), too many headers (431), an
+/// announced body over the limit (413), an unknown expectation (417), a head too slow (408).
+#[tokio::test]
+async fn prometheus_sees_requests_in_flight_and_every_status() {
+    let Some(prometheus) = installed("prometheus", "prometheus") else {
+        return;
+    };
+    let args = [
+        "serve",
+        "--bind",
+        "127.0.0.1:0",
+        "--request-timeout",
+        "6",
+        "--header-read-timeout",
+        "1",
+    ];
+    let server = Binary::start(&args, &[]);
+    let prometheus = Prometheus::start(&prometheus, server.addr);
+    prometheus
+        .wait_for("up{job=\"pipelined\"}", |up| up == 1.0)
+        .await;
+
+    // 20 requests that answer after 5 s and one that the request timeout answers (503) at 6 s.
+    let mut running = Vec::new();
+    for path in ["/delay/5000"; 20].into_iter().chain(["/delay/30000"]) {
+        let mut client = Client::connect(server.addr).await;
+        client.send(&get(path)).await;
+        running.push(client);
+    }
+    prometheus
+        .wait_for("sum(pipelined_in_flight_requests)", |n| n == 21.0)
+        .await;
+
+    let many_headers: String = (0..101).map(|i| format!("X-{i}: v\r\n")).collect();
+    let refused = [
+        (get("/nope"), 404),
+        (
+            "GET / HTTP/1.1\r\nHost: x\r\nbad header\r\n\r\n".to_owned(),
+            400,
+        ),
+        (
+            format!("GET / HTTP/1.1\r\nHost: x\r\n{many_headers}\r\n"),
+            431,
+        ),
+        (
+            "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n\r\n".to_owned(),
+            413,
+        ),
+        (
+            "GET / HTTP/1.1\r\nHost: x\r\nExpect: later\r\n\r\n".to_owned(),
+            417,
+        ),
+        ("GET / HTTP/1.1\r\nHo".to_owned(), 408),
+    ];
+    for (request, status) in &refused {
+        let mut client = Client::connect(server.addr).await;
+        client.send(request).await;
+        assert_eq!(client.responses(1).await[0].status, *status, "{request:?}");
+    }
+    let mut statuses = Vec::new();
+    for client in &mut running {
+        statuses.push(client.responses(1).await[0].status);
+    }
+    statuses.sort_unstable();
+    assert_eq!(statuses, [vec![200; 20], vec![503]].concat());
+
+    prometheus
+        .wait_for("sum(pipelined_in_flight_requests)", |n| n == 0.0)
+        .await;
+    let delay = |status: u16| {
+        format!("sum(pipelined_requests_total{{route=\"/delay/{{ms}}\",status=\"{status}\"}})")
+    };
+    prometheus.wait_for(&delay(200), |n| n == 20.0).await;
+    prometheus.wait_for(&delay(503), |n| n == 1.0).await;
+    for (_, status) in refused {
+        let count = format!("sum(pipelined_requests_total{{status=\"{status}\"}})");
+        prometheus.wait_for(&count, |n| n == 1.0).await;
+    }
     drop(prometheus);
     server.terminate();
 }

@@ -30,7 +30,7 @@ use super::keep_alive::{KeepAlive, Stop};
 use super::meter::Meter;
 use super::order::Order;
 use super::read::{Input, Pump, Pumped};
-use super::slot::{InFlight, Outcome, SlotKind, Timing};
+use super::slot::{InFlight, Labels, Outcome, SlotKind, Timing};
 use super::write::{Encoded, Output, Streamed, Streaming};
 use super::{ConnBody, ConnService, InsertInfo, Phase};
 use crate::body::Body;
@@ -101,6 +101,10 @@ where
         stats: ServerStats,
         connect_info: Option<InsertInfo>,
     ) -> Self {
+        #[cfg(feature = "metrics")]
+        let meter = config
+            .metrics
+            .then(|| Box::new(Meter::new(stats.requests())));
         let in_flight = Arc::new(InFlight::new(stats));
         let mut phase = phase;
         let shutdown = Box::pin(async move {
@@ -126,7 +130,7 @@ where
             timed: config.server_timing || config.metrics,
             clock: None,
             #[cfg(feature = "metrics")]
-            meter: config.metrics.then(|| Box::new(Meter::new())),
+            meter,
         }
     }
 
@@ -156,8 +160,19 @@ where
     }
 
     /// Advances both sides until the encoded bytes should be written, the connection is
-    /// finished, or nothing can happen before the task is woken.
+    /// finished, or nothing can happen before the task is woken; whichever it is, the task
+    /// waits next, so the in-flight gauge is brought up to date ([`Meter::settle`]).
     fn poll_step(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Step>> {
+        let step = self.poll_turn(cx);
+        #[cfg(feature = "metrics")]
+        if let Some(meter) = &mut self.meter {
+            meter.settle();
+        }
+        step
+    }
+
+    /// One turn of [`Conn::poll_step`].
+    fn poll_turn(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Step>> {
         self.clock = None;
         loop {
             let read = self.poll_input(cx)?;
@@ -259,16 +274,24 @@ where
             };
             match slot.kind {
                 SlotKind::Continue => self.output.encode_continue(),
-                SlotKind::Ready(outcome) => {
-                    self.answer(outcome, slot.info, slot.close, slot.timing, slot.span)
-                }
+                SlotKind::Ready(outcome) => self.answer(
+                    outcome,
+                    slot.info,
+                    slot.close,
+                    slot.timing,
+                    slot.span,
+                    slot.labels,
+                ),
                 SlotKind::Pending(_) => unreachable!("the front slot was resolved above"),
             }
             progress = true;
         }
     }
 
-    /// Encodes a response that is next in order.
+    /// Encodes a response that is next in order: every final answer, the service's or the
+    /// engine's, goes through here, so this is where it is counted, with the status written.
+    // Without the metrics feature the labels are empty: nothing is counted.
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
     fn answer(
         &mut self,
         outcome: Outcome<B>,
@@ -276,6 +299,7 @@ where
         close: bool,
         timing: Option<Timing>,
         span: tracing::Span,
+        labels: Labels,
     ) {
         // Handler time, and how long the finished response waited for earlier ones.
         let timings = timing.map(|t| {
@@ -288,12 +312,13 @@ where
             };
             (t.finished.saturating_duration_since(t.started), queue)
         });
+        let status = outcome.status();
         #[cfg(feature = "metrics")]
         if let Some(meter) = &mut self.meter {
-            meter.answered(timings);
+            meter.answered(labels, status, timings);
         }
         if !span.is_disabled() {
-            record(&span, &outcome, timings);
+            record(&span, status, timings);
         }
         let nothing_after = self.order.is_empty() && self.held.is_none();
         let last = self.keep_alive.is_last(close, nothing_after);
@@ -314,11 +339,7 @@ where
 }
 
 /// Closes a request's span: its status and, when measured, its timings.
-fn record<B>(span: &tracing::Span, outcome: &Outcome<B>, timing: Option<(Duration, Duration)>) {
-    let status = match outcome {
-        Outcome::Response(response, _) => response.status(),
-        Outcome::Engine { error, .. } => error.status,
-    };
+fn record(span: &tracing::Span, status: http::StatusCode, timing: Option<(Duration, Duration)>) {
     span.record("http.response.status_code", status.as_u16());
     if let Some((handler, queue)) = timing {
         span.record("pipeline.handler_ms", handler.as_secs_f64() * 1000.0);

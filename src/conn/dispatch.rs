@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use tower::Service;
 use tracing::Instrument;
 
-use super::slot::{Finished, InFlight, Outcome};
+use super::slot::{Finished, InFlight, Labels, Outcome};
 use super::InsertInfo;
 use crate::body::Body;
 use crate::proto::encode::RequestInfo;
@@ -39,6 +39,8 @@ pub(crate) struct Dispatcher<S: Service<Request<Body>>> {
     pub(crate) in_flight: Arc<InFlight>,
     request_timeout: Option<Duration>,
     connect_info: Option<InsertInfo>,
+    /// Label each request for `pipelined_requests_total` (`Config::metrics`).
+    metered: bool,
 }
 
 impl<S, B> Dispatcher<S>
@@ -60,6 +62,7 @@ where
             in_flight,
             request_timeout: config.request_timeout,
             connect_info,
+            metered: config.metrics,
         }
     }
 
@@ -81,34 +84,41 @@ where
     /// task and no channel; its response goes straight to the write side. One that is still
     /// pending moves to its own task, so slow or blocking handlers of the same connection run
     /// concurrently and on every core.
+    ///
+    /// Also returns what the answer is counted under: the method and the route a `Router`
+    /// reported while it was called (`Labels::unknown()` if the call panicked).
     pub(crate) fn start(
         &mut self,
         cx: &mut Context<'_>,
         request: Request<Body>,
         info: RequestInfo,
         span: &tracing::Span,
-    ) -> Started<B> {
+    ) -> (Started<B>, Labels) {
         let service = &mut self.service;
         let spare = &mut self.spare;
+        let metered = self.metered;
         let entered = span.enter();
         let first = catch_unwind(AssertUnwindSafe(|| {
-            let future = service.call(request);
+            let (future, labels) = call(service, request, metered);
             let mut pinned = spare.take().unwrap_or_else(|| Box::pin(None));
             pinned.set(Some(future));
             let polled = pinned.as_mut().as_pin_mut().map(|f| f.poll(cx));
-            (polled, pinned)
+            (polled, pinned, labels)
         }));
         drop(entered);
         match first {
-            Ok((Some(Poll::Ready(result)), mut pinned)) => {
+            Ok((Some(Poll::Ready(result)), mut pinned, labels)) => {
                 pinned.set(None);
                 self.spare = Some(pinned);
-                Started::Ready(outcome(result, info))
+                (Started::Ready(outcome(result, info)), labels)
             }
-            Ok((_, pinned)) => Started::Spawned(self.spawn(pinned, info, span.clone())),
+            Ok((_, pinned, labels)) => {
+                let rx = self.spawn(pinned, info, span.clone());
+                (Started::Spawned(rx), labels)
+            }
             Err(_) => {
                 tracing::error!("handler panicked; answering 500");
-                Started::Ready(Outcome::internal_error())
+                (Started::Ready(Outcome::internal_error()), Labels::unknown())
             }
         }
     }
@@ -153,6 +163,32 @@ where
         tokio::spawn(task.instrument(span));
         rx
     }
+}
+
+/// Calls the service; when `metered`, labels the request with its method and the route a
+/// `Router` reported while routing it.
+#[cfg(feature = "metrics")]
+fn call<S: Service<Request<Body>>>(
+    service: &mut S,
+    request: Request<Body>,
+    metered: bool,
+) -> (S::Future, Labels) {
+    if !metered {
+        return (service.call(request), Labels::unknown());
+    }
+    let labels = Labels::new(request.method());
+    let (future, route) = crate::conn::meter::routed(|| service.call(request));
+    (future, labels.routed_to(route))
+}
+
+/// Calls the service: without the `metrics` feature there are no labels to learn.
+#[cfg(not(feature = "metrics"))]
+fn call<S: Service<Request<Body>>>(
+    service: &mut S,
+    request: Request<Body>,
+    _: bool,
+) -> (S::Future, Labels) {
+    (service.call(request), Labels)
 }
 
 /// Turns a handler's result into its outcome; a service error is logged here, once.

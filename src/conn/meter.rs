@@ -2,15 +2,29 @@
 //!
 //! Handing every request's figures to the process-wide recorder would cost more than answering
 //! a pipelined plaintext request. So each connection counts locally (plain integers, no atomics)
-//! and gives the recorder one summary per written batch: the in-flight gauge moves by the
-//! batch's net change, and each histogram gets one `record_many` per bucket the batch touched,
-//! valued at the mean of that bucket's samples. For a recorder that uses the same bounds
-//! ([`SECONDS_BUCKETS`]), bucket counts and `_sum` are then exactly what per-sample recording
-//! would give.
+//! and gives the recorder one summary per written batch: each histogram gets one `record_many`
+//! per bucket the batch touched, valued at the mean of that bucket's samples, and
+//! `pipelined_requests_total` one `increment` per (method, route, status) the batch answered
+//! ([`requests`]). For a recorder that uses the same bounds ([`SECONDS_BUCKETS`]), bucket
+//! counts and `_sum` are then exactly what per-sample recording would give.
+//!
+//! The in-flight gauge cannot wait for a batch: a request that runs for a minute is in flight
+//! for that minute, with nothing written. It moves by the net change whenever the connection's
+//! task is about to wait ([`Meter::settle`]): once per batch for a pipelined burst (read and
+//! answered in the same turn: no change, no call), and as soon as a slow request has started.
 
+mod requests;
+mod route;
+
+use std::sync::Arc;
 use std::time::Duration;
 
+use http::StatusCode;
 use metrics::{Gauge, Histogram};
+
+use requests::Tally;
+pub(crate) use requests::{Labels, Requests};
+pub(crate) use route::{report, routed, RouteLabel};
 
 /// Bucket bounds, in seconds, of `pipelined_handler_seconds` and
 /// `pipelined_head_of_line_wait_seconds`: 10 µs (a handler answered inline) to 10 s (a slow
@@ -60,25 +74,31 @@ pub(crate) struct Meter {
     head_of_line: Histogram,
     handler_samples: Local,
     head_of_line_samples: Local,
-    /// Requests read since the last batch was written.
+    /// The server's `pipelined_requests_total` handles.
+    requests: Arc<Requests>,
+    /// Answers since the last batch was written, by labels and status.
+    tally: Tally,
+    /// Requests read since the last batch was written (the pipeline depth).
     read: u32,
-    /// Requests answered since the last batch was written.
-    answered: u32,
+    /// Requests read minus requests answered since the gauge last moved.
+    unsettled: i64,
     /// Requests read and not yet answered, over the connection's life: what the gauge must
     /// give back if the connection ends before answering them.
     outstanding: u64,
 }
 
 /// The engine's metric names, one place for HTTP/1.1 (here), HTTP/2 (`h2/measure.rs`) and the
-/// connection counter (`stats.rs`), so a rename cannot split the two protocols' series.
+/// connection counter (`stats.rs`), and the request counter of both (`requests.rs`), so a rename cannot split the two protocols' series.
 pub(crate) const IN_FLIGHT: &str = "pipelined_in_flight_requests";
 pub(crate) const HANDLER_SECONDS: &str = "pipelined_handler_seconds";
 pub(crate) const OPEN_CONNECTIONS: &str = "pipelined_open_connections";
 const PIPELINE_DEPTH: &str = "pipelined_pipeline_depth";
 const HEAD_OF_LINE_SECONDS: &str = "pipelined_head_of_line_wait_seconds";
+const REQUESTS_TOTAL: &str = "pipelined_requests_total";
 
 impl Meter {
-    pub(crate) fn new() -> Self {
+    /// A connection's meter, counting requests into `requests` (its server's).
+    pub(crate) fn new(requests: Arc<Requests>) -> Self {
         Meter {
             in_flight: metrics::gauge!(IN_FLIGHT),
             depth: metrics::histogram!(PIPELINE_DEPTH),
@@ -86,8 +106,10 @@ impl Meter {
             head_of_line: metrics::histogram!(HEAD_OF_LINE_SECONDS),
             handler_samples: Local::default(),
             head_of_line_samples: Local::default(),
+            requests,
+            tally: Tally::default(),
             read: 0,
-            answered: 0,
+            unsettled: 0,
             outstanding: 0,
         }
     }
@@ -95,29 +117,44 @@ impl Meter {
     /// A request was read.
     pub(crate) fn read(&mut self) {
         self.read += 1;
+        self.unsettled += 1;
         self.outstanding += 1;
     }
 
-    /// A request was answered, with its handler time and head-of-line wait when measured.
-    pub(crate) fn answered(&mut self, timing: Option<(Duration, Duration)>) {
-        self.answered += 1;
+    /// A request was answered with `status` (its head is being encoded), with its handler
+    /// time and head-of-line wait when measured.
+    pub(crate) fn answered(
+        &mut self,
+        labels: Labels,
+        status: StatusCode,
+        timing: Option<(Duration, Duration)>,
+    ) {
+        self.unsettled -= 1;
         self.outstanding = self.outstanding.saturating_sub(1);
+        self.tally.add(labels, status, &self.requests);
         if let Some((handler, queue)) = timing {
             self.handler_samples.record(handler.as_secs_f64());
             self.head_of_line_samples.record(queue.as_secs_f64());
         }
     }
 
+    /// The connection's task is about to wait (for the socket, a handler or a write): the
+    /// in-flight gauge takes the requests started and answered since it last moved.
+    pub(crate) fn settle(&mut self) {
+        if self.unsettled != 0 {
+            self.in_flight.increment(self.unsettled as f64);
+            self.unsettled = 0;
+        }
+    }
+
     /// A batch was written: hand its summary to the recorder.
     pub(crate) fn batch(&mut self) {
-        let net = f64::from(self.read) - f64::from(self.answered);
-        if net != 0.0 {
-            self.in_flight.increment(net);
-        }
+        self.settle();
         if self.read > 0 {
             self.depth.record(f64::from(self.read));
         }
-        (self.read, self.answered) = (0, 0);
+        self.read = 0;
+        self.tally.flush(&self.requests);
         self.handler_samples.flush(&self.handler);
         self.head_of_line_samples.flush(&self.head_of_line);
     }

@@ -24,6 +24,23 @@ pub(crate) struct Slot<B> {
     pub(crate) timing: Option<Timing>,
     /// The request's span; the status and timings are recorded in it when it is answered.
     pub(crate) span: tracing::Span,
+    /// What its answer is counted under in `pipelined_requests_total`.
+    pub(crate) labels: Labels,
+}
+
+#[cfg(feature = "metrics")]
+pub(crate) use super::meter::Labels;
+
+/// Without the `metrics` feature nothing is counted, and a request carries no labels.
+#[cfg(not(feature = "metrics"))]
+#[derive(Clone, Copy)]
+pub(crate) struct Labels;
+
+#[cfg(not(feature = "metrics"))]
+impl Labels {
+    pub(crate) fn unknown() -> Self {
+        Labels
+    }
 }
 
 /// When a request's handler started and finished.
@@ -73,6 +90,14 @@ impl<B: http_body::Body> Outcome<B> {
 }
 
 impl<B> Outcome<B> {
+    /// The status this answer is written with.
+    pub(crate) fn status(&self) -> http::StatusCode {
+        match self {
+            Outcome::Response(response, _) => response.status(),
+            Outcome::Engine { error, .. } => error.status,
+        }
+    }
+
     /// A refused request: the connection cannot go on after it.
     pub(crate) fn refused(error: EngineError) -> Self {
         Outcome::Engine { error, close: true }

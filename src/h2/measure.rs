@@ -1,6 +1,8 @@
 //! What is measured of each HTTP/2 stream's handler, as the HTTP/1.1 engine measures it: its
 //! time, for `Server-Timing` (`Config::server_timing`) and the `pipelined_handler_seconds`
-//! histogram, and the `pipelined_in_flight_requests` gauge while it runs (`Config::metrics`).
+//! histogram, and the `pipelined_in_flight_requests` gauge while it runs (`Config::metrics`);
+//! and of every stream, the service's or refused, its answer in `pipelined_requests_total`
+//! ([`Counting`]).
 //!
 //! HTTP/2 has no head-of-line wait: each stream's response leaves as soon as it is ready, so
 //! `queue` is always `0.000` and `pipelined_head_of_line_wait_seconds` and
@@ -10,16 +12,19 @@
 
 use std::time::Duration;
 
+#[cfg(feature = "metrics")]
+use std::sync::Arc;
+
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
 #[cfg(feature = "metrics")]
 use metrics::{Gauge, Histogram};
-
-#[cfg(feature = "metrics")]
-use crate::conn::meter;
 use tokio::time::Instant;
 
+#[cfg(feature = "metrics")]
+use crate::conn::meter::{self, Labels, Requests};
 use crate::proto::encode::server_timing_value;
+use crate::stats::ServerStats;
 use crate::Config;
 
 /// What one connection measures of its streams; shared by them all.
@@ -69,6 +74,51 @@ impl Measure {
             meter.in_flight.increment(1.0);
         }
         Some(handling)
+    }
+}
+
+/// What one stream's answer is counted under in `pipelined_requests_total`, and the server's
+/// counters it goes to; nothing when the server is not metered.
+pub(super) struct Counting {
+    #[cfg(feature = "metrics")]
+    counted: Option<(Labels, Arc<Requests>)>,
+}
+
+impl Measure {
+    /// A stream's request arrived, with `method`: its answer, whatever it is, is counted in
+    /// `stats`' counters.
+    // Without the metrics feature nothing is counted, and neither says anything.
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub(super) fn counting(&self, method: &Method, stats: &ServerStats) -> Counting {
+        Counting {
+            #[cfg(feature = "metrics")]
+            counted: self
+                .meter
+                .is_some()
+                .then(|| (Labels::new(method), stats.requests())),
+        }
+    }
+}
+
+impl Counting {
+    /// Runs `call` (the service's `call`), learning the route a `Router` reports as it routes.
+    pub(super) fn call<T>(&mut self, call: impl FnOnce() -> T) -> T {
+        #[cfg(feature = "metrics")]
+        if let Some((labels, _)) = &mut self.counted {
+            let (value, route) = meter::routed(call);
+            *labels = labels.routed_to(route);
+            return value;
+        }
+        call()
+    }
+
+    /// The stream's answer is `status`: the one place an HTTP/2 answer is counted.
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub(super) fn answered(self, status: StatusCode) {
+        #[cfg(feature = "metrics")]
+        if let Some((labels, requests)) = self.counted {
+            requests.count(labels, status, 1);
+        }
     }
 }
 

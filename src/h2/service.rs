@@ -22,12 +22,12 @@ use tokio::time::error::Elapsed;
 use tower::Service;
 
 use super::body::{discard, limited};
-use super::measure::Measure;
+use super::measure::{Handling, Measure};
 use super::streams::{Held, StreamGuard, Streams};
 use crate::conn::InsertInfo;
 use crate::proto::error::EngineError;
 use crate::proto::request::expects_100_continue;
-use crate::stats::ServerStats;
+use crate::stats::{HandlerGuard, ServerStats};
 use crate::{Body, BodyError, BoxError, Config};
 
 /// How many times `max_body_bytes` a refused request's upload may still send, discarded, so
@@ -131,27 +131,64 @@ where
 
     fn call(&mut self, request: Request<Incoming>) -> Self::Future {
         let stream = self.streams.open();
-        if let Some(error) = self.limits.refusal(&request) {
-            self.limits.drain_refused(request.into_body());
-            return Box::pin(std::future::ready(Ok(engine(error, stream))));
-        }
-        let request = self.limits.prepare(request);
-        let running = self.stats.handler();
-        let handling = self.limits.measure.start();
-        let timeout = self.limits.request_timeout;
-        // A panic in the service's call or its future is answered `500` like a failure, as on
-        // HTTP/1.1, rather than unwinding through hyper's task, which would reset the stream.
-        let called = catch_unwind(AssertUnwindSafe(|| self.service.call(request)));
-        Box::pin(async move {
-            let outcome = run(called, timeout).await;
-            drop(running);
-            let mut answer = respond(outcome, stream);
-            if let Some(handling) = handling {
-                handling.finish(answer.headers_mut());
+        let mut counting = self.limits.measure.counting(request.method(), &self.stats);
+        let work = match self.limits.refusal(&request) {
+            Some(error) => {
+                self.limits.drain_refused(request.into_body());
+                Work::Refused(error)
             }
+            None => {
+                let request = self.limits.prepare(request);
+                let running = self.stats.handler();
+                let handling = self.limits.measure.start();
+                // A panic in the service's call or its future is answered `500` like a
+                // failure, as on HTTP/1.1, rather than unwinding through hyper's task, which
+                // would reset the stream.
+                let service = &mut self.service;
+                let called =
+                    counting.call(|| catch_unwind(AssertUnwindSafe(|| service.call(request))));
+                Work::Run {
+                    called,
+                    running,
+                    handling,
+                }
+            }
+        };
+        let timeout = self.limits.request_timeout;
+        Box::pin(async move {
+            let answer = match work {
+                Work::Refused(error) => engine(error, stream),
+                Work::Run {
+                    called,
+                    running,
+                    handling,
+                } => {
+                    let outcome = run(called, timeout).await;
+                    drop(running);
+                    let mut answer = respond(outcome, stream);
+                    if let Some(handling) = handling {
+                        handling.finish(answer.headers_mut());
+                    }
+                    answer
+                }
+            };
+            counting.answered(answer.status());
             Ok(answer)
         })
     }
+}
+
+/// What a stream does for its answer: the server refuses it, or the service's call runs.
+enum Work<F> {
+    Refused(EngineError),
+    Run {
+        /// The future the service's call made (`Err`: the call panicked).
+        called: std::thread::Result<F>,
+        /// The stream counted as a running handler in `ServerStats`.
+        running: HandlerGuard,
+        /// Its time, when measured.
+        handling: Option<Handling>,
+    },
 }
 
 /// Runs the handler the service's call made (`Err`: the call itself panicked) to its result:

@@ -1,95 +1,100 @@
-//! A `metrics` recorder for tests: gauges by value and histograms by sample count, read back by
-//! name. Included with `#[path]` by the tests built with the `metrics` feature
-//! (tests/gauges.rs, tests/h2_metrics.rs), each alone in its binary: it is process-wide. Each
-//! uses part of it.
+//! The tests' `metrics` recorder: `metrics-util`'s `DebuggingRecorder`, installed once per test
+//! binary (it is process-wide), read back by name and labels. Included with `#[path]` by the
+//! tests built with the `metrics` feature (tests/gauges.rs, tests/h2_metrics.rs); each uses
+//! part of it.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use metrics::{
-    Counter, Gauge, GaugeFn, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder,
-    SharedString, Unit,
-};
+use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 
-/// A gauge's value (as f64 bits), or a histogram's sample count.
-#[derive(Default)]
-pub struct Value(AtomicU64);
-
-impl GaugeFn for Value {
-    fn increment(&self, by: f64) {
-        self.update(|v| v + by);
-    }
-    fn decrement(&self, by: f64) {
-        self.update(|v| v - by);
-    }
-    fn set(&self, to: f64) {
-        self.update(|_| to);
-    }
-}
-
-impl HistogramFn for Value {
-    fn record(&self, _: f64) {
-        self.0.fetch_add(1, Ordering::AcqRel);
-    }
-}
-
-impl Value {
-    fn update(&self, f: impl Fn(f64) -> f64) {
-        let _ = self
-            .0
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |bits| {
-                Some(f(f64::from_bits(bits)).to_bits())
-            });
-    }
-}
-
-/// Gauges and histograms by name; counters are not looked at here.
-#[derive(Default, Clone)]
+/// The installed recorder's snapshots. A snapshot takes every value out of the recorder (a
+/// counter's increments, a gauge's net change, a histogram's samples since the last one), so
+/// they are added up here, over every snapshot taken.
+#[derive(Clone)]
 pub struct Metrics {
-    gauges: Arc<Mutex<HashMap<String, Arc<Value>>>>,
-    histograms: Arc<Mutex<HashMap<String, Arc<Value>>>>,
+    snapshotter: Arc<Snapshotter>,
+    totals: Arc<Mutex<Totals>>,
+}
+
+/// A series: its name and labels.
+type Series = (String, Vec<(String, String)>);
+
+/// Every series' value so far, by kind.
+#[derive(Default)]
+struct Totals {
+    counters: HashMap<Series, u64>,
+    gauges: HashMap<Series, f64>,
+    samples: HashMap<Series, u64>,
 }
 
 impl Metrics {
+    /// The recorder of this test binary, installed by the first caller.
+    pub fn install() -> Metrics {
+        static INSTALLED: OnceLock<Metrics> = OnceLock::new();
+        INSTALLED
+            .get_or_init(|| {
+                let recorder = DebuggingRecorder::new();
+                let snapshotter = Arc::new(recorder.snapshotter());
+                recorder
+                    .install()
+                    .expect("the only recorder of this binary");
+                Metrics {
+                    snapshotter,
+                    totals: Arc::default(),
+                }
+            })
+            .clone()
+    }
+
+    /// The totals, with what the recorder holds now added in.
+    fn totals(&self) -> MutexGuard<'_, Totals> {
+        let mut totals = self.totals.lock().unwrap();
+        for (key, _, _, value) in self.snapshotter.snapshot().into_vec() {
+            let key = key.key();
+            let labels = key.labels();
+            let labels = labels.map(|l| (l.key().to_owned(), l.value().to_owned()));
+            let series = (key.name().to_owned(), labels.collect());
+            match value {
+                DebugValue::Counter(n) => *totals.counters.entry(series).or_default() += n,
+                DebugValue::Gauge(by) => *totals.gauges.entry(series).or_default() += *by,
+                DebugValue::Histogram(values) => {
+                    *totals.samples.entry(series).or_default() += values.len() as u64
+                }
+            }
+        }
+        totals
+    }
+
     /// Whether a gauge of that name was ever registered (a metered connection opened).
     pub fn registered(&self, name: &str) -> bool {
-        self.gauges.lock().unwrap().contains_key(name)
+        self.totals().gauges.keys().any(|(n, _)| n == name)
     }
 
     /// A gauge's value (0 when never registered).
     pub fn gauge(&self, name: &str) -> f64 {
-        let gauges = self.gauges.lock().unwrap();
-        gauges
-            .get(name)
-            .map_or(0.0, |v| f64::from_bits(v.0.load(Ordering::Acquire)))
+        let totals = self.totals();
+        let values = totals.gauges.iter().filter(|((n, _), _)| n == name);
+        values.map(|(_, v)| v).sum()
     }
 
     /// How many samples a histogram got.
     pub fn samples(&self, name: &str) -> u64 {
-        let histograms = self.histograms.lock().unwrap();
-        histograms
-            .get(name)
-            .map_or(0, |v| v.0.load(Ordering::Acquire))
+        let totals = self.totals();
+        let values = totals.samples.iter().filter(|((n, _), _)| n == name);
+        values.map(|(_, v)| v).sum()
     }
-}
 
-impl Recorder for Metrics {
-    fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    fn register_counter(&self, _: &Key, _: &Metadata<'_>) -> Counter {
-        Counter::noop()
-    }
-    fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
-        let mut gauges = self.gauges.lock().unwrap();
-        Gauge::from_arc(Arc::clone(gauges.entry(key.name().to_owned()).or_default()))
-    }
-    fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
-        let mut histograms = self.histograms.lock().unwrap();
-        Histogram::from_arc(Arc::clone(
-            histograms.entry(key.name().to_owned()).or_default(),
-        ))
+    /// A counter's total over the series whose labels include every one of `labels`.
+    pub fn counter(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
+        let totals = self.totals();
+        let matching = totals.counters.iter().filter(|((n, series), _)| {
+            n == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| series.iter().any(|(sk, sv)| sk == k && sv == v))
+        });
+        matching.map(|(_, v)| v).sum()
     }
 }

@@ -1,8 +1,7 @@
-//! The demo's Prometheus metrics: the engine's own (see `pipelined::Config::metrics`) plus
-//! `pipelined_requests_total{method, route, status}`, counted here around the router, all
-//! kept by our own recorder and rendered on `/metrics`.
+//! The demo's Prometheus metrics: the engine's own (see `pipelined::Config::metrics`),
+//! `pipelined_requests_total{method, route, status}` included, kept by our own recorder and
+//! rendered on `/metrics`.
 
-mod counted;
 mod exposition;
 mod recorder;
 
@@ -10,11 +9,10 @@ use std::sync::Arc;
 
 use metrics::Unit;
 
-pub use counted::Counted;
 pub use recorder::Registry;
 
-/// Installs the process-wide recorder and describes every metric the binary and the engine
-/// emit; the registry renders `/metrics`.
+/// Installs the process-wide recorder and describes every metric the engine emits; the
+/// registry renders `/metrics`.
 pub fn install() -> Result<Arc<Registry>, String> {
     let registry = Arc::new(Registry::default());
     metrics::set_global_recorder(Arc::clone(&registry))
@@ -29,7 +27,7 @@ fn describe() {
     metrics::describe_counter!(
         "pipelined_requests_total",
         Unit::Count,
-        "Requests answered, by method, matched route pattern (or unmatched) and status."
+        "Requests answered, by method, matched route pattern (or unmatched) and status written."
     );
     metrics::describe_gauge!(
         "pipelined_open_connections",

@@ -13,7 +13,7 @@ use crate::body::{Body, Chunk};
 use crate::conn::dispatch::{is_safe, Started};
 use crate::conn::keep_alive::Stop;
 use crate::conn::read::Pump;
-use crate::conn::slot::{Outcome, Slot, SlotKind, Timing};
+use crate::conn::slot::{Labels, Outcome, Slot, SlotKind, Timing};
 use crate::conn::{ConnBody, ConnService};
 use crate::proto::encode::RequestInfo;
 use crate::proto::error::EngineError;
@@ -128,11 +128,11 @@ where
             pipeline.queue_ms = tracing::field::Empty,
         );
         let started = self.timed.then(|| self.now());
-        let outcome = match ready {
+        let (outcome, labels) = match ready {
             Ok(()) => self.dispatcher.start(cx, request, info, &span),
             Err(e) => {
                 tracing::warn!(error = %e, "service not ready; answering 500");
-                Started::Ready(Outcome::internal_error())
+                (Started::Ready(Outcome::internal_error()), Labels::unknown())
             }
         };
         match outcome {
@@ -155,9 +155,10 @@ where
                         close,
                         timing,
                         span,
+                        labels,
                     });
                 } else {
-                    self.answer_or_queue(outcome, info, close, timing, span);
+                    self.answer_or_queue(outcome, info, close, timing, span, labels);
                 }
             }
             Started::Spawned(rx) => {
@@ -171,6 +172,7 @@ where
                     close,
                     timing,
                     span,
+                    labels,
                 });
             }
         }
@@ -192,7 +194,8 @@ where
         }
         self.keep_alive.stop_reading(Stop::Refused);
         let outcome = Outcome::refused(error);
-        self.answer_or_queue(outcome, refused_info(), true, None, tracing::Span::none());
+        let span = tracing::Span::none();
+        self.answer_or_queue(outcome, refused_info(), true, None, span, Labels::unknown());
     }
 
     /// `100 Continue`, in order, before the body of the request being started is read.
@@ -206,6 +209,7 @@ where
                 close: false,
                 timing: None,
                 span: tracing::Span::none(),
+                labels: Labels::unknown(),
             });
         }
     }
@@ -223,9 +227,10 @@ where
         close: bool,
         timing: Option<Timing>,
         span: tracing::Span,
+        labels: Labels,
     ) {
         if self.in_order() {
-            self.answer(outcome, info, close, timing, span);
+            self.answer(outcome, info, close, timing, span, labels);
         } else {
             self.order.push(Slot {
                 kind: SlotKind::Ready(outcome),
@@ -233,6 +238,7 @@ where
                 close,
                 timing,
                 span,
+                labels,
             });
         }
     }
