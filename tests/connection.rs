@@ -7,6 +7,8 @@
 //!   and a request pipelined behind it never runs; with `Connection: keep-alive` it stays open;
 //! - `Connection: close` third in a pipeline of five: three answers in order, the third saying
 //!   `connection: close`, then EOF — and the handlers' own log shows requests 4 and 5 never ran;
+//! - `Connection: close` on a POST with a body, a GET behind it in the same write: one answer,
+//!   then EOF, and the GET's handler never ran;
 //! - a parse error after two valid requests: 200, 200, 400, EOF, and the request behind the bad
 //!   one never ran;
 //! - HEAD gets GET's headers (Content-Length included) and no body, and the pipelined GET behind
@@ -246,6 +248,37 @@ async fn connection_close_mid_pipeline_stops_processing() {
     server.shutdown().await;
     assert_eq!(state.paths(), ["/c1", "/c2", "/c3"]);
     assert_eq!(state.posts(), 0, "the POST behind the close ran");
+}
+
+/// `Connection: close` on a request with a body: the close takes effect once the body is read
+/// to its end, so a GET in the same write behind it is never parsed as a request to run, and
+/// the connection closes after the POST's answer.
+#[tokio::test]
+async fn connection_close_on_a_request_with_a_body_stops_processing_after_its_body() {
+    let state = State::default();
+    let server = serve(app(&state)).await;
+    let mut client = Client::connect(server.addr).await;
+    let mut batch =
+        b"POST /count HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: 4\r\n\r\nbody"
+            .to_vec();
+    batch.extend(get("/behind-close").as_bytes());
+    client.send(&batch).await;
+    let r = client.response().await;
+    assert_ok(&r, "counted");
+    assert!(r.closes(), "the POST's answer says connection: close");
+    assert!(
+        client.is_closed().await,
+        "EOF right after the POST's answer"
+    );
+    drop(client);
+    // Every connection has finished once shutdown returns, so the counts are final.
+    server.shutdown().await;
+    assert_eq!(state.posts(), 1);
+    assert_eq!(
+        state.paths(),
+        Vec::<String>::new(),
+        "the GET behind the closing POST ran"
+    );
 }
 
 #[tokio::test]
