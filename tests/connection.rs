@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use common::{get, serve, with_body, Client, RawResponse};
+use common::{eventually, get, serve, with_body, Client, RawResponse};
 use http::{header, HeaderValue, Request, Response};
 use http_body::Frame;
 use pipelined::{post, Body, Router};
@@ -594,6 +594,14 @@ async fn response_that_ends_the_connection_stops_unsafe_requests_behind_it() {
         let mut client = Client::connect(server.addr).await;
         client.send(format!("{first}{post}")).await;
         if release {
+            // Released only once the handler is pending on a task of its own: a permit
+            // stored before its first poll would let it finish inline, and the test would
+            // not be about an answer that comes later.
+            let stats = &server.stats;
+            eventually("the closing handler runs on its own task", || {
+                stats.running_handlers() == 1
+            })
+            .await;
             state.gate.notify_one();
         }
         let r = client.response().await;
