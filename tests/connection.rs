@@ -7,6 +7,8 @@
 //!   and a request pipelined behind it never runs; with `Connection: keep-alive` it stays open;
 //! - `Connection: close` third in a pipeline of five: three answers in order, the third saying
 //!   `connection: close`, then EOF — and the handlers' own log shows requests 4 and 5 never ran;
+//! - `Connection: close` on a POST with a body, a GET behind it in the same write: one answer,
+//!   then EOF, and the GET's handler never ran;
 //! - a parse error after two valid requests: 200, 200, 400, EOF, and the request behind the bad
 //!   one never ran;
 //! - HEAD gets GET's headers (Content-Length included) and no body, and the pipelined GET behind
@@ -15,7 +17,8 @@
 //!   after the response of a slow GET pipelined in front of it; none is sent for a request
 //!   without a body, for HTTP/1.0, or for a body refused up front (`413`); an unknown
 //!   expectation is `417`;
-//! - a client that half-closes after pipelining (one request slow) still gets every response;
+//! - a client that half-closes after pipelining (one request slow, released only once the engine
+//!   has read the FIN) still gets every response;
 //! - responses carry `date` (an IMF-fixdate) and `server`;
 //! - a streaming body of unknown length is chunked on HTTP/1.1 and close-delimited on HTTP/1.0;
 //! - a response that ends the connection (the handler says `Connection: close`, or HTTP/1.0
@@ -33,7 +36,8 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use common::{get, serve, with_body, Client, RawResponse};
+use common::reading_stopped::ReadingStopped;
+use common::{eventually, get, serve, with_body, Client, RawResponse};
 use http::{header, HeaderValue, Request, Response};
 use http_body::Frame;
 use pipelined::{post, Body, Router};
@@ -248,6 +252,37 @@ async fn connection_close_mid_pipeline_stops_processing() {
     assert_eq!(state.posts(), 0, "the POST behind the close ran");
 }
 
+/// `Connection: close` on a request with a body: the close takes effect once the body is read
+/// to its end, so a GET in the same write behind it is never parsed as a request to run, and
+/// the connection closes after the POST's answer.
+#[tokio::test]
+async fn connection_close_on_a_request_with_a_body_stops_processing_after_its_body() {
+    let state = State::default();
+    let server = serve(app(&state)).await;
+    let mut client = Client::connect(server.addr).await;
+    let mut batch =
+        b"POST /count HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: 4\r\n\r\nbody"
+            .to_vec();
+    batch.extend(get("/behind-close").as_bytes());
+    client.send(&batch).await;
+    let r = client.response().await;
+    assert_ok(&r, "counted");
+    assert!(r.closes(), "the POST's answer says connection: close");
+    assert!(
+        client.is_closed().await,
+        "EOF right after the POST's answer"
+    );
+    drop(client);
+    // Every connection has finished once shutdown returns, so the counts are final.
+    server.shutdown().await;
+    assert_eq!(state.posts(), 1);
+    assert_eq!(
+        state.paths(),
+        Vec::<String>::new(),
+        "the GET behind the closing POST ran"
+    );
+}
+
 #[tokio::test]
 async fn parse_error_mid_pipeline_is_400_after_earlier_answers_then_eof() {
     let state = State::default();
@@ -435,21 +470,25 @@ async fn unknown_expectation_is_417() {
     assert_eq!(state.paths(), ["/before-417"]);
 }
 
+/// The handler is released only once the engine has read the FIN (its `reading stopped`
+/// report), so its answer is written to a half-closed client. The POST goes first: a request
+/// held at a barrier stops reading, and the FIN behind it would not be read before the release.
 #[tokio::test]
 async fn half_closed_client_still_gets_every_response() {
+    let stopped = ReadingStopped::watch();
     let state = State::default();
     let server = serve(app(&state)).await;
     let mut client = Client::connect(server.addr).await;
-    let mut batch = get("/slow").into_bytes();
-    batch.extend(with_body("POST", "/echo", b"posted"));
+    let mut batch = with_body("POST", "/echo", b"posted");
+    batch.extend(get("/slow").as_bytes());
     batch.extend(get("/last").as_bytes());
     client.send(&batch).await;
     client.shutdown_write().await;
-    // The slow handler (and the POST barrier behind it) finish only after the half-close.
+    eventually("the engine has read the FIN", || stopped.why().is_some()).await;
     state.gate.notify_one();
     let r = client.responses(3).await;
-    assert_ok(&r[0], "slow");
-    assert_ok(&r[1], "posted");
+    assert_ok(&r[0], "posted");
+    assert_ok(&r[1], "slow");
     assert_ok(&r[2], "/last");
     assert!(client.is_closed().await);
     drop(client);
@@ -561,6 +600,14 @@ async fn response_that_ends_the_connection_stops_unsafe_requests_behind_it() {
         let mut client = Client::connect(server.addr).await;
         client.send(format!("{first}{post}")).await;
         if release {
+            // Released only once the handler is pending on a task of its own: a permit
+            // stored before its first poll would let it finish inline, and the test would
+            // not be about an answer that comes later.
+            let stats = &server.stats;
+            eventually("the closing handler runs on its own task", || {
+                stats.running_handlers() == 1
+            })
+            .await;
             state.gate.notify_one();
         }
         let r = client.response().await;

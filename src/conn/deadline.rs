@@ -133,3 +133,163 @@ impl Deadline {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::task::{Context, Waker};
+    use std::time::Duration;
+
+    use tokio::time::{advance, Instant};
+
+    use super::{Deadline, Waiting, IDLE_GRACE};
+    use crate::Config;
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    /// Whether the deadline of the current wait has passed, polled with a waker nobody needs:
+    /// the clock is paused and moved by the test.
+    fn expired(deadline: &mut Deadline) -> bool {
+        deadline.poll_expired(&mut Context::from_waker(Waker::noop()))
+    }
+
+    /// Moves the paused clock by `by` and reports whether the deadline has passed.
+    async fn expired_after(deadline: &mut Deadline, by: Duration) -> bool {
+        advance(by).await;
+        expired(deadline)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unarmed_deadline_never_expires() {
+        let mut deadline = Deadline::default();
+        assert!(!expired_after(&mut deadline, 3600 * SECOND).await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_with_buffers_waits_out_the_grace_then_the_idle_limit_from_its_start() {
+        let config = Config::default().idle_timeout(60 * SECOND);
+        let mut deadline = Deadline::default();
+        let armed = deadline.settle(Waiting::Idle, false, &config, Instant::now);
+        assert_eq!(armed, Waiting::Grace);
+        assert!(!expired_after(&mut deadline, IDLE_GRACE - Duration::from_millis(1)).await);
+        assert!(expired_after(&mut deadline, Duration::from_millis(1)).await);
+        deadline.grace_over(&config, Instant::now());
+        assert_eq!(
+            deadline.settle(Waiting::Idle, true, &config, || unreachable!(
+                "already armed"
+            )),
+            Waiting::Idle
+        );
+        // The idle limit counts from the start of the wait, grace included.
+        assert!(!expired_after(&mut deadline, 60 * SECOND - IDLE_GRACE - SECOND).await);
+        assert!(expired_after(&mut deadline, SECOND).await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_while_in_grace_is_not_rearmed() {
+        let config = Config::default();
+        let mut deadline = Deadline::default();
+        deadline.settle(Waiting::Idle, false, &config, Instant::now);
+        let again = deadline.settle(Waiting::Idle, false, &config, || unreachable!("re-armed"));
+        assert_eq!(again, Waiting::Grace);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_parked_connection_waits_for_the_idle_limit_directly() {
+        let config = Config::default().idle_timeout(10 * SECOND);
+        let mut deadline = Deadline::default();
+        let armed = deadline.settle(Waiting::Idle, true, &config, Instant::now);
+        assert_eq!(armed, Waiting::Idle);
+        assert!(!expired_after(&mut deadline, 10 * SECOND - Duration::from_millis(1)).await);
+        assert!(expired_after(&mut deadline, Duration::from_millis(1)).await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_grace_never_outlasts_a_shorter_idle_limit() {
+        let short = IDLE_GRACE / 2;
+        let config = Config::default().idle_timeout(short);
+        let mut deadline = Deadline::default();
+        deadline.settle(Waiting::Idle, false, &config, Instant::now);
+        assert!(expired_after(&mut deadline, short).await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bytes_while_idle_start_the_idle_limit_afresh() {
+        let config = Config::default().idle_timeout(10 * SECOND);
+        let mut deadline = Deadline::default();
+        deadline.settle(Waiting::Idle, true, &config, Instant::now);
+        advance(8 * SECOND).await;
+        deadline.bytes_arrived(Waiting::Idle);
+        deadline.settle(Waiting::Idle, true, &config, Instant::now);
+        assert!(!expired_after(&mut deadline, 8 * SECOND).await);
+        assert!(expired_after(&mut deadline, 2 * SECOND).await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_head_limit_counts_from_its_first_byte_however_bytes_trickle() {
+        let config = Config::default().header_read_timeout(30 * SECOND);
+        let mut deadline = Deadline::default();
+        assert_eq!(
+            deadline.settle(Waiting::Head, false, &config, Instant::now),
+            Waiting::Head
+        );
+        for _ in 0..29 {
+            advance(SECOND).await;
+            deadline.bytes_arrived(Waiting::Head);
+            deadline.settle(Waiting::Head, false, &config, Instant::now);
+            assert!(!expired(&mut deadline));
+        }
+        assert!(expired_after(&mut deadline, SECOND).await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_parsed_head_gives_the_next_head_a_limit_of_its_own() {
+        let config = Config::default().header_read_timeout(30 * SECOND);
+        let mut deadline = Deadline::default();
+        deadline.settle(Waiting::Head, false, &config, Instant::now);
+        advance(20 * SECOND).await;
+        deadline.head_parsed();
+        deadline.settle(Waiting::Head, false, &config, Instant::now);
+        assert!(!expired_after(&mut deadline, 20 * SECOND).await);
+        assert!(expired_after(&mut deadline, 10 * SECOND).await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_limit_counts_afresh_whenever_body_bytes_arrive() {
+        let config = Config::default().body_read_timeout(30 * SECOND);
+        let mut deadline = Deadline::default();
+        deadline.settle(Waiting::Body, false, &config, Instant::now);
+        advance(20 * SECOND).await;
+        deadline.bytes_arrived(Waiting::Body);
+        deadline.settle(Waiting::Body, false, &config, Instant::now);
+        assert!(!expired_after(&mut deadline, 20 * SECOND).await);
+        assert!(expired_after(&mut deadline, 10 * SECOND).await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_timer_armed_earlier_fires_early_and_moves_to_the_real_deadline() {
+        let config = Config::default().header_read_timeout(30 * SECOND);
+        let mut deadline = Deadline::default();
+        deadline.settle(Waiting::Idle, false, &config, Instant::now);
+        deadline.bytes_arrived(Waiting::Grace);
+        let start = Instant::now();
+        deadline.settle(Waiting::Head, false, &config, Instant::now);
+        // The timer stays at the grace's end (lazily), fires there, and is moved on.
+        assert!(!expired_after(&mut deadline, IDLE_GRACE).await);
+        let sleep = deadline.sleep.as_ref().unwrap();
+        assert_eq!(sleep.deadline(), start + 30 * SECOND);
+        assert!(!expired_after(&mut deadline, 30 * SECOND - IDLE_GRACE - SECOND).await);
+        assert!(expired_after(&mut deadline, SECOND).await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_earlier_deadline_moves_the_timer_back() {
+        let config = Config::default()
+            .body_read_timeout(30 * SECOND)
+            .idle_timeout(60 * SECOND);
+        let mut deadline = Deadline::default();
+        deadline.settle(Waiting::Body, false, &config, Instant::now);
+        deadline.bytes_arrived(Waiting::Body);
+        deadline.settle(Waiting::Idle, false, &config, Instant::now);
+        assert!(expired_after(&mut deadline, IDLE_GRACE).await);
+    }
+}

@@ -92,3 +92,99 @@ impl KeepAlive {
         self.closed && !self.is_gone()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{KeepAlive, Stop};
+
+    #[test]
+    fn a_new_connection_reads_and_is_not_finished() {
+        let keep_alive = KeepAlive::default();
+        assert!(keep_alive.reading());
+        assert!(!keep_alive.is_finished(true), "idle, but reading goes on");
+        assert!(!keep_alive.is_finished(false));
+        assert!(!keep_alive.lingers());
+    }
+
+    #[test]
+    fn the_first_reason_to_stop_reading_is_kept() {
+        let mut keep_alive = KeepAlive::default();
+        keep_alive.stop_reading(Stop::Eof);
+        keep_alive.stop_reading(Stop::Draining);
+        keep_alive.client_gone();
+        assert!(!keep_alive.reading());
+        assert_eq!(keep_alive.stopped, Some(Stop::Eof));
+        assert!(
+            !keep_alive.is_gone(),
+            "a later EOF does not make the client gone"
+        );
+    }
+
+    #[test]
+    fn stopped_reading_finishes_only_once_nothing_is_owed() {
+        let mut keep_alive = KeepAlive::default();
+        keep_alive.stop_reading(Stop::RequestClose);
+        assert!(!keep_alive.is_finished(false), "a response is still owed");
+        assert!(keep_alive.is_finished(true));
+        assert!(!keep_alive.lingers(), "no closing response was encoded");
+    }
+
+    #[test]
+    fn a_response_is_last_when_asked_or_when_reading_stopped_and_nothing_follows() {
+        let mut keep_alive = KeepAlive::default();
+        assert!(keep_alive.is_last(true, false), "its request or head asked");
+        assert!(
+            !keep_alive.is_last(false, true),
+            "still reading: more may come"
+        );
+        keep_alive.stop_reading(Stop::Draining);
+        assert!(keep_alive.is_last(false, true));
+        assert!(
+            !keep_alive.is_last(false, false),
+            "an earlier one is not the last"
+        );
+    }
+
+    #[test]
+    fn a_closing_response_stops_reading_finishes_at_once_and_lingers() {
+        let mut keep_alive = KeepAlive::default();
+        keep_alive.close();
+        assert!(!keep_alive.reading());
+        assert_eq!(keep_alive.stopped, Some(Stop::ResponseClose));
+        assert!(keep_alive.is_finished(false), "nothing after it is written");
+        assert!(keep_alive.lingers());
+    }
+
+    #[test]
+    fn close_keeps_an_earlier_reason_and_still_finishes() {
+        let mut keep_alive = KeepAlive::default();
+        keep_alive.stop_reading(Stop::Refused);
+        keep_alive.close();
+        assert_eq!(keep_alive.stopped, Some(Stop::Refused));
+        assert!(keep_alive.is_finished(false));
+        assert!(keep_alive.lingers());
+    }
+
+    #[test]
+    fn a_gone_client_finishes_at_once_and_is_not_lingered_for() {
+        let mut keep_alive = KeepAlive::default();
+        keep_alive.client_gone();
+        assert!(!keep_alive.reading());
+        assert!(keep_alive.is_finished(false), "what is owed is not written");
+        assert!(!keep_alive.lingers());
+        keep_alive.close();
+        assert!(
+            !keep_alive.lingers(),
+            "nobody to linger for, even after a close"
+        );
+    }
+
+    #[test]
+    fn a_closed_connection_stays_lingering_when_the_client_then_goes() {
+        let mut keep_alive = KeepAlive::default();
+        keep_alive.close();
+        keep_alive.client_gone();
+        assert!(keep_alive.is_finished(false));
+        assert!(keep_alive.lingers(), "the close came first and is kept");
+    }
+}

@@ -14,6 +14,7 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub mod reading_stopped;
 pub mod unannounced;
 
 /// How long a test waits for bytes before declaring the server hung.
