@@ -186,8 +186,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         (Some(cert), Some(key)) => Some(tls_config(cert, key, args.engine)?),
         _ => None,
     };
-    let listener =
-        listen(args.bind).map_err(|e| format!("cannot listen on {}: {e}", args.bind))?;
+    let listener = listen(args.bind).map_err(|e| format!("cannot listen on {}: {e}", args.bind))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let engine = args
         .engine

@@ -89,3 +89,125 @@ impl<B> Order<B> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use http::{Response, StatusCode, Version};
+    use http_body_util::Empty;
+
+    use super::Order;
+    use crate::body::BodyError;
+    use crate::conn::slot::{Outcome, Slot, SlotKind};
+    use crate::proto::encode::RequestInfo;
+
+    type B = Empty<Bytes>;
+
+    fn info() -> RequestInfo {
+        RequestInfo {
+            version: Version::HTTP_11,
+            head: false,
+        }
+    }
+
+    /// A finished slot answering `status`, tagged by its status so order can be read back.
+    fn ready(status: u16) -> Slot<B> {
+        let mut response = Response::new(Empty::new());
+        *response.status_mut() = StatusCode::from_u16(status).unwrap();
+        Slot {
+            kind: SlotKind::Ready(Outcome::response(response, info())),
+            info: info(),
+            close: false,
+            timing: None,
+            span: tracing::Span::none(),
+            labels: crate::conn::slot::Labels::unknown(),
+        }
+    }
+
+    fn status(slot: &Slot<B>) -> u16 {
+        match &slot.kind {
+            SlotKind::Ready(Outcome::Response(response, _)) => response.status().as_u16(),
+            SlotKind::Ready(Outcome::Engine { error, .. }) => error.status.as_u16(),
+            SlotKind::Pending(_) => panic!("pending"),
+            SlotKind::Continue => 100,
+        }
+    }
+
+    #[test]
+    fn slots_leave_in_the_order_they_were_pushed() {
+        let mut order = Order::new(4);
+        assert!(order.is_empty());
+        for s in [201, 202, 203] {
+            order.push(ready(s));
+        }
+        assert!(!order.is_empty());
+        assert_eq!(status(order.front_mut().unwrap()), 201);
+        let popped: Vec<u16> = std::iter::from_fn(|| order.pop_front())
+            .map(|s| status(&s))
+            .collect();
+        assert_eq!(popped, [201, 202, 203]);
+        assert!(order.is_empty());
+        assert!(order.pop_front().is_none());
+    }
+
+    #[test]
+    fn full_at_capacity_and_not_before() {
+        let mut order = Order::new(2);
+        order.push(ready(200));
+        assert!(!order.is_full());
+        order.push(ready(200));
+        assert!(order.is_full());
+        order.pop_front();
+        assert!(!order.is_full());
+    }
+
+    #[test]
+    fn a_failed_body_replaces_the_newest_success_when_it_reaches_the_front() {
+        let mut order = Order::new(4);
+        order.push(ready(200));
+        order.push(ready(201));
+        order.body_failed(BodyError::TooLarge);
+        assert_eq!(
+            status(&order.pop_front().unwrap()),
+            200,
+            "an earlier one stands"
+        );
+        assert_eq!(status(&order.pop_front().unwrap()), 413);
+    }
+
+    #[test]
+    fn a_failed_body_leaves_an_error_answer_as_it_is() {
+        let mut order = Order::new(4);
+        order.push(ready(500));
+        order.body_failed(BodyError::TooLarge);
+        assert_eq!(status(&order.pop_front().unwrap()), 500);
+    }
+
+    #[test]
+    fn a_failed_body_with_nothing_queued_changes_no_later_answer() {
+        let mut order = Order::new(4);
+        order.body_failed(BodyError::TooLarge);
+        order.push(ready(200));
+        assert_eq!(status(&order.pop_front().unwrap()), 200);
+    }
+
+    #[test]
+    fn a_failed_body_is_used_once() {
+        let mut order = Order::new(4);
+        order.push(ready(200));
+        order.body_failed(BodyError::TooLarge);
+        assert_eq!(status(&order.pop_front().unwrap()), 413);
+        order.push(ready(200));
+        assert_eq!(status(&order.pop_front().unwrap()), 200);
+    }
+
+    #[test]
+    fn release_memory_empties_only_an_empty_queue() {
+        let mut order = Order::new(4);
+        order.push(ready(200));
+        order.release_memory();
+        assert_eq!(status(&order.pop_front().unwrap()), 200);
+        order.release_memory();
+        assert!(order.is_empty());
+    }
+}
