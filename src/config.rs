@@ -107,7 +107,9 @@ impl Config {
     ///
     /// Bounds how long a slowloris client, trickling headers a byte at a time, can hold a
     /// connection; an overdue head is answered `408` after all earlier responses, then the
-    /// connection closes.
+    /// connection closes. On a connection's first request it counts from the first byte
+    /// whatever the protocol turns out to be: it also bounds the HTTP/2 preface and the first
+    /// HEADERS after it (a GOAWAY, then close).
     pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
         self.header_read_timeout = timeout;
         self

@@ -706,6 +706,39 @@ async fn a_trickled_first_headers_gets_a_goaway_at_the_header_read_timeout() {
     );
 }
 
+/// A client whose first line starts as the preface and then turns out to be HTTP/1.1
+/// (`PRI * HTTP/1.1`, a request like any other) gets one header-read timeout from its first
+/// byte, as every client does, not a second one from the byte that told the protocols apart:
+/// the head's deadline carries over from the sniff to the HTTP/1.1 engine. On a paused clock,
+/// so the times are exact: closed at 1 s, where a fresh deadline would close it at 1.9 s.
+#[tokio::test(start_paused = true)]
+async fn a_preface_that_turns_into_http1_gets_one_header_read_timeout() {
+    let _alone = SERIAL.lock().await;
+    let (mut client, served) = serve_pipe(trickle_config());
+    let first_byte = Instant::now();
+    client.write_all(b"PRI * HTTP/").await.unwrap();
+    tokio::time::sleep(TRICKLE_HEAD * 9 / 10).await;
+    // `1` is where it parts from `PRI * HTTP/2.0`: HTTP/1.1, whose head never ends.
+    client.write_all(b"1.1\r\nHost: x\r\n").await.unwrap();
+    let mut answer = [0u8; 64];
+    let n = tokio::time::timeout(HANG, client.read(&mut answer))
+        .await
+        .expect("the unfinished head was held past the hang limit")
+        .unwrap();
+    let took = first_byte.elapsed();
+    assert!(
+        answer[..n].starts_with(b"HTTP/1.1 408 "),
+        "answered {:?}",
+        String::from_utf8_lossy(&answer[..n])
+    );
+    assert_eq!(
+        took, TRICKLE_HEAD,
+        "the head's limit did not count from its first byte"
+    );
+    drop(client);
+    ended(served, "a head that began as a preface").await;
+}
+
 /// On TCP too, with the clock running: a client stalled in the middle of the preface, or after
 /// it with no request, is closed at the header-read timeout, though the idle timeout is an
 /// hour (a connection held that long fails the test at the hang limit).

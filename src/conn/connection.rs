@@ -134,6 +134,12 @@ where
         }
     }
 
+    /// The first head began while the connection's first bytes were sniffed: it must be
+    /// complete by `due` ([`Deadline::head_began`]).
+    pub(crate) fn head_began(&mut self, due: Instant) {
+        self.deadline.head_began(due);
+    }
+
     /// The socket, for lingering after the connection is finished.
     pub(crate) fn io(&mut self) -> &mut I {
         &mut self.io

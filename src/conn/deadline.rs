@@ -110,6 +110,12 @@ impl Deadline {
         }
     }
 
+    /// A head began before the connection came here (while its first bytes were sniffed): its
+    /// limit counts from then, so a client gains nothing by making the sniff wait.
+    pub(crate) fn head_began(&mut self, due: Instant) {
+        self.head_due = Some(due);
+    }
+
     /// A whole head was parsed: the next one gets a limit of its own.
     pub(crate) fn head_parsed(&mut self) {
         self.head_due = None;

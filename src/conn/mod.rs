@@ -140,7 +140,7 @@ pub(crate) async fn serve_io<I, S, B>(
             tracing::debug!("HTTP/2 agreed but not served here (Config::http2, feature http2)");
         }
         // Without HTTP/2 there is no sniffing read: `io` goes to the engine untouched.
-        Some(Protocol::Http1) | None => serve(io, service, shared, BytesMut::new()).await,
+        Some(Protocol::Http1) | None => serve(io, service, shared, BytesMut::new(), None).await,
     }
 }
 
@@ -161,7 +161,7 @@ where
         return;
     };
     match verdict {
-        h2::Verdict::Http1 => serve(io, service, shared, buf).await,
+        h2::Verdict::Http1 => serve(io, service, shared, buf, Some(head_due)).await,
         h2::Verdict::Http2 => {
             // Boxed: hyper's HTTP/2 connection state is only paid for by HTTP/2 connections,
             // not reserved in every connection's future.
@@ -215,10 +215,16 @@ async fn sniff<I: AsyncRead + Unpin>(
     }
 }
 
-/// Serves HTTP/1.1 on one connection until it is finished; `buf` holds bytes already read.
+/// Serves HTTP/1.1 on one connection until it is finished; `buf` holds bytes already read,
+/// and `head_due` the deadline of the head they began, when reading them already started it.
 /// Errors end the connection here, logged once.
-pub(crate) async fn serve<I, S, B>(io: I, service: S, shared: Shared<'_>, buf: BytesMut)
-where
+pub(crate) async fn serve<I, S, B>(
+    io: I,
+    service: S,
+    shared: Shared<'_>,
+    buf: BytesMut,
+    head_due: Option<Instant>,
+) where
     I: AsyncRead + AsyncWrite + Unpin,
     S: ConnService<B>,
     B: ConnBody,
@@ -231,6 +237,9 @@ where
     } = shared;
     let mut abort = phase.clone();
     let mut conn = Conn::new(io, buf, service, config, phase, stats, connect_info);
+    if let Some(due) = head_due {
+        conn.head_began(due);
+    }
     let served = async {
         conn.run().await?;
         if conn.lingers() {
