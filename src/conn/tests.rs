@@ -72,7 +72,7 @@ fn start(app: Router, input: &str) -> (Recorder, tokio::task::JoinHandle<()>) {
             stats: ServerStats::default(),
             connect_info: None,
         };
-        serve(served, app, shared, BytesMut::new()).await;
+        serve(served, app, shared, BytesMut::new(), None).await;
     });
     (io, task)
 }
