@@ -1,13 +1,12 @@
 //! The demo routes: the interface other tools (load tests, the walkthrough) drive.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use pipelined::{get, post, Body, IntoResponse, PathParams, ResponseBody, Router};
 
-use crate::fanout::Fanout;
+use crate::fanout::{Fanout, ServedAt};
 use crate::prometheus::Registry;
 use crate::work::{WorkPool, QUEUE_LEN};
 
@@ -39,17 +38,9 @@ GET  /metrics      Prometheus text: requests by method/route/status, handler tim
 /// Most rounds one `/work/{n}` may ask for (about two seconds of CPU).
 const MAX_WORK_ROUNDS: u64 = 100_000_000;
 
-/// Where the demo is served, for `/fanout`'s calls to itself.
-#[derive(Clone, Copy, Debug)]
-pub struct Own {
-    pub addr: SocketAddr,
-    /// Served over TLS (`--tls-cert`): the calls speak HTTPS.
-    pub tls: bool,
-}
-
 /// The demo application; `own` is where it is served (for `/fanout`), `metrics` renders
 /// `/metrics` (absent with `--no-metrics`). Fails only when `/fanout`'s client cannot be set up.
-pub fn app(own: Own, metrics: Option<Arc<Registry>>) -> Result<Router, String> {
+pub fn app(own: ServedAt, metrics: Option<Arc<Registry>>) -> Result<Router, String> {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let pool = WorkPool::new(workers, QUEUE_LEN);
     let fanout = Fanout::new(own)?;

@@ -10,6 +10,7 @@
 //! ends in this process, so fanouts hold at most 2 × ([`MAX_CALLS_IN_FLIGHT`] + 100 idle) =
 //! 600 descriptors, whatever `--max-connections` says.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,7 +24,6 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use pipelined::{Body, IntoResponse, ResponseBody};
 use tokio::sync::Semaphore;
 
-use crate::demo::Own;
 use crate::send::tls::{client_config, Trust};
 
 /// Most calls one `/fanout` may make.
@@ -61,10 +61,18 @@ pub struct Fanout {
     budget: Arc<Semaphore>,
 }
 
+/// Where this process serves the demo: the address `/fanout` calls back into, and whether
+/// those calls speak HTTPS (`--tls-cert`).
+#[derive(Clone, Copy, Debug)]
+pub struct ServedAt {
+    pub addr: SocketAddr,
+    pub tls: bool,
+}
+
 impl Fanout {
     /// Fanouts to the server at `own`. Over TLS the calls do not check its certificate: they
     /// go to the address this very process listens on, whatever name the certificate has.
-    pub fn new(own: Own) -> Result<Self, String> {
+    pub fn new(own: ServedAt) -> Result<Self, String> {
         // No ALPN of its own: hyper-rustls sets it from the versions enabled below.
         let tls = client_config(&Trust::Anything)?;
         let connector = HttpsConnectorBuilder::new()
@@ -179,7 +187,7 @@ mod tests {
     /// address is one nothing listens on, so a call would fail as 502, not 503.
     #[tokio::test]
     async fn a_spent_budget_answers_503_with_retry_after() {
-        let fanout = Fanout::new(Own {
+        let fanout = Fanout::new(ServedAt {
             addr: "127.0.0.1:9".parse().unwrap(),
             tls: false,
         })

@@ -200,7 +200,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         Some(prometheus::install()?)
     };
     let metered = metrics.is_some();
-    let own = demo::Own {
+    let own = fanout::ServedAt {
         addr,
         tls: tls.is_some(),
     };

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 
 use metrics::Label;
 
-use super::recorder::{Buckets, Family, Kind, Series};
+use super::model::{Buckets, Family, Kind, Series};
 
 /// HELP text of a metric nobody described: every family needs one, and saying so points at
 /// the missing `describe_*` call.

@@ -3,6 +3,7 @@
 //! rendered on `/metrics`.
 
 mod exposition;
+mod model;
 mod recorder;
 
 use std::sync::Arc;
