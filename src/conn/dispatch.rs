@@ -66,7 +66,8 @@ where
         }
     }
 
-    /// Whether the service can take a request now; an error is answered `500` by `start`.
+    /// Whether the service can take a request now; an error is answered `500` by `Conn::dispatch`
+    /// (connection/start.rs) in the request's place.
     pub(crate) fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         self.service.poll_ready(cx).map_err(Into::into)
     }

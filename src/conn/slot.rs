@@ -54,7 +54,7 @@ pub(crate) struct Timing {
 pub(crate) type Finished<B> = (Outcome<B>, Instant);
 
 pub(crate) enum SlotKind<B> {
-    /// The handler finished while the reader polled it inline: no task, no oneshot.
+    /// The handler finished on the connection's own first poll of it: no task, no oneshot.
     Ready(Outcome<B>),
     /// The handler runs on its own task and answers through the oneshot.
     Pending(oneshot::Receiver<Finished<B>>),
@@ -65,7 +65,7 @@ pub(crate) enum SlotKind<B> {
 /// What a slot resolves to.
 pub(crate) enum Outcome<B> {
     /// The service's response, and how it goes on the wire (planned once, when the handler
-    /// finished, so the reader knows at once whether it ends the connection).
+    /// finished, so the connection knows at once whether it ends there).
     Response(Response<B>, Plan),
     /// An answer the engine writes itself: a refused request, or a failed or panicked handler.
     Engine { error: EngineError, close: bool },
@@ -138,8 +138,8 @@ impl<B> Outcome<B> {
 
 /// Handlers of one connection that run on their own tasks and have not finished yet.
 ///
-/// Unsafe methods are barriers (RFC 9112 §9.3.2): the reader waits until this count drops to
-/// zero before starting one, and again before starting anything after it.
+/// Unsafe methods are barriers (RFC 9112 §9.3.2): the connection waits until this count drops
+/// to zero before starting one, and again before starting anything after it.
 #[derive(Debug)]
 pub(crate) struct InFlight {
     count: AtomicUsize,
@@ -199,8 +199,8 @@ impl InFlight {
 }
 
 impl InFlightGuard {
-    /// See [`InFlight::mark_closing`]; called before the guard drops, so a reader waiting at a
-    /// barrier sees it.
+    /// See [`InFlight::mark_closing`]; called before the guard drops, so a connection waiting at
+    /// a barrier sees it.
     pub(crate) fn mark_closing(&self) {
         self.0.mark_closing();
     }

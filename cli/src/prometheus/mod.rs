@@ -43,7 +43,7 @@ fn describe() {
     metrics::describe_histogram!(
         "pipelined_pipeline_depth",
         Unit::Count,
-        "Requests waiting behind the one being written, sampled as each request is read."
+        "Requests read per written batch: how deep clients pipeline."
     );
     metrics::describe_histogram!(
         "pipelined_handler_seconds",
