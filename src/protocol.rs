@@ -1,5 +1,5 @@
 //! The protocol switch, above both engines: which one serves a connection, HTTP/1.1
-//! ([`conn`], the ordered pipelining engine) or HTTP/2 ([`h2`](crate::h2), hyper's), from what
+//! (`conn/`, the ordered pipelining engine) or HTTP/2 (`h2/`, hyper's), from what
 //! its listener agreed (TLS ALPN) or else from its first bytes. Neither engine knows of the
 //! other; both are reached from here only.
 

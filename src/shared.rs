@@ -1,5 +1,5 @@
 //! What a connection shares with its server (or with the caller of
-//! [`serve_connection`](crate::serve_connection)), on either protocol.
+//! [`serve_connection`](crate::serve_connection())), on either protocol.
 
 use crate::shutdown::Shutdown;
 use crate::stats::ServerStats;

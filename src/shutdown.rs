@@ -1,4 +1,4 @@
-//! Where a server (or one connection of [`serve_connection`](crate::serve_connection)) is in
+//! Where a server (or one connection of [`serve_connection`](crate::serve_connection())) is in
 //! its life, and how a connection waits for each step of a shutdown.
 //!
 //! A graceful shutdown has two steps every connection reacts to, on either protocol: first
