@@ -59,12 +59,18 @@ mod conn;
 pub mod fuzz;
 #[cfg(feature = "http2")]
 mod h2;
+mod linger;
 mod listener;
+#[cfg(feature = "metrics")]
+mod meter;
 mod proto;
+mod protocol;
 mod response;
 mod router;
 mod serve_connection;
 mod server;
+mod shared;
+mod shutdown;
 mod stats;
 #[cfg(feature = "tls-ring")]
 pub mod tls;

@@ -205,7 +205,7 @@ struct Path {
     matched: MatchedPath,
     /// The pattern as `pipelined_requests_total`'s route label, reported as it is routed.
     #[cfg(feature = "metrics")]
-    label: crate::conn::meter::RouteLabel,
+    label: crate::meter::RouteLabel,
     methods: MethodRouter,
 }
 
@@ -329,7 +329,7 @@ impl Router {
         inner.paths.push(Path {
             matched: MatchedPath(Arc::from(path)),
             #[cfg(feature = "metrics")]
-            label: crate::conn::meter::RouteLabel::intern(path),
+            label: crate::meter::RouteLabel::intern(path),
             methods,
         });
         self
@@ -512,7 +512,7 @@ impl Router {
         };
         let path = &inner.paths[index];
         #[cfg(feature = "metrics")]
-        crate::conn::meter::report(path.label);
+        crate::meter::report(path.label);
         record_route(&path.matched);
         let Some(route) = path.methods.find(req.method()) else {
             // RFC 9110 §9.3.7: OPTIONS on a path describes it (204 with `Allow`); any other

@@ -14,7 +14,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tower::Service;
 
-use crate::conn::{self, ConnBody, ConnService, InsertInfo, Phase};
+use crate::conn::{ConnBody, ConnService};
+use crate::protocol::serve_io;
+use crate::shared::{self, InsertInfo, Shared};
+use crate::shutdown::{Phase, Shutdown};
 use crate::stats::{ConnectionGuard, ServerStats};
 use crate::{Body, BoxError, Config, Protocol};
 
@@ -139,7 +142,7 @@ impl<I, S> ServeConnection<I, S> {
     where
         T: Clone + Send + Sync + 'static,
     {
-        self.connect_info = Some(conn::insert_info(info));
+        self.connect_info = Some(shared::insert_info(info));
         self
     }
 
@@ -272,17 +275,17 @@ where
         phase,
         start: _,
     } = connection;
-    let shared = conn::Shared {
+    let shared = Shared {
         config: &config,
-        phase: phase.subscribe(),
+        shutdown: Shutdown::new(phase.subscribe()),
         stats,
         connect_info,
     };
-    let served = conn::serve_io(io, service, shared, protocol);
+    let served = serve_io(io, service, shared, protocol);
     tokio::pin!(served);
     tokio::select! {
         () = &mut served => {}
-        () = drain_deadline(phase.subscribe(), config.shutdown_timeout) => {
+        () = drain_deadline(Shutdown::new(phase.subscribe()), config.shutdown_timeout) => {
             tracing::warn!("shutdown deadline passed; closing the connection");
             phase.send_replace(Phase::Abort);
             served.await;
@@ -292,11 +295,12 @@ where
 }
 
 /// Resolves once a graceful shutdown has lasted `timeout`; never without a timeout.
-async fn drain_deadline(mut phase: watch::Receiver<Phase>, timeout: Option<Duration>) {
+async fn drain_deadline(mut shutdown: Shutdown, timeout: Option<Duration>) {
     let Some(timeout) = timeout else {
         return std::future::pending().await;
     };
-    // The sender outlives this future (the caller holds it), so this cannot fail.
-    let _ = phase.wait_for(|p| *p != Phase::Running).await;
+    // The sender outlives this future (the caller holds it): only a graceful shutdown ends
+    // this wait.
+    shutdown.draining().await;
     tokio::time::sleep(timeout).await;
 }

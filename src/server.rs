@@ -13,8 +13,10 @@ use tower::Service;
 use tracing::Instrument;
 
 use crate::body::Body;
-use crate::conn::{self, InsertInfo, Phase};
 use crate::listener::Listener;
+use crate::protocol::serve_io;
+use crate::shared::{self, InsertInfo, Shared};
+use crate::shutdown::{Phase, Shutdown};
 use crate::stats::ServerStats;
 use crate::{BoxError, Config};
 
@@ -116,7 +118,7 @@ impl<L: Listener, S> Serve<L, S> {
         F: Fn(L::Addr) -> T + Send + Sync + 'static,
         T: Clone + Send + Sync + 'static,
     {
-        self.connect_info = Some(Arc::new(move |peer| conn::insert_info(make(peer))));
+        self.connect_info = Some(Arc::new(move |peer| shared::insert_info(make(peer))));
         self
     }
 
@@ -252,13 +254,13 @@ where
         );
         let connection = async move {
             tracing::trace!("connection opened");
-            let shared = conn::Shared {
+            let shared = Shared {
                 config: &config,
-                phase,
+                shutdown: Shutdown::new(phase),
                 stats,
                 connect_info,
             };
-            conn::serve_io(io, service, shared, protocol).await;
+            serve_io(io, service, shared, protocol).await;
             tracing::trace!("connection closed");
             drop((alive, counted, permit));
         };

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 #[cfg(feature = "metrics")]
-use crate::conn::meter::Requests;
+use crate::meter::Requests;
 use crate::Config;
 
 /// Live counts for one running server, or for every connection an accept loop of one's own
@@ -65,7 +65,7 @@ impl ServerStats {
             stats: self.clone(),
             #[cfg(feature = "metrics")]
             gauge: config.metrics.then(|| {
-                let gauge = metrics::gauge!(crate::conn::meter::OPEN_CONNECTIONS);
+                let gauge = metrics::gauge!(crate::meter::names::OPEN_CONNECTIONS);
                 gauge.increment(1.0);
                 gauge
             }),

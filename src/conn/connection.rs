@@ -19,7 +19,6 @@ use std::time::Duration;
 
 use http::Request;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::watch;
 use tokio::time::Instant;
 use tower::Service;
 
@@ -32,10 +31,12 @@ use super::order::Order;
 use super::read::{Input, Pump, Pumped};
 use super::slot::{InFlight, Labels, Outcome, SlotKind, Timing};
 use super::write::{Encoded, Output, Streamed, Streaming};
-use super::{ConnBody, ConnService, InsertInfo, Phase};
+use super::{ConnBody, ConnService};
 use crate::body::Body;
 use crate::proto::encode::RequestInfo;
 use crate::proto::request::Head;
+use crate::shared::InsertInfo;
+use crate::shutdown::Shutdown;
 use crate::stats::ServerStats;
 use crate::Config;
 
@@ -97,7 +98,7 @@ where
         buf: bytes::BytesMut,
         service: S,
         config: &'a Config,
-        phase: watch::Receiver<Phase>,
+        mut shutdown: Shutdown,
         stats: ServerStats,
         connect_info: Option<InsertInfo>,
     ) -> Self {
@@ -106,10 +107,7 @@ where
             .metrics
             .then(|| Box::new(Meter::new(stats.requests())));
         let in_flight = Arc::new(InFlight::new(stats));
-        let mut phase = phase;
-        let shutdown = Box::pin(async move {
-            let _ = phase.wait_for(|p| *p != Phase::Running).await;
-        });
+        let draining = Box::pin(async move { shutdown.draining().await });
         Conn {
             io,
             config,
@@ -124,7 +122,7 @@ where
             held: None,
             after_barrier: false,
             barrier: None,
-            shutdown: Some(shutdown),
+            shutdown: Some(draining),
             deadline: Deadline::default(),
             seq: 0,
             timed: config.server_timing || config.metrics,

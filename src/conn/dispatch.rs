@@ -15,10 +15,10 @@ use tower::Service;
 use tracing::Instrument;
 
 use super::slot::{Finished, InFlight, Labels, Outcome};
-use super::InsertInfo;
 use crate::body::Body;
 use crate::proto::encode::RequestInfo;
 use crate::proto::error::EngineError;
+use crate::shared::InsertInfo;
 use crate::{BoxError, Config};
 
 /// What the first poll of a handler gave.
@@ -178,7 +178,7 @@ fn call<S: Service<Request<Body>>>(
         return (service.call(request), Labels::unknown());
     }
     let labels = Labels::new(request.method());
-    let (future, route) = crate::conn::meter::routed(|| service.call(request));
+    let (future, route) = crate::meter::routed(|| service.call(request));
     (future, labels.routed_to(route))
 }
 

@@ -80,7 +80,7 @@ impl KeepAlive {
         self.stopped == Some(Stop::Gone)
     }
 
-    /// Whether the finished connection must linger (see `conn::LINGER`) before its socket
+    /// Whether the finished connection must linger (see `linger::LINGER`) before its socket
     /// closes: only after a response that ended it. The client may have sent requests after
     /// that one which were never read, and closing on unread input resets the connection,
     /// which can destroy that response before the client reads it. A connection that ends

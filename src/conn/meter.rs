@@ -5,7 +5,7 @@
 //! and gives the recorder one summary per written batch: each histogram gets one `record_many`
 //! per bucket the batch touched, valued at the mean of that bucket's samples, and
 //! `pipelined_requests_total` one `increment` per (method, route, status) the batch answered
-//! ([`requests`]). For a recorder that uses the same bounds ([`SECONDS_BUCKETS`]), bucket
+//! (`meter/requests.rs`). For a recorder that uses the same bounds ([`SECONDS_BUCKETS`]), bucket
 //! counts and `_sum` are then exactly what per-sample recording would give.
 //!
 //! The in-flight gauge cannot wait for a batch: a request that runs for a minute is in flight
@@ -13,18 +13,14 @@
 //! task is about to wait ([`Meter::settle`]): once per batch for a pipelined burst (read and
 //! answered in the same turn: no change, no call), and as soon as a slow request has started.
 
-mod requests;
-mod route;
-
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::StatusCode;
 use metrics::{Gauge, Histogram};
 
-use requests::Tally;
-pub(crate) use requests::{Labels, Requests};
-pub(crate) use route::{report, routed, RouteLabel};
+use crate::meter::names::{HANDLER_SECONDS, HEAD_OF_LINE_SECONDS, IN_FLIGHT, PIPELINE_DEPTH};
+use crate::meter::{Labels, Requests, Tally};
 
 /// Bucket bounds, in seconds, of `pipelined_handler_seconds` and
 /// `pipelined_head_of_line_wait_seconds`: 10 µs (a handler answered inline) to 10 s (a slow
@@ -86,15 +82,6 @@ pub(crate) struct Meter {
     /// give back if the connection ends before answering them.
     outstanding: u64,
 }
-
-/// The engine's metric names, one place for HTTP/1.1 (here), HTTP/2 (`h2/measure.rs`) and the
-/// connection counter (`stats.rs`), and the request counter of both (`requests.rs`), so a rename cannot split the two protocols' series.
-pub(crate) const IN_FLIGHT: &str = "pipelined_in_flight_requests";
-pub(crate) const HANDLER_SECONDS: &str = "pipelined_handler_seconds";
-pub(crate) const OPEN_CONNECTIONS: &str = "pipelined_open_connections";
-const PIPELINE_DEPTH: &str = "pipelined_pipeline_depth";
-const HEAD_OF_LINE_SECONDS: &str = "pipelined_head_of_line_wait_seconds";
-const REQUESTS_TOTAL: &str = "pipelined_requests_total";
 
 impl Meter {
     /// A connection's meter, counting requests into `requests` (its server's).

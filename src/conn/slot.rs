@@ -29,7 +29,7 @@ pub(crate) struct Slot<B> {
 }
 
 #[cfg(feature = "metrics")]
-pub(crate) use super::meter::Labels;
+pub(crate) use crate::meter::Labels;
 
 /// Without the `metrics` feature nothing is counted, and a request carries no labels.
 #[cfg(not(feature = "metrics"))]

@@ -10,7 +10,9 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{watch, Notify};
 
-use super::{serve, Phase, Shared};
+use super::serve;
+use crate::shared::Shared;
+use crate::shutdown::{Phase, Shutdown};
 use crate::stats::ServerStats;
 use crate::{get, Config, Router};
 
@@ -68,7 +70,7 @@ fn start(app: Router, input: &str) -> (Recorder, tokio::task::JoinHandle<()>) {
         let (_phase_tx, phase) = watch::channel(Phase::Running);
         let shared = Shared {
             config: &config,
-            phase,
+            shutdown: Shutdown::new(phase),
             stats: ServerStats::default(),
             connect_info: None,
         };

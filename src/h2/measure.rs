@@ -22,7 +22,9 @@ use metrics::{Gauge, Histogram};
 use tokio::time::Instant;
 
 #[cfg(feature = "metrics")]
-use crate::conn::meter::{self, Labels, Requests};
+use crate::meter::names::{HANDLER_SECONDS, IN_FLIGHT};
+#[cfg(feature = "metrics")]
+use crate::meter::{self, Labels, Requests};
 use crate::proto::encode::server_timing_value;
 use crate::stats::ServerStats;
 use crate::Config;
@@ -51,8 +53,8 @@ impl Measure {
             server_timing: config.server_timing,
             #[cfg(feature = "metrics")]
             meter: config.metrics.then(|| Meter {
-                in_flight: metrics::gauge!(meter::IN_FLIGHT),
-                handler: metrics::histogram!(meter::HANDLER_SECONDS),
+                in_flight: metrics::gauge!(IN_FLIGHT),
+                handler: metrics::histogram!(HANDLER_SECONDS),
             }),
         }
     }

@@ -28,7 +28,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 use tower::Service;
 
-use crate::conn::{Phase, Shared};
+use crate::shared::Shared;
 use crate::{Body, BoxError, Config};
 pub(crate) use preface::{refuse, verdict, Verdict};
 use rewind::Rewind;
@@ -68,7 +68,7 @@ pub(crate) async fn serve<I, S, B>(
 {
     let Shared {
         config,
-        phase,
+        shutdown,
         stats,
         connect_info,
     } = shared;
@@ -82,7 +82,7 @@ pub(crate) async fn serve<I, S, B>(
     let io = TokioIo::new(Rewind { read, io });
     let conn = builder(config).serve_connection(io, TowerToHyperService::new(service));
     tokio::pin!(conn);
-    let (mut draining, mut abort) = (phase.clone(), phase);
+    let (mut draining, mut abort) = (shutdown.clone(), shutdown);
     // `closing`: GOAWAY sent (shutdown, idle or no first request). `quiet`: when the
     // connection, with no stream open, is closed: `idle_timeout` after its last stream (or
     // from now, before its first), `GOAWAY_GRACE` after a GOAWAY; and the first stream must
@@ -116,14 +116,14 @@ pub(crate) async fn serve<I, S, B>(
                 quiet = Some(Instant::now() + GOAWAY_GRACE);
             }
             // Shutdown: GOAWAY, finish the streams already open.
-            _ = draining.wait_for(|p| *p != Phase::Running), if !closing => {
+            () = draining.draining(), if !closing => {
                 closing = true;
                 conn.as_mut().graceful_shutdown();
                 if quiet.is_some() {
                     quiet = Some(Instant::now() + GOAWAY_GRACE);
                 }
             }
-            _ = abort.wait_for(|p| *p == Phase::Abort) => return,
+            () = abort.aborted() => return,
         }
     }
 }

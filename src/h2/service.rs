@@ -24,9 +24,9 @@ use tower::Service;
 use super::body::{discard, limited};
 use super::measure::{Handling, Measure};
 use super::streams::{Held, StreamGuard, Streams};
-use crate::conn::InsertInfo;
 use crate::proto::error::EngineError;
 use crate::proto::request::expects_100_continue;
+use crate::shared::InsertInfo;
 use crate::stats::{HandlerGuard, ServerStats};
 use crate::{Body, BodyError, BoxError, Config};
 

@@ -17,8 +17,8 @@ use std::sync::OnceLock;
 use http::{Method, StatusCode};
 use metrics::Counter;
 
+use super::names::REQUESTS_TOTAL;
 use super::route::RouteLabel;
-use super::REQUESTS_TOTAL;
 
 /// The method labels; any other method is counted as `other`, so the label stays bounded.
 const METHODS: [&str; 10] = [
