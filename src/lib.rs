@@ -54,6 +54,7 @@ pub mod bench;
 mod body;
 mod config;
 mod conn;
+mod drain;
 #[cfg(fuzzing)]
 #[doc(hidden)]
 pub mod fuzz;
@@ -65,6 +66,7 @@ mod response;
 mod router;
 mod serve_connection;
 mod server;
+mod service;
 mod stats;
 #[cfg(feature = "tls-ring")]
 pub mod tls;
@@ -90,6 +92,7 @@ pub use router::{
 };
 pub use serve_connection::{serve_connection, ConnectionFuture, ConnectionHandle, ServeConnection};
 pub use server::{serve, Serve, WithGracefulShutdown};
+pub use service::HttpService;
 pub use stats::ServerStats;
 
 /// The error type services may return; the engine answers `500` for it.
