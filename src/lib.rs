@@ -54,6 +54,7 @@ pub mod bench;
 mod body;
 mod config;
 mod conn;
+mod drain;
 #[cfg(fuzzing)]
 #[doc(hidden)]
 pub mod fuzz;
@@ -69,6 +70,7 @@ mod response;
 mod router;
 mod serve_connection;
 mod server;
+mod service;
 mod shared;
 mod shutdown;
 mod stats;
@@ -96,6 +98,7 @@ pub use router::{
 };
 pub use serve_connection::{serve_connection, ConnectionFuture, ConnectionHandle, ServeConnection};
 pub use server::{serve, Serve, WithGracefulShutdown};
+pub use service::HttpService;
 pub use stats::ServerStats;
 
 /// The error type services may return; the engine answers `500` for it.

@@ -6,20 +6,16 @@ use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
-use bytes::Bytes;
-use http::{Request, Response};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
-use tower::Service;
 
-use crate::conn::{ConnBody, ConnService};
+use crate::drain::drain_with_deadline;
 use crate::protocol::serve_io;
 use crate::shared::{self, InsertInfo, Shared};
 use crate::shutdown::{Phase, Shutdown};
 use crate::stats::{ConnectionGuard, ServerStats};
-use crate::{Body, BoxError, Config, Protocol};
+use crate::{Config, HttpService, Protocol};
 
 /// Serves one connection that is already open, with ordered concurrent pipelining on
 /// HTTP/1.1 and hyper's HTTP/2 server for HTTP/2, under one [`Config`].
@@ -59,16 +55,10 @@ use crate::{Body, BoxError, Config, Protocol};
 /// served.await.unwrap();
 /// # }
 /// ```
-// The bounds are spelled out, as `serve`'s are, rather than the crate's `ConnService` /
-// `ConnBody` aliases: a public item's bounds must be public traits, and users read them here.
-pub fn serve_connection<I, S, B>(io: I, service: S) -> ServeConnection<I, S>
+pub fn serve_connection<I, S>(io: I, service: S) -> ServeConnection<I, S>
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: Service<Request<Body>, Response = Response<B>> + Clone + Send + 'static,
-    S::Error: Into<BoxError>,
-    S::Future: Send + 'static,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
+    S: HttpService,
 {
     ServeConnection {
         io,
@@ -78,7 +68,6 @@ where
         connect_info: None,
         stats: ServerStats::default(),
         phase: Arc::new(watch::channel(Phase::Running).0),
-        start: start::<I, S, B>,
     }
 }
 
@@ -95,18 +84,7 @@ pub struct ServeConnection<I, S> {
     /// with every [`ConnectionHandle`], and kept by the future for its whole life: a closed
     /// channel would read as a shutdown.
     phase: Arc<watch::Sender<Phase>>,
-    /// Starts serving: [`start`] for the response body type `B` that [`serve_connection`]'s
-    /// bounds fixed. `B` is no parameter of this type, so an `IntoFuture` impl bounded by
-    /// `S: ConnService<B>` would leave it unconstrained; the bounds are checked once, in
-    /// `serve_connection`, and `IntoFuture` needs none.
-    start: Start<I, S>,
 }
-
-/// Makes the future that serves a connection; see `ServeConnection::start`.
-type Start<I, S> = fn(ServeConnection<I, S>, ConnectionGuard) -> Serving;
-
-/// The future of [`serve_until_drained`], boxed; see `ConnectionFuture::serving`.
-type Serving = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 impl<I, S> ServeConnection<I, S> {
     /// Replaces the default limits. `Config::shutdown_timeout` bounds the drain after
@@ -198,7 +176,11 @@ impl ConnectionHandle {
     }
 }
 
-impl<I, S> IntoFuture for ServeConnection<I, S> {
+impl<I, S> IntoFuture for ServeConnection<I, S>
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: HttpService,
+{
     type Output = ();
     type IntoFuture = ConnectionFuture;
 
@@ -206,9 +188,8 @@ impl<I, S> IntoFuture for ServeConnection<I, S> {
     fn into_future(self) -> ConnectionFuture {
         let handle = self.shutdown_handle();
         let counted = self.stats.connection(&self.config);
-        let start = self.start;
         ConnectionFuture {
-            serving: start(self, counted),
+            serving: Box::pin(serve_until_drained(self, counted)),
             handle,
         }
     }
@@ -226,7 +207,7 @@ impl<I, S> IntoFuture for ServeConnection<I, S> {
 pub struct ConnectionFuture {
     /// Boxed: the engine's future cannot be named, and one allocation per connection is
     /// nothing beside its buffers.
-    serving: Serving,
+    serving: Pin<Box<dyn Future<Output = ()> + Send>>,
     handle: ConnectionHandle,
 }
 
@@ -246,24 +227,13 @@ impl Future for ConnectionFuture {
     }
 }
 
-/// [`Start`] for one service and body type.
-fn start<I, S, B>(connection: ServeConnection<I, S>, counted: ConnectionGuard) -> Serving
-where
-    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: ConnService<B> + Clone,
-    B: ConnBody,
-{
-    Box::pin(serve_until_drained(connection, counted))
-}
-
 /// Serves the connection until it is finished, turning a graceful shutdown that outlasts
 /// `Config::shutdown_timeout` into an abort. `counted` keeps the connection in its stats
 /// until then.
-async fn serve_until_drained<I, S, B>(connection: ServeConnection<I, S>, counted: ConnectionGuard)
+async fn serve_until_drained<I, S>(connection: ServeConnection<I, S>, counted: ConnectionGuard)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: ConnService<B> + Clone,
-    B: ConnBody,
+    S: HttpService,
 {
     let ServeConnection {
         io,
@@ -273,7 +243,6 @@ where
         connect_info,
         stats,
         phase,
-        start: _,
     } = connection;
     let shared = Shared {
         config: &config,
@@ -283,24 +252,13 @@ where
     };
     let served = serve_io(io, service, shared, protocol);
     tokio::pin!(served);
+    let mut shutdown = Shutdown::new(phase.subscribe());
     tokio::select! {
         () = &mut served => {}
-        () = drain_deadline(Shutdown::new(phase.subscribe()), config.shutdown_timeout) => {
-            tracing::warn!("shutdown deadline passed; closing the connection");
-            phase.send_replace(Phase::Abort);
-            served.await;
+        () = shutdown.draining() => {
+            let on_deadline = || tracing::warn!("shutdown deadline passed; closing the connection");
+            drain_with_deadline(&phase, served, config.shutdown_timeout, on_deadline).await;
         }
     }
     drop(counted);
-}
-
-/// Resolves once a graceful shutdown has lasted `timeout`; never without a timeout.
-async fn drain_deadline(mut shutdown: Shutdown, timeout: Option<Duration>) {
-    let Some(timeout) = timeout else {
-        return std::future::pending().await;
-    };
-    // The sender outlives this future (the caller holds it): only a graceful shutdown ends
-    // this wait.
-    shutdown.draining().await;
-    tokio::time::sleep(timeout).await;
 }

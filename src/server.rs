@@ -1,24 +1,26 @@
-//! The accept loop and graceful shutdown, shaped like `axum::serve`.
+//! The accept loop and graceful shutdown, shaped like `axum::serve`. Awaiting a [`Serve`]
+//! runs `run`, in named steps: `next_connection` waits for a permit and a connection (`accept`
+//! rides out accept errors), `Server::spawn` serves it on a task of its own, and once the
+//! signal completes `Server::drain` lets every connection finish, within
+//! `Config::shutdown_timeout`.
 
 use std::future::{Future, IntoFuture};
 use std::io;
-use std::pin::Pin;
+use std::pin::{pin, Pin};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{Request, Response};
-use tokio::sync::{watch, Semaphore};
-use tower::Service;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
 
-use crate::body::Body;
+use crate::drain::drain_with_deadline;
 use crate::listener::Listener;
 use crate::protocol::serve_io;
+use crate::service::HttpService;
 use crate::shared::{self, InsertInfo, Shared};
 use crate::shutdown::{Phase, Shutdown};
 use crate::stats::ServerStats;
-use crate::{BoxError, Config};
+use crate::Config;
 
 /// Pause after an accept error that is not the peer's fault (out of file descriptors): retrying
 /// at once would spin a core while nothing can be accepted anyway.
@@ -57,14 +59,18 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_secs(1);
 /// running.await.unwrap()
 /// # }
 /// ```
-pub fn serve<L, S, B>(listener: L, service: S) -> Serve<L, S>
+///
+/// # Return Value
+///
+/// Awaited as it is, the server runs until it is dropped; with
+/// [`Serve::with_graceful_shutdown`] it resolves to `Ok(())` once the shutdown has finished.
+/// It never resolves to an error: a failed accept is retried (at once when the peer caused
+/// it, after a 1 s pause otherwise, logged), and a failed connection concerns one client and
+/// is logged where it ends.
+pub fn serve<L, S>(listener: L, service: S) -> Serve<L, S>
 where
     L: Listener,
-    S: Service<Request<Body>, Response = Response<B>> + Clone + Send + 'static,
-    S::Error: Into<BoxError>,
-    S::Future: Send + 'static,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
+    S: HttpService,
 {
     Serve {
         listener,
@@ -124,6 +130,12 @@ impl<L: Listener, S> Serve<L, S> {
 
     /// Stops accepting when `signal` completes, lets every connection answer the requests it
     /// has already read (the last response says `Connection: close`), and then returns.
+    ///
+    /// # Return Value
+    ///
+    /// Resolves to `Ok(())` once every connection has ended: the drain finished, or
+    /// `Config::shutdown_timeout` passed and the remaining connections were closed (their
+    /// running handlers cancelled). Never to an error; see [`serve`].
     pub fn with_graceful_shutdown<F>(self, signal: F) -> WithGracefulShutdown<L, S, F>
     where
         F: Future<Output = ()> + Send + 'static,
@@ -154,14 +166,10 @@ impl<L: Listener, S, F> WithGracefulShutdown<L, S, F> {
     }
 }
 
-impl<L, S, B> IntoFuture for Serve<L, S>
+impl<L, S> IntoFuture for Serve<L, S>
 where
     L: Listener,
-    S: Service<Request<Body>, Response = Response<B>> + Clone + Send + 'static,
-    S::Error: Into<BoxError>,
-    S::Future: Send + 'static,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
+    S: HttpService,
 {
     type Output = io::Result<()>;
     type IntoFuture = Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;
@@ -172,14 +180,10 @@ where
     }
 }
 
-impl<L, S, B, F> IntoFuture for WithGracefulShutdown<L, S, F>
+impl<L, S, F> IntoFuture for WithGracefulShutdown<L, S, F>
 where
     L: Listener,
-    S: Service<Request<Body>, Response = Response<B>> + Clone + Send + 'static,
-    S::Error: Into<BoxError>,
-    S::Future: Send + 'static,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
+    S: HttpService,
     F: Future<Output = ()> + Send + 'static,
 {
     type Output = io::Result<()>;
@@ -190,14 +194,12 @@ where
     }
 }
 
-async fn run<L, S, B, F>(serve: Serve<L, S>, signal: F) -> io::Result<()>
+/// Accepts connections and serves each on a task of its own until `signal` completes, then
+/// drains them.
+async fn run<L, S, F>(serve: Serve<L, S>, signal: F) -> io::Result<()>
 where
     L: Listener,
-    S: Service<Request<Body>, Response = Response<B>> + Clone + Send + 'static,
-    S::Error: Into<BoxError>,
-    S::Future: Send + 'static,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
+    S: HttpService,
     F: Future<Output = ()> + Send + 'static,
 {
     let Serve {
@@ -207,51 +209,132 @@ where
         stats,
         connect_info,
     } = serve;
-    let config = Arc::new(config);
-    let (phase_tx, phase_rx) = watch::channel(Phase::Running);
-    // Every connection holds a clone of `alive_rx`; `alive_tx.closed()` resolves once the last
-    // connection has finished.
-    let (alive_tx, alive_rx) = watch::channel(());
-    // A permit per open connection when `max_connections` is set: without one we do not
-    // accept, so excess clients wait in the kernel's backlog instead of costing us a task.
     let permits = config.max_connections.map(|n| Arc::new(Semaphore::new(n)));
-    let mut signal = std::pin::pin!(signal);
+    let server = Server {
+        service,
+        config: Arc::new(config),
+        stats,
+        connect_info,
+        phase: watch::channel(Phase::Running).0,
+        alive: watch::channel(()).0,
+    };
+    let mut signal = pin!(signal);
     let mut accepted: u64 = 0;
-    loop {
-        let permit = match &permits {
-            Some(permits) => tokio::select! {
-                permit = Arc::clone(permits).acquire_owned() => permit.ok(),
-                () = &mut signal => break,
-            },
-            None => None,
-        };
-        let (io, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) if is_peer_error(&e) => continue,
-                Err(e) => {
-                    tracing::error!(error = %e, "accept failed; pausing");
-                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
-                    continue;
-                }
-            },
-            () = &mut signal => break,
-        };
-        let service = service.clone();
-        let config = Arc::clone(&config);
-        let phase = phase_rx.clone();
-        let alive = alive_rx.clone();
-        let counted = stats.connection(&config);
-        let stats = stats.clone();
-        let connect_info = connect_info.as_ref().map(|make| make(peer.clone()));
-        let protocol = L::protocol(&io);
+    while let Some(connection) =
+        next_connection(&mut listener, permits.as_ref(), signal.as_mut()).await
+    {
         accepted += 1;
-        // Every request's span (and every handler's logs) nests in its connection's.
+        server.spawn(connection, accepted);
+    }
+    // Closing the listener at once makes new clients fail fast instead of waiting in a
+    // backlog nobody will read.
+    drop(listener);
+    server.drain().await;
+    Ok(())
+}
+
+/// A connection the loop accepted, with its permit when connections are limited.
+struct Accepted<L: Listener> {
+    io: L::Io,
+    peer: L::Addr,
+    /// Held by the connection's task until it ends; see `acquire`.
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+/// Waits for a connection permit, then for a connection; `None` once `signal` completes,
+/// which must end either wait: a server whose every permit is taken still has to hear it.
+async fn next_connection<L, F>(
+    listener: &mut L,
+    permits: Option<&Arc<Semaphore>>,
+    signal: Pin<&mut F>,
+) -> Option<Accepted<L>>
+where
+    L: Listener,
+    F: Future<Output = ()>,
+{
+    let next = async {
+        let permit = acquire(permits).await;
+        let (io, peer) = accept(listener).await;
+        Accepted { io, peer, permit }
+    };
+    tokio::select! {
+        accepted = next => Some(accepted),
+        () = signal => None,
+    }
+}
+
+/// A permit per open connection when `Config::max_connections` is set: without one the loop
+/// does not accept, so excess clients wait in the kernel's backlog instead of costing a task
+/// and buffers here. `None` when connections are not limited.
+async fn acquire(permits: Option<&Arc<Semaphore>>) -> Option<OwnedSemaphorePermit> {
+    // The semaphore is never closed, so acquiring cannot fail.
+    Arc::clone(permits?).acquire_owned().await.ok()
+}
+
+/// Accepts the next connection, riding out accept errors: none ends the loop, because the
+/// listener works again once their cause has passed. A peer's error is retried at once; any
+/// other (out of file descriptors) is logged and retried after [`ACCEPT_ERROR_PAUSE`].
+async fn accept<L: Listener>(listener: &mut L) -> (L::Io, L::Addr) {
+    loop {
+        match listener.accept().await {
+            Ok(accepted) => return accepted,
+            Err(e) if is_peer_error(&e) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "accept failed; pausing");
+                tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+            }
+        }
+    }
+}
+
+/// Accept errors caused by one peer (it went away before we accepted): not worth a pause.
+fn is_peer_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    )
+}
+
+/// What the accept loop hands every connection, and how it learns they have all ended.
+struct Server<L: Listener, S> {
+    service: S,
+    config: Arc<Config>,
+    stats: ServerStats,
+    connect_info: Option<MakeInfo<L::Addr>>,
+    /// The server's phase (Running → Draining → Abort), which every connection watches.
+    phase: watch::Sender<Phase>,
+    /// Every connection's task holds a subscription; `closed()` resolves once the last one
+    /// has ended, which is what the drain waits for.
+    alive: watch::Sender<()>,
+}
+
+impl<L, S> Server<L, S>
+where
+    L: Listener,
+    S: HttpService,
+{
+    /// Serves one accepted connection on a task of its own, so that no client holds up the
+    /// loop. The task keeps, until the connection ends, its permit (the next connection beyond
+    /// the limit is accepted only then), its count in the stats, and its `alive` subscription.
+    /// `id` numbers the connection in its tracing span, in which every request's span (and
+    /// every handler's logs) nests.
+    fn spawn(&self, accepted: Accepted<L>, id: u64) {
+        let Accepted { io, peer, permit } = accepted;
+        let counted = self.stats.connection(&self.config);
+        let alive = self.alive.subscribe();
+        let protocol = L::protocol(&io);
+        let connect_info = self.connect_info.as_ref().map(|make| make(peer.clone()));
         let span = tracing::debug_span!(
             "http.connection",
-            pipeline.connection_id = accepted,
+            pipeline.connection_id = id,
             client.address = ?peer,
         );
+        let service = self.service.clone();
+        let config = Arc::clone(&self.config);
+        let phase = self.phase.subscribe();
+        let stats = self.stats.clone();
         let connection = async move {
             tracing::trace!("connection opened");
             let shared = Shared {
@@ -266,35 +349,19 @@ where
         };
         tokio::spawn(connection.instrument(span));
     }
-    drop(listener);
-    phase_tx.send_replace(Phase::Draining);
-    drop(alive_rx);
-    let drained = match config.shutdown_timeout {
-        Some(deadline) => tokio::time::timeout(deadline, alive_tx.closed())
-            .await
-            .is_ok(),
-        None => {
-            alive_tx.closed().await;
-            true
-        }
-    };
-    if !drained {
-        tracing::warn!(
-            connections = stats.open_connections(),
-            "shutdown deadline passed; closing the remaining connections"
-        );
-        phase_tx.send_replace(Phase::Abort);
-        alive_tx.closed().await;
-    }
-    Ok(())
-}
 
-/// Accept errors caused by one peer (it went away before we accepted): not worth a pause.
-fn is_peer_error(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::ConnectionRefused
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::ConnectionReset
-    )
+    /// Tells every connection to stop reading and answer what it has read, then waits until
+    /// all have ended, closing what is left once `Config::shutdown_timeout` has passed.
+    async fn drain(self) {
+        self.phase.send_replace(Phase::Draining);
+        let stats = &self.stats;
+        let on_deadline = || {
+            tracing::warn!(
+                connections = stats.open_connections(),
+                "shutdown deadline passed; closing the remaining connections"
+            );
+        };
+        let deadline = self.config.shutdown_timeout;
+        drain_with_deadline(&self.phase, self.alive.closed(), deadline, on_deadline).await;
+    }
 }
