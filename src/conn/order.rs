@@ -207,7 +207,16 @@ mod tests {
         order.push(ready(200));
         order.release_memory();
         assert_eq!(status(&order.pop_front().unwrap()), 200);
+        assert!(
+            order.slots.capacity() > 0,
+            "the queue's memory is kept while in use"
+        );
         order.release_memory();
         assert!(order.is_empty());
+        assert_eq!(
+            order.slots.capacity(),
+            0,
+            "an idle connection's queue keeps its memory"
+        );
     }
 }
