@@ -587,20 +587,6 @@ async fn connections_that_open_no_stream_are_closed_after_the_idle_timeout() {
     fresh.await.unwrap();
 }
 
-/// The HTTP/2 frames in `bytes` as (type, payload), up to the last whole one.
-fn frames_in(mut bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
-    let mut frames = Vec::new();
-    while bytes.len() >= 9 {
-        let len = u32::from_be_bytes([0, bytes[0], bytes[1], bytes[2]]) as usize;
-        if bytes.len() < 9 + len {
-            break;
-        }
-        frames.push((bytes[3], bytes[9..9 + len].to_vec()));
-        bytes = &bytes[9 + len..];
-    }
-    frames
-}
-
 /// The error code of the first GOAWAY among `frames`.
 fn goaway_code(frames: &[(u8, Vec<u8>)]) -> Option<u32> {
     let (_, payload) = frames.iter().find(|(kind, _)| *kind == GOAWAY)?;

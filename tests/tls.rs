@@ -4,6 +4,9 @@
 //! clients are real ones (hyper's HTTP/1.1 and HTTP/2 clients on tokio-rustls, curl, h2load).
 
 mod common;
+#[path = "common/h2frames.rs"]
+#[allow(dead_code)]
+mod h2frames;
 
 use std::io;
 use std::net::SocketAddr;
@@ -337,27 +340,13 @@ async fn alpn_decides_without_sniffing() {
     let read = tokio::time::timeout(HANG, h2.read_to_end(&mut received)).await;
     let _ = read.expect("HTTP/2 kept a connection with a bad preface open");
     // Refused in HTTP/2 (RFC 9113 §3.4): the server's SETTINGS, then GOAWAY PROTOCOL_ERROR.
-    let frames = h2_frames(&received);
+    let frames = h2frames::frames_in(&received);
     assert_eq!(frames.first().map(|f| f.0), Some(0x4), "{received:?}");
     let goaway = frames.iter().find(|f| f.0 == 0x7);
     let code = goaway.map(|f| u32::from_be_bytes(f.1[4..8].try_into().unwrap()));
     assert_eq!(code, Some(0x1), "no GOAWAY PROTOCOL_ERROR: {received:?}");
     drop((h1, h2));
     server.shutdown().await;
-}
-
-/// The HTTP/2 frames in `bytes` as (type, payload), up to the last whole one.
-fn h2_frames(mut bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
-    let mut frames = Vec::new();
-    while bytes.len() >= 9 {
-        let len = u32::from_be_bytes([0, bytes[0], bytes[1], bytes[2]]) as usize;
-        if bytes.len() < 9 + len {
-            break;
-        }
-        frames.push((bytes[3], bytes[9..9 + len].to_vec()));
-        bytes = &bytes[9 + len..];
-    }
-    frames
 }
 
 /// 100 requests in one write, answered with 64 KiB bodies that finish out of order: every

@@ -268,3 +268,17 @@ impl Conn {
         while self.frame().await.is_some() {}
     }
 }
+
+/// The HTTP/2 frames in `bytes` as (type, payload), up to the last whole one.
+pub fn frames_in(mut bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    let mut frames = Vec::new();
+    while bytes.len() >= 9 {
+        let len = u32::from_be_bytes([0, bytes[0], bytes[1], bytes[2]]) as usize;
+        if bytes.len() < 9 + len {
+            break;
+        }
+        frames.push((bytes[3], bytes[9..9 + len].to_vec()));
+        bytes = &bytes[9 + len..];
+    }
+    frames
+}
