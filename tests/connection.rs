@@ -283,6 +283,26 @@ async fn connection_close_on_a_request_with_a_body_stops_processing_after_its_bo
     );
 }
 
+/// `Connection: close` on a request answered before its body has all arrived: the answer still
+/// says `connection: close` (the request's close is not lost while its body is being read),
+/// and the connection ends after it without waiting for the rest of the body.
+#[tokio::test]
+async fn connection_close_answered_before_its_body_ends_still_closes() {
+    let state = State::default();
+    let server = serve(app(&state)).await;
+    let mut client = Client::connect(server.addr).await;
+    client
+        .send(b"POST /count HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: 8\r\n\r\nhalf")
+        .await;
+    let r = client.response().await;
+    assert_ok(&r, "counted");
+    assert!(r.closes(), "the answer says connection: close");
+    assert!(client.is_closed().await, "EOF after the answer");
+    drop(client);
+    server.shutdown().await;
+    assert_eq!(state.posts(), 1);
+}
+
 #[tokio::test]
 async fn parse_error_mid_pipeline_is_400_after_earlier_answers_then_eof() {
     let state = State::default();
