@@ -43,7 +43,7 @@ pub fn encode_plaintext(n: usize, dst: &mut Vec<u8>) {
     let body = b"Hello, World!";
     let info = RequestInfo {
         version: Version::HTTP_11,
-        head: false,
+        head_method: false,
     };
     for _ in 0..n {
         let plan = encode::plan(
@@ -53,7 +53,7 @@ pub fn encode_plaintext(n: usize, dst: &mut Vec<u8>) {
             info,
             false,
         );
-        encode::head(dst, StatusCode::OK, &headers, info, plan, None);
+        encode::response_head(dst, StatusCode::OK, &headers, info, plan, None);
         dst.extend_from_slice(body);
     }
 }

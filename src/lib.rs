@@ -9,6 +9,14 @@
 //! request it started (Go's `chan chan *http.Response`, without the channels), so responses
 //! still leave in order, as RFC 9112 requires.
 //!
+//! Where a newcomer finds each rule of the HTTP/1.1 engine (`src/conn/`; its module doc has the
+//! full map, and `docs/ARCHITECTURE.md` the numbered invariants): a request is **parsed** in
+//! `proto/request.rs` (httparse, then RFC 9112's rules), **started** in
+//! `conn/connection/start.rs` (barrier, readiness, then the handler's first poll inline in
+//! `conn/dispatch.rs`), kept **in order** by `conn/order.rs` alone, and the decision to
+//! **close** is `conn/keep_alive.rs`'s alone. HTTP/2 is hyper's engine under the same
+//! [`Config`] (`src/h2/`); `src/protocol.rs` picks one per connection.
+//!
 //! What pipelining still costs, and what the engine does about it:
 //! - a finished response waits for every earlier one (ordering is the protocol's rule); the
 //!   work itself no longer waits;

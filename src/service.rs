@@ -1,5 +1,5 @@
 //! [`HttpService`]: the services [`serve`](crate::serve) and
-//! [`serve_connection`](crate::serve_connection) run, named once.
+//! [`serve_connection`](crate::serve_connection()) run, named once.
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -8,7 +8,7 @@ use tower::Service;
 use crate::{Body, BoxError};
 
 /// A [`tower::Service`] that [`serve`](crate::serve) and
-/// [`serve_connection`](crate::serve_connection) can run: from `Request<`[`Body`]`>` to
+/// [`serve_connection`](crate::serve_connection()) can run: from `Request<`[`Body`]`>` to
 /// `Response<B>`, for any body `B` of [`Bytes`].
 ///
 /// This is a *sealed* alias trait, as hyper's `HttpService` is: it cannot be implemented

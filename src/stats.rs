@@ -8,7 +8,7 @@ use crate::meter::Requests;
 use crate::Config;
 
 /// Live counts for one running server, or for every connection an accept loop of one's own
-/// hands to [`serve_connection`](crate::serve_connection) with
+/// hands to [`serve_connection`](crate::serve_connection()) with
 /// [`.stats(&stats)`](crate::ServeConnection::stats); cheap to clone, readable from any task.
 ///
 /// ```no_run

@@ -1,4 +1,4 @@
-//! One HTTP/1.1 connection as a single state machine: read, dispatch, encode, write.
+//! One HTTP/1.1 connection as a single state machine: read, start, encode, write.
 //!
 //! Each turn of [`Conn::run`] polls the read side ([`Conn::poll_input`]: parse heads, start
 //! handlers, pump bodies, read the socket) and the write side ([`Conn::poll_output`]: encode the
@@ -24,17 +24,17 @@ use tower::Service;
 
 use super::deadline::{Deadline, Waiting};
 use super::dispatch::Dispatcher;
-use super::keep_alive::{KeepAlive, Stop};
+use super::keep_alive::KeepAlive;
 #[cfg(feature = "metrics")]
 use super::meter::Meter;
 use super::order::Order;
-use super::read::{Input, Pump, Pumped};
-use super::slot::{InFlight, Labels, Outcome, SlotKind, Timing};
+use super::read::{Input, Pumped};
+use super::slot::{Labels, Outcome, Slot, SlotKind, Timing};
+use super::spawned::Spawned;
 use super::write::{Encoded, Output, Streamed, Streaming};
 use super::{ConnBody, ConnService};
 use crate::body::Body;
 use crate::proto::encode::RequestInfo;
-use crate::proto::request::Head;
 use crate::shared::InsertInfo;
 use crate::shutdown::Shutdown;
 use crate::stats::ServerStats;
@@ -48,31 +48,19 @@ enum Step {
     Done,
 }
 
-/// A request parsed but not started yet: at a barrier, or while the service is not ready.
-/// Boxed: rare, and a parsed head is large; inline it would size every connection.
-struct Held(Box<Head>);
-
 use start::Next;
 
 pub(crate) struct Conn<'a, I, S: Service<Request<Body>>, B> {
     io: I,
     config: &'a Config,
     input: Input,
-    /// The last started request's body, still being decoded; the next head waits for it.
-    pump: Option<Pump>,
-    /// Its request asked to close: stop reading once its body is read.
-    close_after_body: bool,
     output: Output,
     /// The response being written has a body still streaming.
     streaming: Option<Streaming<B>>,
     order: Order<B>,
+    /// The read side's state, and every decision to close.
     keep_alive: KeepAlive,
     dispatcher: Dispatcher<S>,
-    held: Option<Held>,
-    /// The last request started was unsafe: nothing after it starts before it finished.
-    after_barrier: bool,
-    /// Waits for this connection's spawned handlers to finish, at a barrier.
-    barrier: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
     /// Resolves when the server stops taking requests; gone once it has.
     shutdown: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
     deadline: Deadline,
@@ -106,22 +94,17 @@ where
         let meter = config
             .metrics
             .then(|| Box::new(Meter::new(stats.requests())));
-        let in_flight = Arc::new(InFlight::new(stats));
+        let spawned = Arc::new(Spawned::new(stats));
         let draining = Box::pin(async move { shutdown.draining().await });
         Conn {
             io,
             config,
             input: Input::new(buf),
-            pump: None,
-            close_after_body: false,
             output: Output::new(config.server_timing),
             streaming: None,
             order: Order::new(config.max_pipeline_depth),
             keep_alive: KeepAlive::default(),
-            dispatcher: Dispatcher::new(service, in_flight, config, connect_info),
-            held: None,
-            after_barrier: false,
-            barrier: None,
+            dispatcher: Dispatcher::new(service, spawned, config, connect_info),
             shutdown: Some(draining),
             deadline: Deadline::default(),
             seq: 0,
@@ -203,13 +186,10 @@ where
     fn poll_input(&mut self, cx: &mut Context<'_>) -> io::Result<bool> {
         let mut progress = false;
         while self.keep_alive.reading() {
-            let waiting = match self.pump.as_mut() {
+            let waiting = match self.keep_alive.body_mut() {
                 Some(pump) => match pump.poll(&mut self.input.buf, cx) {
                     Pumped::Done => {
-                        self.pump = None;
-                        if self.close_after_body {
-                            self.keep_alive.stop_reading(Stop::RequestClose);
-                        }
+                        self.keep_alive.body_read();
                         progress = true;
                         continue;
                     }
@@ -247,11 +227,9 @@ where
                 match self.output.poll_stream(streaming, cx) {
                     Streamed::Waiting => return progress,
                     Streamed::Flush => return true,
-                    Streamed::Done { closes } => {
+                    Streamed::Done { failed } => {
                         self.streaming = None;
-                        if closes {
-                            self.keep_alive.close();
-                        }
+                        self.keep_alive.stream_done(failed);
                         progress = true;
                     }
                 }
@@ -259,48 +237,34 @@ where
             if self.keep_alive.is_finished(false) || self.output.is_full() {
                 return progress;
             }
-            let Some(front) = self.order.front_mut() else {
+            let Poll::Ready(Some(slot)) = self.order.poll_front(cx) else {
                 return progress;
             };
-            if let SlotKind::Pending(rx) = &mut front.kind {
-                let Poll::Ready(received) = Pin::new(rx).poll(cx) else {
-                    return progress;
-                };
-                let (outcome, finished) = received.unwrap_or_else(|_| {
-                    tracing::error!("handler panicked; answering 500");
-                    (Outcome::internal_error(), Instant::now())
-                });
-                front.timing = front.timing.map(|t| Timing { finished, ..t });
-                front.kind = SlotKind::Ready(outcome);
-            }
-            let Some(slot) = self.order.pop_front() else {
-                return progress;
-            };
-            match slot.kind {
-                SlotKind::Continue => self.output.encode_continue(),
-                SlotKind::Ready(outcome) => self.answer(
-                    outcome,
-                    slot.info,
-                    slot.close,
-                    slot.timing,
-                    slot.span,
-                    slot.labels,
-                ),
-                SlotKind::Pending(_) => unreachable!("the front slot was resolved above"),
-            }
+            self.encode_slot(slot);
             progress = true;
         }
     }
 
+    /// Encodes a slot whose turn it is ([`Order::place`] or [`Order::poll_front`] gave it).
+    fn encode_slot(&mut self, slot: Slot<B>) {
+        match slot.kind {
+            SlotKind::Continue => self.output.encode_continue(),
+            SlotKind::Ready(outcome) => {
+                self.answer(outcome, slot.info, slot.timing, slot.span, slot.labels)
+            }
+            SlotKind::Pending(_) => unreachable!("the order gives out finished slots only"),
+        }
+    }
+
     /// Encodes a response that is next in order: every final answer, the service's or the
-    /// engine's, goes through here, so this is where it is counted, with the status written.
+    /// engine's, goes through here, so this is where it is counted, with the status written,
+    /// and where [`KeepAlive`] decides whether it is the last.
     // Without the metrics feature the labels are empty: nothing is counted.
     #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
     fn answer(
         &mut self,
         outcome: Outcome<B>,
         info: RequestInfo,
-        close: bool,
         timing: Option<Timing>,
         span: tracing::Span,
         labels: Labels,
@@ -324,15 +288,14 @@ where
         if !span.is_disabled() {
             record(&span, status, timings);
         }
-        let nothing_after = self.order.is_empty() && self.held.is_none();
-        let last = self.keep_alive.is_last(close, nothing_after);
-        match self.output.encode(outcome, info, last, timings) {
-            Encoded::Whole { closes } => {
-                if closes {
-                    self.keep_alive.close();
-                }
-            }
-            Encoded::Stream(streaming) => self.streaming = Some(streaming),
+        let last = self
+            .keep_alive
+            .is_last(outcome.ends_connection(), self.order.is_empty());
+        let encoded = self.output.encode(outcome, info, last, timings);
+        self.keep_alive
+            .encoded(last, matches!(encoded, Encoded::Stream(_)));
+        if let Encoded::Stream(streaming) = encoded {
+            self.streaming = Some(streaming);
         }
     }
 

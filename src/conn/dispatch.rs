@@ -14,7 +14,8 @@ use tokio::time::Instant;
 use tower::Service;
 use tracing::Instrument;
 
-use super::slot::{Finished, InFlight, Labels, Outcome};
+use super::slot::{Finished, Labels, Outcome};
+use super::spawned::{Barrier, Spawned};
 use crate::body::Body;
 use crate::proto::encode::RequestInfo;
 use crate::proto::error::EngineError;
@@ -36,7 +37,10 @@ pub(crate) struct Dispatcher<S: Service<Request<Body>>> {
     /// first poll, so most requests cost no allocation for their future.
     spare: Option<Pin<Box<Option<S::Future>>>>,
     /// Handlers of this connection running on their own tasks (barriers wait on it).
-    pub(crate) in_flight: Arc<InFlight>,
+    spawned: Arc<Spawned>,
+    /// Holds an unsafe request back until the spawned handlers finished, and the next one
+    /// until it did.
+    barrier: Barrier,
     request_timeout: Option<Duration>,
     connect_info: Option<InsertInfo>,
     /// Label each request for `pipelined_requests_total` (`Config::metrics`).
@@ -52,24 +56,42 @@ where
 {
     pub(crate) fn new(
         service: S,
-        in_flight: Arc<InFlight>,
+        spawned: Arc<Spawned>,
         config: &Config,
         connect_info: Option<InsertInfo>,
     ) -> Self {
         Dispatcher {
             service,
             spare: None,
-            in_flight,
+            spawned,
+            barrier: Barrier::default(),
             request_timeout: config.request_timeout,
             connect_info,
             metered: config.metrics,
         }
     }
 
-    /// Whether the service can take a request now; an error is answered `500` by `Conn::dispatch`
-    /// (connection/start.rs) in the request's place.
-    pub(crate) fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        self.service.poll_ready(cx).map_err(Into::into)
+    /// Whether a request with this method may start now: the barrier lets it pass
+    /// ([`Barrier::poll_pass`]) and the service is ready. `Ready` commits to starting it; an
+    /// error from the service is answered `500` in the request's place
+    /// (`Conn::start_request`, connection/start.rs).
+    pub(crate) fn poll_admit(
+        &mut self,
+        method: &Method,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), BoxError>> {
+        let unsafe_method = !is_safe(method);
+        if !self.barrier.poll_pass(unsafe_method, &self.spawned, cx) {
+            return Poll::Pending;
+        }
+        let ready = std::task::ready!(self.service.poll_ready(cx)).map_err(Into::into);
+        self.barrier.started(unsafe_method);
+        Poll::Ready(ready)
+    }
+
+    /// A spawned handler's answer ends the connection ([`Spawned::answered_closing`]).
+    pub(crate) fn answered_closing(&self) -> bool {
+        self.spawned.answered_closing()
     }
 
     /// Adds what the connection knows (its peer info) to a request about to be handed over.
@@ -131,7 +153,7 @@ where
         info: RequestInfo,
         span: tracing::Span,
     ) -> oneshot::Receiver<Finished<B>> {
-        let guard = self.in_flight.enter();
+        let guard = self.spawned.enter();
         let (mut tx, rx) = oneshot::channel();
         let deadline = self.request_timeout.map(|t| Instant::now() + t);
         let task = async move {
@@ -156,7 +178,7 @@ where
             // connection) before the client can see the answer and send its next request.
             pinned.set(None);
             if answer.ends_connection() {
-                guard.mark_closing();
+                guard.answer_closes();
             }
             drop(guard);
             let _ = tx.send((answer, Instant::now()));
@@ -209,7 +231,7 @@ where
 
 /// GET, HEAD, OPTIONS and TRACE are safe (RFC 9110 §9.2.1) and may run concurrently; any other
 /// method is a barrier (RFC 9112 §9.3.2).
-pub(crate) fn is_safe(method: &Method) -> bool {
+fn is_safe(method: &Method) -> bool {
     matches!(
         *method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE

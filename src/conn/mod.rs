@@ -1,4 +1,17 @@
-//! One HTTP/1.1 connection, served by one state machine ([`connection::Conn`]).
+//! The HTTP/1.1 engine: one connection, served by one state machine ([`connection::Conn`]).
+//!
+//! Where each rule lives, in the order a request meets them:
+//! - **parsed:** [`read::Input::next_head`], through the parser in
+//!   [`proto::request`](crate::proto::request) (httparse, then RFC 9112's rules); the body is
+//!   decoded to its exact end by [`read::Pump`] before the next head is parsed;
+//! - **started:** `Conn::next_request` and `Conn::start_request` (connection/start.rs), once
+//!   [`dispatch::Dispatcher::poll_admit`] lets it pass (the [`spawned::Barrier`] for unsafe
+//!   methods, then the service's readiness); [`dispatch::Dispatcher::start`] polls the handler
+//!   once inline and moves it to a task of its own only if it must wait;
+//! - **ordered:** [`order::Order`], alone: [`order::Order::place`] decides "encode now or
+//!   queue", [`order::Order::poll_front`] hands out the front once its handler has finished;
+//! - **closed:** [`keep_alive::KeepAlive`], alone: it owns the read side's state
+//!   ([`keep_alive::Reading`]) and every reason to stop reading or to end the connection.
 //!
 //! ```text
 //!  socket ─► read buffer ─► parse head ─► start handler ─┬─ finished, in order ─► write buffer ─► socket
@@ -7,14 +20,11 @@
 //!                                                            pending handler: its own task
 //! ```
 //!
-//! **Where order is enforced:** [`order::Order`]. A response is encoded only when every earlier
-//! one has been: straight into the write buffer when it is finished and next in line, otherwise
-//! from the front of the order once its handler finished. A request with a body waits in the
-//! order until the body bytes already read are decoded, so a body known to be bad by then
-//! still changes its answer (`Order::body_failed`). Handlers that do not finish on their
-//! first poll run on tasks of their own; everything else (parsing, the first poll, encoding)
-//! happens on the connection's task, and a pipelined batch leaves in one write.
-//! **Who decides to close:** [`keep_alive::KeepAlive`], alone.
+//! A request with a body waits in the order until the body bytes already read are decoded, so
+//! a body known to be bad by then still changes its answer (`Order::body_failed`). Handlers
+//! that do not finish on their first poll run on tasks of their own; everything else (parsing,
+//! the first poll, encoding) happens on the connection's task, and a pipelined batch leaves in
+//! one write.
 
 mod connection;
 mod deadline;
@@ -25,6 +35,7 @@ pub(crate) mod meter;
 mod order;
 mod read;
 mod slot;
+mod spawned;
 mod write;
 
 use bytes::{Bytes, BytesMut};

@@ -1,11 +1,13 @@
 //! The ordered slots: **where response order is enforced**.
 //!
 //! This is Go's `chan chan *http.Response` in Rust. Every request gets a place in the response
-//! order when it is dispatched. A response that is finished while every earlier one has already
-//! been encoded skips the queue and is encoded straight into the write buffer (the common case:
-//! a pipelined batch of quick handlers costs no slot at all). Any other response waits here in
-//! a [`Slot`], and the connection encodes only the slot at the front, once it has its response:
-//! handlers may finish in any order, responses leave in request order.
+//! order when it is started, and both halves of the rule are here:
+//! - [`Order::place`] answers "encode now or queue": a response that is finished while every
+//!   earlier one has already been encoded skips the queue and is encoded straight into the
+//!   write buffer (the common case: a pipelined batch of quick handlers costs no slot at all);
+//!   any other waits here in a [`Slot`];
+//! - [`Order::poll_front`] gives the connection only the slot at the front, once it has its
+//!   response: handlers may finish in any order, responses leave in request order.
 //!
 //! The queue holds at most `Config::max_pipeline_depth` slots; when it is full the connection
 //! stops reading, so TCP pushes back on a client that pipelines faster than handlers finish.
@@ -14,8 +16,13 @@
 //! ([`Order::body_failed`]): the status is only final once the head is encoded.
 
 use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
-use super::slot::{Slot, SlotKind};
+use tokio::time::Instant;
+
+use super::slot::{Outcome, Slot, SlotKind, Timing};
 use crate::body::BodyError;
 
 /// Responses owed, in request order, that could not be encoded when their request was read.
@@ -46,14 +53,37 @@ impl<B> Order<B> {
         self.slots.len() >= self.capacity
     }
 
-    /// Appends a slot behind every earlier request's.
-    pub(crate) fn push(&mut self, slot: Slot<B>) {
+    /// Gives a request's response its place: returns it to be encoded now when it is finished
+    /// (not a handler still running), no earlier response waits here, and `writable` (the
+    /// write side has encoded everything before it and has room, and the request's body need
+    /// not be decoded first); otherwise it waits in the queue, behind every earlier one.
+    #[must_use = "a slot handed back is encoded now"]
+    pub(crate) fn place(&mut self, slot: Slot<B>, writable: bool) -> Option<Slot<B>> {
+        let finished = !matches!(slot.kind, SlotKind::Pending(_));
+        if finished && writable && self.slots.is_empty() {
+            return Some(slot);
+        }
         self.slots.push_back(slot);
+        None
     }
 
-    /// The slot whose response goes next.
-    pub(crate) fn front_mut(&mut self) -> Option<&mut Slot<B>> {
-        self.slots.front_mut()
+    /// The front slot, taken once its response is in hand (a spawned handler's arrives
+    /// through its channel; one that panicked is answered 500). `Ready(None)` when nothing
+    /// waits; `Pending` while the front handler runs (its answer wakes the task).
+    pub(crate) fn poll_front(&mut self, cx: &mut Context<'_>) -> Poll<Option<Slot<B>>> {
+        let Some(front) = self.slots.front_mut() else {
+            return Poll::Ready(None);
+        };
+        if let SlotKind::Pending(rx) = &mut front.kind {
+            let received = std::task::ready!(Pin::new(rx).poll(cx));
+            let (outcome, finished) = received.unwrap_or_else(|_| {
+                tracing::error!("handler panicked; answering 500");
+                (Outcome::internal_error(), Instant::now())
+            });
+            front.timing = front.timing.map(|t| Timing { finished, ..t });
+            front.kind = SlotKind::Ready(outcome);
+        }
+        Poll::Ready(self.pop_front())
     }
 
     /// Records that the body being read failed. Its request is the newest one started (the
@@ -66,9 +96,9 @@ impl<B> Order<B> {
         }
     }
 
-    /// Takes the front slot once its response is in hand; the last slot carries the body's
-    /// error in place of the handler's response if its body failed.
-    pub(crate) fn pop_front(&mut self) -> Option<Slot<B>> {
+    /// Takes the front slot; the last slot carries the body's error in place of the handler's
+    /// response if its body failed.
+    fn pop_front(&mut self) -> Option<Slot<B>> {
         let mut slot = self.slots.pop_front()?;
         if self.slots.is_empty() {
             if let Some(error) = self.failed_body.take() {
@@ -92,13 +122,17 @@ impl<B> Order<B> {
 
 #[cfg(test)]
 mod tests {
+    use std::task::{Context, Poll, Waker};
+
     use bytes::Bytes;
     use http::{Response, StatusCode, Version};
     use http_body_util::Empty;
+    use tokio::sync::oneshot;
+    use tokio::time::Instant;
 
     use super::Order;
     use crate::body::BodyError;
-    use crate::conn::slot::{Outcome, Slot, SlotKind};
+    use crate::conn::slot::{Finished, Outcome, Slot, SlotKind};
     use crate::proto::encode::RequestInfo;
 
     type B = Empty<Bytes>;
@@ -106,7 +140,7 @@ mod tests {
     fn info() -> RequestInfo {
         RequestInfo {
             version: Version::HTTP_11,
-            head: false,
+            head_method: false,
         }
     }
 
@@ -117,11 +151,26 @@ mod tests {
         Slot {
             kind: SlotKind::Ready(Outcome::response(response, info())),
             info: info(),
-            close: false,
             timing: None,
             span: tracing::Span::none(),
             labels: crate::conn::slot::Labels::unknown(),
         }
+    }
+
+    /// Places a slot that must wait (the write side is busy).
+    fn queue(order: &mut Order<B>, slot: Slot<B>) {
+        assert!(order.place(slot, false).is_none(), "not writable: queued");
+    }
+
+    fn pending() -> (Slot<B>, oneshot::Sender<Finished<B>>) {
+        let (tx, rx) = oneshot::channel();
+        let mut slot = ready(200);
+        slot.kind = SlotKind::Pending(rx);
+        (slot, tx)
+    }
+
+    fn cx() -> Context<'static> {
+        Context::from_waker(Waker::noop())
     }
 
     fn status(slot: &Slot<B>) -> u16 {
@@ -138,10 +187,10 @@ mod tests {
         let mut order = Order::new(4);
         assert!(order.is_empty());
         for s in [201, 202, 203] {
-            order.push(ready(s));
+            queue(&mut order, ready(s));
         }
         assert!(!order.is_empty());
-        assert_eq!(status(order.front_mut().unwrap()), 201);
+        assert_eq!(status(order.slots.front().unwrap()), 201);
         let popped: Vec<u16> = std::iter::from_fn(|| order.pop_front())
             .map(|s| status(&s))
             .collect();
@@ -153,9 +202,9 @@ mod tests {
     #[test]
     fn full_at_capacity_and_not_before() {
         let mut order = Order::new(2);
-        order.push(ready(200));
+        queue(&mut order, ready(200));
         assert!(!order.is_full());
-        order.push(ready(200));
+        queue(&mut order, ready(200));
         assert!(order.is_full());
         order.pop_front();
         assert!(!order.is_full());
@@ -164,8 +213,8 @@ mod tests {
     #[test]
     fn a_failed_body_replaces_the_newest_success_when_it_reaches_the_front() {
         let mut order = Order::new(4);
-        order.push(ready(200));
-        order.push(ready(201));
+        queue(&mut order, ready(200));
+        queue(&mut order, ready(201));
         order.body_failed(BodyError::TooLarge);
         assert_eq!(
             status(&order.pop_front().unwrap()),
@@ -178,7 +227,7 @@ mod tests {
     #[test]
     fn a_failed_body_leaves_an_error_answer_as_it_is() {
         let mut order = Order::new(4);
-        order.push(ready(500));
+        queue(&mut order, ready(500));
         order.body_failed(BodyError::TooLarge);
         assert_eq!(status(&order.pop_front().unwrap()), 500);
     }
@@ -187,24 +236,24 @@ mod tests {
     fn a_failed_body_with_nothing_queued_changes_no_later_answer() {
         let mut order = Order::new(4);
         order.body_failed(BodyError::TooLarge);
-        order.push(ready(200));
+        queue(&mut order, ready(200));
         assert_eq!(status(&order.pop_front().unwrap()), 200);
     }
 
     #[test]
     fn a_failed_body_is_used_once() {
         let mut order = Order::new(4);
-        order.push(ready(200));
+        queue(&mut order, ready(200));
         order.body_failed(BodyError::TooLarge);
         assert_eq!(status(&order.pop_front().unwrap()), 413);
-        order.push(ready(200));
+        queue(&mut order, ready(200));
         assert_eq!(status(&order.pop_front().unwrap()), 200);
     }
 
     #[test]
     fn release_memory_empties_only_an_empty_queue() {
         let mut order = Order::new(4);
-        order.push(ready(200));
+        queue(&mut order, ready(200));
         order.release_memory();
         assert_eq!(status(&order.pop_front().unwrap()), 200);
         assert!(
@@ -218,5 +267,76 @@ mod tests {
             0,
             "an idle connection's queue keeps its memory"
         );
+    }
+
+    #[test]
+    fn a_finished_response_with_nothing_before_it_is_encoded_now() {
+        let mut order = Order::new(4);
+        let now = order.place(ready(200), true).expect("encoded now");
+        assert_eq!(status(&now), 200);
+        assert!(order.is_empty(), "it took no slot");
+    }
+
+    #[test]
+    fn a_response_waits_when_the_write_side_is_busy_or_its_body_comes_first() {
+        let mut order = Order::new(4);
+        assert!(order.place(ready(200), false).is_none());
+        assert!(!order.is_empty());
+    }
+
+    #[test]
+    fn a_finished_response_behind_a_waiting_one_waits_too() {
+        let mut order = Order::new(4);
+        queue(&mut order, ready(201));
+        assert!(
+            order.place(ready(202), true).is_none(),
+            "it would overtake 201"
+        );
+        let left: Vec<u16> = std::iter::from_fn(|| order.pop_front())
+            .map(|s| status(&s))
+            .collect();
+        assert_eq!(left, [201, 202]);
+    }
+
+    #[test]
+    fn a_running_handler_always_takes_a_slot() {
+        let mut order = Order::new(4);
+        let (slot, _tx) = pending();
+        assert!(order.place(slot, true).is_none());
+        assert!(!order.is_empty());
+    }
+
+    #[test]
+    fn the_front_leaves_only_once_its_handler_answered() {
+        let mut order = Order::new(4);
+        let (slot, tx) = pending();
+        queue(&mut order, slot);
+        queue(&mut order, ready(202));
+        assert!(order.poll_front(&mut cx()).is_pending(), "202 waits for it");
+        let mut response = Response::new(Empty::new());
+        *response.status_mut() = StatusCode::CREATED;
+        let answer = Outcome::response(response, info());
+        assert!(tx.send((answer, Instant::now())).is_ok());
+        let Poll::Ready(Some(front)) = order.poll_front(&mut cx()) else {
+            panic!("the front answered");
+        };
+        assert_eq!(status(&front), 201);
+        let Poll::Ready(Some(next)) = order.poll_front(&mut cx()) else {
+            panic!("then 202");
+        };
+        assert_eq!(status(&next), 202);
+        assert!(matches!(order.poll_front(&mut cx()), Poll::Ready(None)));
+    }
+
+    #[test]
+    fn a_handler_that_panicked_is_answered_500_in_its_place() {
+        let mut order = Order::new(4);
+        let (slot, tx) = pending();
+        queue(&mut order, slot);
+        drop(tx);
+        let Poll::Ready(Some(front)) = order.poll_front(&mut cx()) else {
+            panic!("the front resolved");
+        };
+        assert_eq!(status(&front), 500);
     }
 }

@@ -1,24 +1,18 @@
-//! What a request's place in the response order holds ([`Slot`]), what it resolves to
-//! ([`Outcome`]), and the count of handlers running on their own tasks ([`InFlight`]).
-
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+//! What a request's place in the response order holds ([`Slot`]) and what it resolves to
+//! ([`Outcome`]).
 
 use http::Response;
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::body::BodyError;
 use crate::proto::encode::{self, Plan, RequestInfo};
 use crate::proto::error::EngineError;
-use crate::stats::ServerStats;
 
 /// One request's place in the response order.
 pub(crate) struct Slot<B> {
     pub(crate) kind: SlotKind<B>,
     pub(crate) info: RequestInfo,
-    /// The connection closes once this response is written.
-    pub(crate) close: bool,
     /// When the handler was started and, if it finished inline, when it finished: for the
     /// `Server-Timing` header (`None` when that is turned off).
     pub(crate) timing: Option<Timing>,
@@ -132,85 +126,6 @@ impl<B> Outcome<B> {
         Outcome::Engine {
             error: EngineError::internal(),
             close: false,
-        }
-    }
-}
-
-/// Handlers of one connection that run on their own tasks and have not finished yet.
-///
-/// Unsafe methods are barriers (RFC 9112 §9.3.2): the connection waits until this count drops
-/// to zero before starting one, and again before starting anything after it.
-#[derive(Debug)]
-pub(crate) struct InFlight {
-    count: AtomicUsize,
-    idle: Notify,
-    /// A finished handler's response ends the connection: read nothing more.
-    closing: AtomicBool,
-    /// The server-wide count, kept in step with this one.
-    stats: ServerStats,
-}
-
-/// Held by a spawned handler; dropping it (on finish or panic) marks the handler finished.
-pub(crate) struct InFlightGuard(Arc<InFlight>);
-
-impl InFlight {
-    pub(crate) fn new(stats: ServerStats) -> Self {
-        InFlight {
-            count: AtomicUsize::new(0),
-            idle: Notify::new(),
-            closing: AtomicBool::new(false),
-            stats,
-        }
-    }
-
-    pub(crate) fn enter(self: &Arc<Self>) -> InFlightGuard {
-        self.count.fetch_add(1, Ordering::AcqRel);
-        self.stats.handler_started();
-        InFlightGuard(Arc::clone(self))
-    }
-
-    /// Records that a finished response ends the connection (RFC 9112 §9.6: nothing after it
-    /// may be processed).
-    pub(crate) fn mark_closing(&self) {
-        self.closing.store(true, Ordering::Release);
-    }
-
-    pub(crate) fn is_closing(&self) -> bool {
-        self.closing.load(Ordering::Acquire)
-    }
-
-    /// No spawned handler of this connection is running.
-    pub(crate) fn is_idle(&self) -> bool {
-        self.count.load(Ordering::Acquire) == 0
-    }
-
-    /// Resolves once no spawned handler of this connection is running.
-    pub(crate) async fn wait_idle(&self) {
-        loop {
-            let notified = self.idle.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.count.load(Ordering::Acquire) == 0 {
-                return;
-            }
-            notified.await;
-        }
-    }
-}
-
-impl InFlightGuard {
-    /// See [`InFlight::mark_closing`]; called before the guard drops, so a connection waiting at
-    /// a barrier sees it.
-    pub(crate) fn mark_closing(&self) {
-        self.0.mark_closing();
-    }
-}
-
-impl Drop for InFlightGuard {
-    fn drop(&mut self) {
-        self.0.stats.handler_finished();
-        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.idle.notify_waiters();
         }
     }
 }

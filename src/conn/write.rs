@@ -46,14 +46,12 @@ pub(crate) struct Streaming<B> {
     written: u64,
     /// Boxed: rare, and a header map inline would size every connection.
     trailers: Option<Box<HeaderMap>>,
-    /// The connection ends after this response.
-    closes: bool,
 }
 
 /// What encoding a response left to do.
 pub(crate) enum Encoded<B> {
-    /// Head and body are in the buffer; `closes` says the connection ends after it.
-    Whole { closes: bool },
+    /// Head and body are in the buffer.
+    Whole,
     /// The head is in the buffer; the body follows frame by frame.
     Stream(Streaming<B>),
 }
@@ -64,9 +62,9 @@ pub(crate) enum Streamed {
     Waiting,
     /// The buffer is full: write it out, then poll again.
     Flush,
-    /// The body is finished; `closes` says the connection ends after it (the body failed or
-    /// broke its declared length, or the response asked to close).
-    Done { closes: bool },
+    /// The body is finished; `failed`: it failed or broke its declared length, which the
+    /// client can only be told by closing the connection (`KeepAlive::stream_done`).
+    Done { failed: bool },
 }
 
 /// The connection's write buffer and what goes into it.
@@ -112,7 +110,8 @@ impl Output {
         self.buf.extend_from_slice(encode::CONTINUE);
     }
 
-    /// Encodes an answer; `last` says nothing follows it on this connection. `timing` is the
+    /// Encodes an answer; `last` says nothing follows it on this connection
+    /// (`KeepAlive::is_last`, which has already counted the answer's own wish to close). `timing` is the
     /// handler time and head-of-line wait, for `Server-Timing`.
     pub(crate) fn encode<B>(
         &mut self,
@@ -134,11 +133,9 @@ impl Output {
         }
         let timing = timing.filter(|_| self.server_timing);
         match outcome {
-            Outcome::Engine { error, close } => {
-                self.encode_engine(error, info, last || close, timing);
-                Encoded::Whole {
-                    closes: last || close,
-                }
+            Outcome::Engine { error, .. } => {
+                self.encode_engine(error, info, last, timing);
+                Encoded::Whole
             }
             Outcome::Response(response, plan) => {
                 self.encode_response(response, info, plan.closing(last), timing)
@@ -166,22 +163,21 @@ impl Output {
                 .and_then(ResponseBody::take_whole)
         };
         let (status, headers) = (response.status(), response.headers());
-        let framing = encode::head(&mut self.buf, status, headers, info, plan, timing);
+        let framing = encode::response_head(&mut self.buf, status, headers, info, plan, timing);
         if let Some(data) = whole {
             if framing != BodyFraming::None {
                 self.buf.extend_from_slice(&data);
             }
-            return Encoded::Whole { closes: plan.close };
+            return Encoded::Whole;
         }
         if framing == BodyFraming::None {
-            return Encoded::Whole { closes: plan.close };
+            return Encoded::Whole;
         }
         Encoded::Stream(Streaming {
             body: Box::pin(response.into_body()),
             framing,
             written: 0,
             trailers: None,
-            closes: plan.close,
         })
     }
 
@@ -201,7 +197,8 @@ impl Output {
         );
         let len = Some(text.len() as u64);
         let plan = encode::plan(error.status, &headers, len, info, close);
-        let framing = encode::head(&mut self.buf, error.status, &headers, info, plan, timing);
+        let framing =
+            encode::response_head(&mut self.buf, error.status, &headers, info, plan, timing);
         if framing != BodyFraming::None {
             self.buf.extend_from_slice(text.as_bytes());
         }
@@ -230,7 +227,7 @@ impl Output {
                 Some(Ok(frame)) => frame,
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "response body failed; closing the connection");
-                    return Streamed::Done { closes: true };
+                    return Streamed::Done { failed: true };
                 }
             };
             let data = match frame.into_data() {
@@ -244,7 +241,7 @@ impl Output {
             if let BodyFraming::Length(declared) = s.framing {
                 if s.written > declared {
                     tracing::warn!(declared, "response body longer than its length; closing");
-                    return Streamed::Done { closes: true };
+                    return Streamed::Done { failed: true };
                 }
             }
             self.push_data(data, s.framing);
@@ -262,11 +259,11 @@ impl Output {
                     written = s.written,
                     "response body shorter than its length; closing"
                 );
-                return Streamed::Done { closes: true };
+                return Streamed::Done { failed: true };
             }
             _ => {}
         }
-        Streamed::Done { closes: s.closes }
+        Streamed::Done { failed: false }
     }
 
     fn push_data(&mut self, data: Bytes, framing: BodyFraming) {

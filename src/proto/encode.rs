@@ -18,7 +18,8 @@ const SERVER: &[u8] = b"server: pipelined\r\n";
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct RequestInfo {
     pub(crate) version: Version,
-    pub(crate) head: bool,
+    /// The request's method is HEAD: the response describes a body it does not carry.
+    pub(crate) head_method: bool,
 }
 
 /// How the body follows the head on the wire.
@@ -113,7 +114,7 @@ pub(crate) fn plan(
         || status == StatusCode::NOT_MODIFIED;
     // A HEAD answer describes the body a GET would get: a handler that says its length
     // (with no body, as a HEAD handler does) is believed over the empty body.
-    let length = if req.head {
+    let length = if req.head_method {
         declared.or(body_len)
     } else {
         body_len.or(declared)
@@ -124,7 +125,7 @@ pub(crate) fn plan(
         None if req.version == Version::HTTP_11 => BodyFraming::Chunked,
         None => BodyFraming::UntilClose,
     };
-    if framing == BodyFraming::UntilClose && !req.head {
+    if framing == BodyFraming::UntilClose && !req.head_method {
         close = true;
     }
     Plan {
@@ -137,7 +138,7 @@ pub(crate) fn plan(
 }
 
 /// Writes the head of a response planned by [`plan`]; returns how the body follows.
-pub(crate) fn head(
+pub(crate) fn response_head(
     dst: &mut Vec<u8>,
     status: StatusCode,
     headers: &HeaderMap,
@@ -173,7 +174,7 @@ pub(crate) fn head(
     }
     match framing {
         BodyFraming::Length(n) => content_length(dst, n),
-        BodyFraming::Chunked if req.head => {}
+        BodyFraming::Chunked if req.head_method => {}
         BodyFraming::Chunked => dst.extend_from_slice(b"transfer-encoding: chunked\r\n"),
         // A 304 may describe the representation's length, if the service said it.
         BodyFraming::None if status == StatusCode::NOT_MODIFIED => {
@@ -189,7 +190,7 @@ pub(crate) fn head(
         dst.extend_from_slice(b"connection: keep-alive\r\n");
     }
     dst.extend_from_slice(b"\r\n");
-    if req.head {
+    if req.head_method {
         BodyFraming::None
     } else {
         framing

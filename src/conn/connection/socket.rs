@@ -95,7 +95,7 @@ where
 
     /// The body being pumped cannot be read to its end: its handler is told, and reading stops.
     pub(super) fn fail_body(&mut self, error: BodyError, cx: &mut Context<'_>) {
-        if let Some(pump) = &mut self.pump {
+        if let Some(pump) = self.keep_alive.body_mut() {
             if let Pumped::Blocked = pump.fail(error, cx) {
                 // The error waits for room in the handler's body; the pump delivers it.
                 return;
@@ -107,7 +107,6 @@ where
     /// The body being pumped failed and its handler has been told: reading stops, and its
     /// request's answer, if not encoded yet, becomes the body's error (`Order::body_failed`).
     pub(super) fn body_failed(&mut self, error: BodyError) {
-        self.pump = None;
         self.keep_alive.stop_reading(Stop::Refused);
         self.order.body_failed(error);
     }

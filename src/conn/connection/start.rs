@@ -1,16 +1,15 @@
 //! Starting requests: the next head, the barrier and readiness checks, the hand-over to the
-//! service, and a finished response's place (written at once when it is next in order).
+//! service, and each answer's place in the order (written at once when it is next in order).
 
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::Method;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
-use super::{Conn, Held};
+use super::Conn;
 use crate::body::{Body, Chunk};
-use crate::conn::dispatch::{is_safe, Started};
+use crate::conn::dispatch::Started;
 use crate::conn::keep_alive::Stop;
 use crate::conn::read::Pump;
 use crate::conn::slot::{Labels, Outcome, Slot, SlotKind, Timing};
@@ -32,13 +31,12 @@ where
             // Back pressure: the front slot's completion wakes the task.
             return Next::Wait;
         }
-        if self.dispatcher.in_flight.is_closing() {
-            // A spawned handler's answer ends the connection: nothing after it is processed.
-            self.keep_alive.stop_reading(Stop::ResponseClose);
+        if self.dispatcher.answered_closing() {
+            self.keep_alive.answer_ends_connection();
             return Next::Started;
         }
-        let head = match self.held.take() {
-            Some(Held(head)) => *head,
+        let head = match self.keep_alive.take_parsed() {
+            Some(head) => *head,
             None => match self.input.next_head(self.config) {
                 Ok(Some(head)) => {
                     self.deadline.head_parsed();
@@ -55,47 +53,20 @@ where
                 }
             },
         };
-        let unsafe_method = !is_safe(head.request.method());
-        if (unsafe_method || self.after_barrier) && !self.poll_barrier(cx) {
-            self.held = Some(Held(Box::new(head)));
-            return Next::Wait;
-        }
-        let ready = match self.dispatcher.poll_ready(cx) {
+        let ready = match self.dispatcher.poll_admit(head.request.method(), cx) {
             Poll::Pending => {
-                self.held = Some(Held(Box::new(head)));
+                self.keep_alive.hold(Box::new(head));
                 return Next::Wait;
             }
             Poll::Ready(ready) => ready,
         };
-        self.after_barrier = unsafe_method;
-        self.dispatch(head, ready, cx);
+        self.start_request(head, ready, cx);
         Next::Started
     }
 
-    /// Whether every spawned handler of this connection has finished (a barrier may pass).
-    pub(super) fn poll_barrier(&mut self, cx: &mut Context<'_>) -> bool {
-        if self.dispatcher.in_flight.is_idle() {
-            self.barrier = None;
-            return true;
-        }
-        let in_flight = Arc::clone(&self.dispatcher.in_flight);
-        let barrier = self
-            .barrier
-            .get_or_insert_with(|| Box::pin(async move { in_flight.wait_idle().await }));
-        if barrier.as_mut().poll(cx).is_ready() {
-            self.barrier = None;
-            return true;
-        }
-        false
-    }
-
-    /// Hands a request to the service and gives its response a place in the order.
-    pub(super) fn dispatch(
-        &mut self,
-        head: Head,
-        ready: Result<(), BoxError>,
-        cx: &mut Context<'_>,
-    ) {
+    /// Hands a request to the service, gives its response a place in the order, and tells
+    /// [`KeepAlive`](crate::conn::keep_alive::KeepAlive) what follows it (its body, its close).
+    fn start_request(&mut self, head: Head, ready: Result<(), BoxError>, cx: &mut Context<'_>) {
         let Head {
             mut request,
             framing,
@@ -104,7 +75,7 @@ where
         } = head;
         let info = RequestInfo {
             version: request.version(),
-            head: request.method() == Method::HEAD,
+            head_method: request.method() == Method::HEAD,
         };
         let tx = body_channel(framing, request.body_mut());
         if expect_continue && tx.is_some() {
@@ -135,7 +106,7 @@ where
                 (Started::Ready(Outcome::internal_error()), Labels::unknown())
             }
         };
-        match outcome {
+        let (kind, timing) = match outcome {
             Started::Ready(outcome) => {
                 let timing = started.map(|started| {
                     let finished = Instant::now();
@@ -143,47 +114,31 @@ where
                     Timing { started, finished }
                 });
                 if outcome.ends_connection() {
-                    self.keep_alive.stop_reading(Stop::ResponseClose);
+                    self.keep_alive.answer_ends_connection();
                 }
-                if tx.is_some() {
-                    // Encoded once the body bytes already read are decoded, so that a body
-                    // known to be bad by then still changes the answer (`Order::body_failed`).
-                    let kind = SlotKind::Ready(outcome);
-                    self.order.push(Slot {
-                        kind,
-                        info,
-                        close,
-                        timing,
-                        span,
-                        labels,
-                    });
-                } else {
-                    self.answer_or_queue(outcome, info, close, timing, span, labels);
-                }
+                (SlotKind::Ready(outcome), timing)
             }
             Started::Spawned(rx) => {
                 let timing = started.map(|started| Timing {
                     started,
                     finished: started,
                 });
-                self.order.push(Slot {
-                    kind: SlotKind::Pending(rx),
-                    info,
-                    close,
-                    timing,
-                    span,
-                    labels,
-                });
+                (SlotKind::Pending(rx), timing)
             }
-        }
-        match tx.and_then(|tx| Pump::new(framing, tx, self.config)) {
-            Some(pump) => {
-                self.pump = Some(pump);
-                self.close_after_body = close;
-            }
-            None if close => self.keep_alive.stop_reading(Stop::RequestClose),
-            None => {}
-        }
+        };
+        let has_body = tx.is_some();
+        let pump = tx.and_then(|tx| Pump::new(framing, tx, self.config));
+        self.keep_alive.request_started(close, pump);
+        let slot = Slot {
+            kind,
+            info,
+            timing,
+            span,
+            labels,
+        };
+        // A request with a body is answered once the body bytes already read are decoded, so
+        // that a body known to be bad by then still changes the answer (`Order::body_failed`).
+        self.place(slot, !has_body);
     }
 
     /// Answers a request the engine refuses, after every earlier response; reading ends.
@@ -193,53 +148,35 @@ where
             meter.read();
         }
         self.keep_alive.stop_reading(Stop::Refused);
-        let outcome = Outcome::refused(error);
-        let span = tracing::Span::none();
-        self.answer_or_queue(outcome, refused_info(), true, None, span, Labels::unknown());
+        let slot = Slot {
+            kind: SlotKind::Ready(Outcome::refused(error)),
+            info: refused_info(),
+            timing: None,
+            span: tracing::Span::none(),
+            labels: Labels::unknown(),
+        };
+        self.place(slot, true);
     }
 
     /// `100 Continue`, in order, before the body of the request being started is read.
-    pub(super) fn interim_continue(&mut self) {
-        if self.in_order() {
-            self.output.encode_continue();
-        } else {
-            self.order.push(Slot {
-                kind: SlotKind::Continue,
-                info: refused_info(),
-                close: false,
-                timing: None,
-                span: tracing::Span::none(),
-                labels: Labels::unknown(),
-            });
-        }
+    fn interim_continue(&mut self) {
+        let slot = Slot {
+            kind: SlotKind::Continue,
+            info: refused_info(),
+            timing: None,
+            span: tracing::Span::none(),
+            labels: Labels::unknown(),
+        };
+        self.place(slot, true);
     }
 
-    /// Every earlier response has been encoded: a finished one may skip the queue.
-    pub(super) fn in_order(&self) -> bool {
-        self.order.is_empty() && self.streaming.is_none() && !self.output.is_full()
-    }
-
-    /// Encodes a finished response at once when it is next in order, else queues it.
-    pub(super) fn answer_or_queue(
-        &mut self,
-        outcome: Outcome<B>,
-        info: RequestInfo,
-        close: bool,
-        timing: Option<Timing>,
-        span: tracing::Span,
-        labels: Labels,
-    ) {
-        if self.in_order() {
-            self.answer(outcome, info, close, timing, span, labels);
-        } else {
-            self.order.push(Slot {
-                kind: SlotKind::Ready(outcome),
-                info,
-                close,
-                timing,
-                span,
-                labels,
-            });
+    /// Gives a slot its place in the order ([`Order::place`](crate::conn::order::Order::place))
+    /// and encodes it at once if that is its place; `may_encode`: nothing but order holds it
+    /// back.
+    fn place(&mut self, slot: Slot<B>, may_encode: bool) {
+        let writable = may_encode && self.streaming.is_none() && !self.output.is_full();
+        if let Some(slot) = self.order.place(slot, writable) {
+            self.encode_slot(slot);
         }
     }
 }
@@ -275,7 +212,7 @@ pub(super) fn body_channel(
 pub(super) fn refused_info() -> RequestInfo {
     RequestInfo {
         version: http::Version::HTTP_11,
-        head: false,
+        head_method: false,
     }
 }
 
