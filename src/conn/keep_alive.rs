@@ -7,7 +7,7 @@
 //! once when the client is gone (EOF with `Config::half_close` off). A
 //! response that closes the connection ends it at once: nothing after it is written (RFC 9112
 //! §9.6). Every such transition goes through this type, so the rules live in one place: the
-//! request's `Connection: close` ([`KeepAlive::request_started`], [`KeepAlive::body_read`]),
+//! request's `Connection: close` ([`KeepAlive::request_started`], [`KeepAlive::body_follows`], [`KeepAlive::body_read`]),
 //! an answer known to close before its turn ([`KeepAlive::answer_ends_connection`]), the
 //! answer about to be encoded ([`KeepAlive::is_last`], [`KeepAlive::encoded`]) and a streamed
 //! body's end ([`KeepAlive::stream_done`]).
@@ -92,12 +92,14 @@ impl KeepAlive {
 
     /// A request parsed earlier that could not start then, to try again.
     pub(crate) fn take_parsed(&mut self) -> Option<Box<Head>> {
+        // Checked before the state is moved: on the hot path nothing waits, and moving a
+        // state the size of a body pump out and back for every request is measurable.
+        if !matches!(self.reading, Reading::Parsed(_)) {
+            return None;
+        }
         match std::mem::replace(&mut self.reading, Reading::Head) {
             Reading::Parsed(head) => Some(head),
-            other => {
-                self.reading = other;
-                None
-            }
+            _ => unreachable!("checked above"),
         }
     }
 
@@ -108,23 +110,23 @@ impl KeepAlive {
         }
     }
 
-    /// A request was started: its body, if any, is read next, and its `Connection: close`
-    /// (`close`) stops reading once that body is read, or at once when there is none. Nothing
-    /// changes if reading stopped meanwhile (its answer ended the connection): its body is not
-    /// read.
-    pub(crate) fn request_started(&mut self, close: bool, body: Option<Pump>) {
-        if !self.reading() {
-            return;
+    /// A request without a body was started (reading is at the next head, the request having
+    /// been taken): its `Connection: close` (`close`) stops reading at once.
+    pub(crate) fn request_started(&mut self, close: bool) {
+        if close {
+            self.stop_reading(Stop::RequestClose);
         }
-        match body {
-            Some(pump) => {
-                self.reading = Reading::Body {
-                    pump,
-                    close_after: close,
-                }
-            }
-            None if close => self.stop_reading(Stop::RequestClose),
-            None => self.reading = Reading::Head,
+    }
+
+    /// A request with a body was started: the body is read next, and its `Connection: close`
+    /// (`close`) stops reading once the body is read. Nothing changes if reading stopped
+    /// meanwhile (its answer ended the connection): its body is not read.
+    pub(crate) fn body_follows(&mut self, pump: Pump, close: bool) {
+        if self.reading() {
+            self.reading = Reading::Body {
+                pump,
+                close_after: close,
+            };
         }
     }
 
@@ -353,7 +355,7 @@ mod tests {
     #[test]
     fn a_closing_request_without_a_body_stops_reading_at_once() {
         let mut keep_alive = KeepAlive::default();
-        keep_alive.request_started(true, None);
+        keep_alive.request_started(true);
         assert_eq!(keep_alive.stopped(), Some(Stop::RequestClose));
         assert!(keep_alive.is_last(false, true), "its answer says close");
     }
@@ -361,7 +363,7 @@ mod tests {
     #[test]
     fn a_request_that_keeps_alive_goes_back_to_the_next_head() {
         let mut keep_alive = KeepAlive::default();
-        keep_alive.request_started(false, None);
+        keep_alive.request_started(false);
         assert!(keep_alive.reading());
         assert!(keep_alive.body_mut().is_none());
         assert!(!keep_alive.is_last(false, true));
@@ -370,7 +372,7 @@ mod tests {
     #[test]
     fn a_closing_request_with_a_body_stops_reading_only_at_the_body_end() {
         let mut keep_alive = KeepAlive::default();
-        keep_alive.request_started(true, Some(pump()));
+        keep_alive.body_follows(pump(), true);
         assert!(keep_alive.reading(), "its body is still read");
         assert!(keep_alive.body_mut().is_some());
         assert!(
@@ -389,7 +391,7 @@ mod tests {
     #[test]
     fn a_body_read_to_its_end_lets_the_next_head_in() {
         let mut keep_alive = KeepAlive::default();
-        keep_alive.request_started(false, Some(pump()));
+        keep_alive.body_follows(pump(), false);
         assert!(!keep_alive.is_last(false, true));
         keep_alive.body_read();
         assert!(keep_alive.reading());
@@ -400,7 +402,7 @@ mod tests {
     fn a_request_started_after_reading_stopped_reads_nothing() {
         let mut keep_alive = KeepAlive::default();
         keep_alive.answer_ends_connection();
-        keep_alive.request_started(false, Some(pump()));
+        keep_alive.body_follows(pump(), false);
         assert!(keep_alive.body_mut().is_none(), "its body is not read");
         assert_eq!(keep_alive.stopped(), Some(Stop::ResponseClose));
     }

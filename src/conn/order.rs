@@ -25,6 +25,15 @@ use tokio::time::Instant;
 use super::slot::{Outcome, Slot, SlotKind, Timing};
 use crate::body::BodyError;
 
+/// [`Order::place`]'s answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Place {
+    /// Encode it now: it is next in order and finished.
+    Now,
+    /// It waits in the queue.
+    Queue,
+}
+
 /// Responses owed, in request order, that could not be encoded when their request was read.
 pub(crate) struct Order<B> {
     slots: VecDeque<Slot<B>>,
@@ -53,18 +62,22 @@ impl<B> Order<B> {
         self.slots.len() >= self.capacity
     }
 
-    /// Gives a request's response its place: returns it to be encoded now when it is finished
-    /// (not a handler still running), no earlier response waits here, and `writable` (the
-    /// write side has encoded everything before it and has room, and the request's body need
-    /// not be decoded first); otherwise it waits in the queue, behind every earlier one.
-    #[must_use = "a slot handed back is encoded now"]
-    pub(crate) fn place(&mut self, slot: Slot<B>, writable: bool) -> Option<Slot<B>> {
-        let finished = !matches!(slot.kind, SlotKind::Pending(_));
+    /// Where a request's response goes: [`Place::Now`] (encoded at once, no slot) when it is
+    /// `finished` (not a handler still running), no earlier response waits here, and `writable`
+    /// (the write side has encoded everything before it and has room, and the request's body
+    /// need not be decoded first); otherwise [`Place::Queue`]: [`Order::push`] it, behind every
+    /// earlier one. It decides without taking the response, so the common case moves nothing.
+    pub(crate) fn place(&self, finished: bool, writable: bool) -> Place {
         if finished && writable && self.slots.is_empty() {
-            return Some(slot);
+            Place::Now
+        } else {
+            Place::Queue
         }
+    }
+
+    /// Queues a slot that [`Order::place`] did not send on at once.
+    pub(crate) fn push(&mut self, slot: Slot<B>) {
         self.slots.push_back(slot);
-        None
     }
 
     /// The front slot, taken once its response is in hand (a spawned handler's arrives
@@ -130,7 +143,7 @@ mod tests {
     use tokio::sync::oneshot;
     use tokio::time::Instant;
 
-    use super::Order;
+    use super::{Order, Place};
     use crate::body::BodyError;
     use crate::conn::slot::{Finished, Outcome, Slot, SlotKind};
     use crate::proto::encode::RequestInfo;
@@ -159,7 +172,9 @@ mod tests {
 
     /// Places a slot that must wait (the write side is busy).
     fn queue(order: &mut Order<B>, slot: Slot<B>) {
-        assert!(order.place(slot, false).is_none(), "not writable: queued");
+        let finished = !matches!(slot.kind, SlotKind::Pending(_));
+        assert_eq!(order.place(finished, false), Place::Queue, "not writable");
+        order.push(slot);
     }
 
     fn pending() -> (Slot<B>, oneshot::Sender<Finished<B>>) {
@@ -271,27 +286,26 @@ mod tests {
 
     #[test]
     fn a_finished_response_with_nothing_before_it_is_encoded_now() {
-        let mut order = Order::new(4);
-        let now = order.place(ready(200), true).expect("encoded now");
-        assert_eq!(status(&now), 200);
-        assert!(order.is_empty(), "it took no slot");
+        let order: Order<B> = Order::new(4);
+        assert_eq!(order.place(true, true), Place::Now);
     }
 
     #[test]
     fn a_response_waits_when_the_write_side_is_busy_or_its_body_comes_first() {
-        let mut order = Order::new(4);
-        assert!(order.place(ready(200), false).is_none());
-        assert!(!order.is_empty());
+        let order: Order<B> = Order::new(4);
+        assert_eq!(order.place(true, false), Place::Queue);
     }
 
     #[test]
     fn a_finished_response_behind_a_waiting_one_waits_too() {
         let mut order = Order::new(4);
         queue(&mut order, ready(201));
-        assert!(
-            order.place(ready(202), true).is_none(),
+        assert_eq!(
+            order.place(true, true),
+            Place::Queue,
             "it would overtake 201"
         );
+        order.push(ready(202));
         let left: Vec<u16> = std::iter::from_fn(|| order.pop_front())
             .map(|s| status(&s))
             .collect();
@@ -300,10 +314,8 @@ mod tests {
 
     #[test]
     fn a_running_handler_always_takes_a_slot() {
-        let mut order = Order::new(4);
-        let (slot, _tx) = pending();
-        assert!(order.place(slot, true).is_none());
-        assert!(!order.is_empty());
+        let order: Order<B> = Order::new(4);
+        assert_eq!(order.place(false, true), Place::Queue);
     }
 
     #[test]

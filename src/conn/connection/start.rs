@@ -11,6 +11,7 @@ use super::Conn;
 use crate::body::{Body, Chunk};
 use crate::conn::dispatch::Started;
 use crate::conn::keep_alive::Stop;
+use crate::conn::order::Place;
 use crate::conn::read::Pump;
 use crate::conn::slot::{Labels, Outcome, Slot, SlotKind, Timing};
 use crate::conn::{ConnBody, ConnService};
@@ -78,6 +79,7 @@ where
             head_method: request.method() == Method::HEAD,
         };
         let tx = body_channel(framing, request.body_mut());
+        let has_body = tx.is_some();
         if expect_continue && tx.is_some() {
             self.interim_continue();
         }
@@ -106,7 +108,12 @@ where
                 (Started::Ready(Outcome::internal_error()), Labels::unknown())
             }
         };
-        let (kind, timing) = match outcome {
+        // Told before the answer is placed: a request that closes makes its answer the last.
+        match tx.and_then(|tx| Pump::new(framing, tx, self.config)) {
+            Some(pump) => self.keep_alive.body_follows(pump, close),
+            None => self.keep_alive.request_started(close),
+        }
+        match outcome {
             Started::Ready(outcome) => {
                 let timing = started.map(|started| {
                     let finished = Instant::now();
@@ -116,29 +123,26 @@ where
                 if outcome.ends_connection() {
                     self.keep_alive.answer_ends_connection();
                 }
-                (SlotKind::Ready(outcome), timing)
+                // A request with a body is answered once the body bytes already read are
+                // decoded, so that a body known to be bad by then still changes the answer
+                // (`Order::body_failed`).
+                self.answer_in_order(outcome, info, timing, span, labels, !has_body);
             }
             Started::Spawned(rx) => {
                 let timing = started.map(|started| Timing {
                     started,
                     finished: started,
                 });
-                (SlotKind::Pending(rx), timing)
+                debug_assert_eq!(self.order.place(false, true), Place::Queue);
+                self.order.push(Slot {
+                    kind: SlotKind::Pending(rx),
+                    info,
+                    timing,
+                    span,
+                    labels,
+                });
             }
-        };
-        let has_body = tx.is_some();
-        let pump = tx.and_then(|tx| Pump::new(framing, tx, self.config));
-        self.keep_alive.request_started(close, pump);
-        let slot = Slot {
-            kind,
-            info,
-            timing,
-            span,
-            labels,
-        };
-        // A request with a body is answered once the body bytes already read are decoded, so
-        // that a body known to be bad by then still changes the answer (`Order::body_failed`).
-        self.place(slot, !has_body);
+        }
     }
 
     /// Answers a request the engine refuses, after every earlier response; reading ends.
@@ -148,36 +152,54 @@ where
             meter.read();
         }
         self.keep_alive.stop_reading(Stop::Refused);
-        let slot = Slot {
-            kind: SlotKind::Ready(Outcome::refused(error)),
-            info: refused_info(),
-            timing: None,
-            span: tracing::Span::none(),
-            labels: Labels::unknown(),
-        };
-        self.place(slot, true);
+        let outcome = Outcome::refused(error);
+        let span = tracing::Span::none();
+        self.answer_in_order(outcome, refused_info(), None, span, Labels::unknown(), true);
     }
 
     /// `100 Continue`, in order, before the body of the request being started is read.
     fn interim_continue(&mut self) {
-        let slot = Slot {
+        if self.order.place(true, self.writable()) == Place::Now {
+            self.output.encode_continue();
+            return;
+        }
+        self.order.push(Slot {
             kind: SlotKind::Continue,
             info: refused_info(),
             timing: None,
             span: tracing::Span::none(),
             labels: Labels::unknown(),
-        };
-        self.place(slot, true);
+        });
     }
 
-    /// Gives a slot its place in the order ([`Order::place`](crate::conn::order::Order::place))
-    /// and encodes it at once if that is its place; `may_encode`: nothing but order holds it
-    /// back.
-    fn place(&mut self, slot: Slot<B>, may_encode: bool) {
-        let writable = may_encode && self.streaming.is_none() && !self.output.is_full();
-        if let Some(slot) = self.order.place(slot, writable) {
-            self.encode_slot(slot);
+    /// Encodes a finished answer at once when [`Order::place`](crate::conn::order::Order::place)
+    /// says it is next, else queues it; `may_encode`: nothing but order holds it back.
+    fn answer_in_order(
+        &mut self,
+        outcome: Outcome<B>,
+        info: RequestInfo,
+        timing: Option<Timing>,
+        span: tracing::Span,
+        labels: Labels,
+        may_encode: bool,
+    ) {
+        let writable = may_encode && self.writable();
+        if self.order.place(true, writable) == Place::Now {
+            self.answer(outcome, info, timing, span, labels);
+        } else {
+            self.order.push(Slot {
+                kind: SlotKind::Ready(outcome),
+                info,
+                timing,
+                span,
+                labels,
+            });
         }
+    }
+
+    /// The write side has encoded every earlier response and has room for more.
+    fn writable(&self) -> bool {
+        self.streaming.is_none() && !self.output.is_full()
     }
 }
 
