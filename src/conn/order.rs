@@ -136,6 +136,7 @@ impl<B> Order<B> {
 #[cfg(test)]
 mod tests {
     use std::task::{Context, Poll, Waker};
+    use std::time::Duration;
 
     use bytes::Bytes;
     use http::{Response, StatusCode, Version};
@@ -145,7 +146,7 @@ mod tests {
 
     use super::{Order, Place};
     use crate::body::BodyError;
-    use crate::conn::slot::{Finished, Outcome, Slot, SlotKind};
+    use crate::conn::slot::{Finished, Outcome, Slot, SlotKind, Timing};
     use crate::proto::encode::RequestInfo;
 
     type B = Empty<Bytes>;
@@ -350,5 +351,28 @@ mod tests {
             panic!("the front resolved");
         };
         assert_eq!(status(&front), 500);
+    }
+
+    #[test]
+    fn a_spawned_handler_s_finish_time_is_kept_for_its_timings() {
+        let mut order = Order::new(4);
+        let (mut slot, tx) = pending();
+        let started = Instant::now();
+        slot.timing = Some(Timing {
+            started,
+            finished: started,
+        });
+        queue(&mut order, slot);
+        let finished = started + Duration::from_millis(5);
+        assert!(tx.send((Outcome::internal_error(), finished)).is_ok());
+        let Poll::Ready(Some(front)) = order.poll_front(&mut cx()) else {
+            panic!("the front answered");
+        };
+        let timing = front.timing.expect("timed");
+        assert_eq!(timing.started, started);
+        assert_eq!(
+            timing.finished, finished,
+            "the handler time runs to when it finished, not when it started"
+        );
     }
 }

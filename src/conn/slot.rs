@@ -129,3 +129,32 @@ impl<B> Outcome<B> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use http::{Response, StatusCode, Version};
+    use http_body_util::Empty;
+
+    use super::Outcome;
+    use crate::body::BodyError;
+    use crate::proto::encode::RequestInfo;
+
+    fn info() -> RequestInfo {
+        RequestInfo {
+            version: Version::HTTP_11,
+            head_method: false,
+        }
+    }
+
+    #[test]
+    fn an_answer_reports_the_status_it_is_written_with() {
+        let mut response = Response::new(Empty::<Bytes>::new());
+        *response.status_mut() = StatusCode::CREATED;
+        assert_eq!(Outcome::response(response, info()).status(), 201);
+        assert_eq!(Outcome::<Empty<Bytes>>::internal_error().status(), 500);
+        assert_eq!(Outcome::<Empty<Bytes>>::timed_out().status(), 503);
+        let refused = Outcome::<Empty<Bytes>>::refused(BodyError::TooLarge.into());
+        assert_eq!(refused.status(), 413);
+    }
+}

@@ -138,8 +138,9 @@ impl Barrier {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
-    use std::task::{Context, Waker};
+    use std::task::{Context, Wake, Waker};
 
     use super::{Barrier, Spawned};
     use crate::stats::ServerStats;
@@ -195,5 +196,35 @@ mod tests {
         guard.answer_closes();
         drop(guard);
         assert!(spawned.answered_closing());
+    }
+
+    /// Wakes the task it was polled with, counting how often.
+    #[derive(Default)]
+    struct Woken(AtomicUsize);
+
+    impl Wake for Woken {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn the_last_handler_to_finish_wakes_the_request_at_the_barrier() {
+        let spawned = spawned();
+        let first = spawned.enter();
+        let second = spawned.enter();
+        let mut barrier = Barrier::default();
+        let woken = Arc::new(Woken::default());
+        let waker = Waker::from(Arc::clone(&woken));
+        assert!(!barrier.poll_pass(true, &spawned, &mut Context::from_waker(&waker)));
+        drop(first);
+        assert_eq!(
+            woken.0.load(Ordering::SeqCst),
+            0,
+            "one handler still runs: not yet"
+        );
+        drop(second);
+        assert_eq!(woken.0.load(Ordering::SeqCst), 1, "the last one wakes it");
+        assert!(barrier.poll_pass(true, &spawned, &mut Context::from_waker(&waker)));
     }
 }
