@@ -18,6 +18,9 @@ use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
+/// How long `/wait`'s handler takes.
+const WAIT: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// One span as captured: its name, its parent's name, and its fields as text.
 #[derive(Clone, Debug, Default)]
 struct Captured {
@@ -67,7 +70,9 @@ impl Capture {
     }
 }
 
-#[tokio::test]
+// The clock is paused (and advances by itself when every task waits), so the handler and
+// queue times are exact: `/wait` sleeps exactly 20 ms.
+#[tokio::test(start_paused = true)]
 async fn request_spans_carry_http_fields_and_nest_with_tower_http() {
     let capture = Capture::default();
     let subscriber = tracing_subscriber::registry().with(capture.clone());
@@ -75,10 +80,25 @@ async fn request_spans_carry_http_fields_and_nest_with_tower_http() {
 
     let app = Router::new()
         .route("/x/{id}", route_get(|_req| async { "x\n" }))
+        .route(
+            "/wait",
+            route_get(|_req| async {
+                tokio::time::sleep(WAIT).await;
+                "waited\n"
+            }),
+        )
         .layer(tower_http::trace::TraceLayer::new_for_http());
     let server = serve(app).await;
     let mut client = Client::connect(server.addr).await;
-    client.send(format!("{}{}", get("/x/1"), get("/x/2"))).await;
+    client
+        .send(format!("{}{}{}", get("/x/1"), get("/x/2"), get("/wait")))
+        .await;
+    for response in client.responses(3).await {
+        assert_eq!(response.status, 200);
+    }
+    client
+        .send(format!("{}{}", get("/wait"), get("/x/3")))
+        .await;
     for response in client.responses(2).await {
         assert_eq!(response.status, 200);
     }
@@ -86,9 +106,9 @@ async fn request_spans_carry_http_fields_and_nest_with_tower_http() {
     server.shutdown().await;
 
     let mut requests = capture.named("http.request");
-    requests.sort_by_key(|s| s.fields["pipeline.seq"].clone());
-    assert_eq!(requests.len(), 2, "one http.request span per request");
-    for (i, span) in requests.iter().enumerate() {
+    requests.sort_by_key(|s| s.fields["pipeline.seq"].parse::<u32>().unwrap());
+    assert_eq!(requests.len(), 5, "one http.request span per request");
+    for (i, span) in requests.iter().take(2).enumerate() {
         assert_eq!(span.parent, Some("http.connection"));
         assert_eq!(span.fields["http.request.method"], "GET");
         assert_eq!(span.fields["url.path"], format!("/x/{}", i + 1));
@@ -101,10 +121,20 @@ async fn request_spans_carry_http_fields_and_nest_with_tower_http() {
         assert_eq!(span.fields["pipeline.seq"], (i + 1).to_string());
         assert!(span.fields.contains_key("pipeline.queue_ms"));
     }
+    // The handler and queue times, in milliseconds: `/wait`'s handler ran 20 ms and did not
+    // wait; `/x/3`, finished at once behind it, waited those 20 ms for its turn.
+    let ms = |span: &Captured, field: &str| span.fields[field].parse::<f64>().unwrap();
+    let (waited, behind) = (&requests[3], &requests[4]);
+    assert_eq!(waited.fields["url.path"], "/wait");
+    assert_eq!(ms(waited, "pipeline.handler_ms"), 20.0);
+    assert_eq!(ms(waited, "pipeline.queue_ms"), 0.0);
+    assert_eq!(behind.fields["url.path"], "/x/3");
+    assert_eq!(ms(behind, "pipeline.handler_ms"), 0.0);
+    assert_eq!(ms(behind, "pipeline.queue_ms"), 20.0);
     let connection = &capture.named("http.connection")[0];
     assert!(connection.fields["client.address"].starts_with("127.0.0.1:"));
     let tower = capture.named("request");
-    assert_eq!(tower.len(), 2, "tower-http's own span per request");
+    assert_eq!(tower.len(), 5, "tower-http's own span per request");
     for span in &tower {
         assert_eq!(span.parent, Some("http.request"), "nested, not clashing");
     }
