@@ -409,7 +409,14 @@ async fn expect_100_continue_in_a_pipeline_comes_after_the_slow_get_in_front() {
         "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
     );
     client.send(batch).await;
-    // The GET can only finish now; a 100 written out of order would be read first.
+    // Released only once the GET is pending on a task of its own (a permit stored before its
+    // first poll would let it finish inline, and nothing would wait in front of the 100). The
+    // POST waits behind it at the barrier; a 100 written out of order would be read first.
+    let stats = &server.stats;
+    eventually("the slow GET runs on its own task", || {
+        stats.running_handlers() == 1
+    })
+    .await;
     state.gate.notify_one();
     assert_ok(&client.response().await, "slow");
     assert_eq!(client.response().await.status, 100);
