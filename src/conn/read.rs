@@ -197,3 +197,27 @@ impl Pump {
         self.then.take()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+
+    use super::{Input, READ_CHUNK};
+
+    #[test]
+    fn an_idle_connection_gives_its_read_buffer_back() {
+        let mut input = Input::new(BytesMut::with_capacity(READ_CHUNK));
+        assert!(!input.is_parked(), "a new connection reads into its buffer");
+        input.park();
+        assert!(input.is_parked());
+        assert_eq!(input.buf.capacity(), 0, "the buffer is given back");
+    }
+
+    #[test]
+    fn a_buffer_holding_bytes_is_kept() {
+        let mut input = Input::new(BytesMut::from(&b"GET / HT"[..]));
+        input.park();
+        assert!(!input.is_parked(), "a head has begun: it is not idle");
+        assert_eq!(&input.buf[..], b"GET / HT");
+    }
+}
