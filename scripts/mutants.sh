@@ -44,32 +44,37 @@ fi
 # pin its files (measured in docs/TESTING.md).
 # The parser and body decoder: their unit tests, and the integration tests that drive them with
 # raw bytes (the RFC tables, the fuzz corpus, split reads, bodies).
-parse_tests=(--lib --test conformance --test fuzz_corpus --test splitting --test bodies)
-# The router: its unit tests and the routing tests over a real connection.
-router_tests=(--lib --test routing)
+parse_tests=(--lib --test=conformance --test=fuzz_corpus --test=splitting --test=bodies)
+# The router: its unit tests, the routing tests over a real connection, and the span test
+# (the matched route recorded as `http.route`, a tower layer around every route).
+router_tests=(--lib --test=routing --test=spans)
 # The engine and the encoder it plans with: the library's unit tests and every integration test
 # that finishes in about a second (the slow ones, TLS, HTTP/2 hardening, Prometheus, only add
 # time, and exercise these modules through the same paths).
-engine_tests=(--lib --test allocations --test barrier --test body_status --test bodies
-              --test concurrency --test connection --test conformance --test faults
-              --test fuzz_corpus --test half_close --test routing --test server_timing
-              --test shutdown --test slow_reader --test spans --test timeouts --test lifecycle
-              --test backpressure --test ordering --test splitting)
+engine_tests=(--lib --test=allocations --test=barrier --test=body_status --test=bodies
+              --test=concurrency --test=connection --test=conformance --test=faults
+              --test=fuzz_corpus --test=half_close --test=routing --test=server_timing
+              --test=shutdown --test=slow_reader --test=spans --test=timeouts --test=lifecycle
+              --test=backpressure --test=ordering --test=splitting)
 
 # run_group NAME TIMEOUT TESTS... -- FILES...: one cargo-mutants run over FILES with TESTS.
 run_group() {
   local name=$1 timeout=$2
   shift 2
-  local tests=() file_args=()
+  local tests=() file_args=() target_args=()
   while [ "$1" != -- ]; do tests+=("$1"); shift; done
   shift
   [ $# -gt 0 ] || return 0
   for f in "$@"; do file_args+=(--file "$f"); done
+  # As cargo arguments, not test arguments (after `--`): cargo-mutants passes those to the
+  # test phase only, and its build phase (`cargo test --no-run`) would build every test,
+  # example and bench of the package for each mutant.
+  for t in "${tests[@]}"; do target_args+=("--cargo-arg=$t"); done
   mkdir -p "${OUT:-mutants.out}/$name"
   echo "mutants.sh: group $name: $* (tests: ${tests[*]})" >&2
   # shellcheck disable=SC2086
   cargo mutants --package pipelined --all-features --jobs "$jobs" --timeout "$timeout" \
-    --output "${OUT:-mutants.out}/$name" "${file_args[@]}" ${MUTANTS_ARGS:-} -- "${tests[@]}"
+    --output "${OUT:-mutants.out}/$name" "${file_args[@]}" "${target_args[@]}" ${MUTANTS_ARGS:-}
 }
 
 parse_files=() router_files=() engine_files=()
