@@ -26,9 +26,9 @@ if ! command -v cargo-mutants >/dev/null; then
 fi
 
 jobs=${JOBS:-1}
-# Each mutant rebuilds the library and every test binary it is run against: debug info is most
-# of what those builds write and link, and no one reads a mutant's backtrace (measured in
-# docs/TESTING.md). rustc already links with its bundled lld on x86_64 Linux.
+# Each mutant rebuilds the library and every test binary it is run against: without debug info
+# there is less to write and link, and no one reads a mutant's backtrace. (A faster linker
+# would not help: rustc already links with its bundled lld on x86_64 Linux.)
 export CARGO_PROFILE_DEV_DEBUG=0
 if [ "$jobs" -eq 1 ]; then
   # One build directory that outlives the run: dependencies are built once, and the library's
@@ -39,7 +39,7 @@ if [ "$jobs" -eq 1 ]; then
 fi
 
 # What a mutant costs is mostly rebuilding the test binaries it runs against (the library's
-# unit tests rebuild in about a second; each integration test binary adds one to three, as it
+# unit tests rebuild in about a second; each integration test binary adds one or two, as it
 # recompiles the engine's generic code and relinks), so each group runs only the binaries that
 # pin its files (measured in docs/TESTING.md).
 # The parser and body decoder: their unit tests, and the integration tests that drive them with
