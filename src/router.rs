@@ -560,6 +560,7 @@ impl Service<Request<Body>> for Router {
 
 #[cfg(test)]
 mod tests {
+    use http_body_util::BodyExt;
     use tower::ServiceExt;
 
     use super::*;
@@ -573,6 +574,16 @@ mod tests {
         app.clone().oneshot(req).await.unwrap()
     }
 
+    async fn text(res: Response<ResponseBody>) -> String {
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8(body.to_vec()).unwrap()
+    }
+
+    /// Which handler answered: the body each test's handlers answer with.
+    async fn answered_by(app: &Router, method: Method, target: &str) -> String {
+        text(call(app, method, target).await).await
+    }
+
     fn app() -> Router {
         Router::new()
             .route("/page", get(|_req| async { "page" }))
@@ -584,6 +595,7 @@ mod tests {
         let res = call(&app(), Method::OPTIONS, "/page").await;
         assert_eq!(res.status(), StatusCode::NO_CONTENT);
         assert_eq!(res.headers()[header::ALLOW], "GET, HEAD, OPTIONS");
+        assert_eq!(text(res).await, "");
     }
 
     #[tokio::test]
@@ -591,6 +603,7 @@ mod tests {
         let res = call(&app(), Method::DELETE, "/form").await;
         assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(res.headers()[header::ALLOW], "POST, OPTIONS");
+        assert_eq!(text(res).await, "Method Not Allowed\n");
     }
 
     #[tokio::test]
@@ -606,5 +619,38 @@ mod tests {
         let res = call(&app, Method::OPTIONS, "/x").await;
         assert_eq!(res.status(), StatusCode::OK);
         assert_eq!(res.headers().get(header::ALLOW), None);
+    }
+
+    #[tokio::test]
+    async fn each_method_keeps_its_handler_and_a_later_one_replaces_it() {
+        let methods = get(|_req| async { "first get" })
+            .post(|_req| async { "post" })
+            .get(|_req| async { "second get" });
+        let app = Router::new().route("/x", methods);
+        assert_eq!(answered_by(&app, Method::GET, "/x").await, "second get");
+        assert_eq!(answered_by(&app, Method::POST, "/x").await, "post");
+    }
+
+    #[tokio::test]
+    async fn routing_a_path_again_adds_its_methods_to_the_first() {
+        let app = Router::new()
+            .route(
+                "/x",
+                get(|_req| async { "first get" }).post(|_req| async { "post" }),
+            )
+            .route(
+                "/x",
+                get(|_req| async { "second get" }).put(|_req| async { "put" }),
+            );
+        assert_eq!(answered_by(&app, Method::GET, "/x").await, "second get");
+        assert_eq!(answered_by(&app, Method::POST, "/x").await, "post");
+        assert_eq!(answered_by(&app, Method::PUT, "/x").await, "put");
+    }
+
+    #[tokio::test]
+    async fn head_goes_to_the_get_handler_whatever_else_is_routed() {
+        let methods = post(|_req| async { "post" }).get(|_req| async { "get" });
+        let app = Router::new().route("/x", methods);
+        assert_eq!(answered_by(&app, Method::HEAD, "/x").await, "get");
     }
 }

@@ -197,12 +197,29 @@ mod tests {
             "5;a\rb\r\n",
             "5;a=\0\r\n",
             "5;a=\"\r\"\r\n",
+            // quoted-pair escapes HTAB, SP, VCHAR and obs-text only: not DEL.
+            "5;a=\"\\\x7f\"\r\n",
             "5;a\nb\r\n",
             "\r\n",
             "10000000000000000\r\n",
         ] {
             assert!(size(line).is_err(), "{line:?} was accepted");
         }
+    }
+
+    /// The reason names the part of the line that broke the grammar.
+    #[test]
+    fn each_refusal_says_where_the_line_broke() {
+        for (line, reason) in [
+            ("x\r\n", INVALID_SIZE),
+            ("5x\r\n", INVALID_SIZE),
+            ("5;[\r\n", INVALID_EXTENSION),
+            ("5\rx", "chunk size line not ended by CRLF"),
+            ("10000000000000000\r\n", "chunk size too large"),
+        ] {
+            assert_eq!(size(line), Err(reason), "{line:?}");
+        }
+        assert_eq!(parse(b"5;aaaa", 4), Err("chunk size line too long"));
     }
 
     #[test]

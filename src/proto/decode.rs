@@ -160,3 +160,130 @@ impl Decoder {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// How decoding stopped.
+    #[derive(Debug, PartialEq)]
+    enum End {
+        Done,
+        /// The body ended with a trailer section of this many fields.
+        Trailers(usize),
+        NeedMore,
+        Failed(BodyError),
+    }
+
+    /// Feeds `pieces` to a decoder one read at a time, decoding each until it asks for more;
+    /// returns the body, how decoding stopped, and the bytes left for the next request.
+    fn decode(framing: Framing, max: (u64, usize), pieces: &[&[u8]]) -> (Vec<u8>, End, Vec<u8>) {
+        let mut decoder = Decoder::new(framing, max.0, max.1).expect("a framing with a body");
+        let mut buf = BytesMut::new();
+        let mut body = Vec::new();
+        for piece in pieces {
+            buf.extend_from_slice(piece);
+            let end = loop {
+                match decoder.decode(&mut buf) {
+                    // An empty piece is never progress: a decoder that yields one would be
+                    // called again on the same state forever.
+                    Ok(Decoded::Data(data)) if data.is_empty() => panic!("an empty Data piece"),
+                    Ok(Decoded::Data(data)) => body.extend_from_slice(&data),
+                    Ok(Decoded::NeedMore) => break None,
+                    Ok(Decoded::Trailers(map)) => break Some(End::Trailers(map.len())),
+                    Ok(Decoded::Done) => break Some(End::Done),
+                    Err(e) => break Some(End::Failed(e)),
+                }
+            };
+            if let Some(end) = end {
+                return (body, end, buf.to_vec());
+            }
+        }
+        (body, End::NeedMore, buf.to_vec())
+    }
+
+    fn chunked(pieces: &[&[u8]]) -> (Vec<u8>, End, Vec<u8>) {
+        decode(Framing::Chunked, (100, 100), pieces)
+    }
+
+    fn malformed(reason: &'static str) -> End {
+        End::Failed(BodyError::Malformed(reason))
+    }
+
+    #[test]
+    fn a_length_body_ends_at_its_last_byte_across_reads() {
+        let (body, end, rest) = decode(Framing::Length(5), (100, 100), &[b"hel", b"loGET"]);
+        assert_eq!(
+            (&body[..], end, &rest[..]),
+            (&b"hello"[..], End::Done, &b"GET"[..])
+        );
+        let (body, end, _) = decode(Framing::Length(5), (100, 100), &[b"hel"]);
+        assert_eq!((&body[..], end), (&b"hel"[..], End::NeedMore));
+    }
+
+    #[test]
+    fn a_chunked_body_ends_at_its_last_byte() {
+        let wire = b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\nGET";
+        let (body, end, rest) = chunked(&[wire]);
+        assert_eq!(
+            (&body[..], end, &rest[..]),
+            (&b"abcde"[..], End::Done, &b"GET"[..])
+        );
+    }
+
+    /// Every read boundary inside the framing gives the same body: the decoder waits on a
+    /// lone CR, and on an empty buffer, instead of judging what it has not seen.
+    #[test]
+    fn a_chunked_body_split_at_every_byte_decodes_the_same() {
+        let wire = b"3\r\nabc\r\n2\r\nde\r\n0\r\nx: y\r\n\r\nGET";
+        let pieces: Vec<&[u8]> = wire.chunks(1).collect();
+        let (body, end, rest) = chunked(&pieces);
+        assert_eq!(
+            (&body[..], end, &rest[..]),
+            (&b"abcde"[..], End::Trailers(1), &b""[..])
+        );
+        let (body, end, rest) = chunked(&[b"3\r\nabc", b"\r\n", b"0\r\n", b"\r", b"\nGET"]);
+        assert_eq!(
+            (&body[..], end, &rest[..]),
+            (&b"abc"[..], End::Done, &b"GET"[..])
+        );
+    }
+
+    #[test]
+    fn chunk_data_not_followed_by_crlf_is_refused_at_its_first_byte() {
+        let missing = malformed("missing CRLF after chunk data");
+        assert_eq!(chunked(&[b"3\r\nabcX"]).1, missing);
+        assert_eq!(chunked(&[b"3\r\nabc\rX"]).1, missing);
+    }
+
+    /// The limit counts the chunks' sizes together: a body of exactly `max_body` bytes is
+    /// whole, one more byte is too large.
+    #[test]
+    fn the_body_limit_is_inclusive() {
+        let wire = b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
+        assert_eq!(decode(Framing::Chunked, (5, 100), &[wire]).1, End::Done);
+        let over = decode(Framing::Chunked, (4, 100), &[wire]).1;
+        assert_eq!(over, End::Failed(BodyError::TooLarge));
+    }
+
+    /// The limit counts the whole trailer section, its final CRLF included (`x: y\r\n\r\n` is
+    /// 8 bytes), whether it is complete or still arriving; an empty section always fits.
+    #[test]
+    fn the_trailer_limit_is_inclusive() {
+        let too_large = malformed("trailer section too large");
+        let wire = b"0\r\nx: y\r\n\r\n";
+        assert_eq!(
+            decode(Framing::Chunked, (100, 8), &[wire]).1,
+            End::Trailers(1)
+        );
+        assert_eq!(decode(Framing::Chunked, (100, 7), &[wire]).1, too_large);
+        let partial = b"0\r\nx: yyy";
+        assert_eq!(
+            decode(Framing::Chunked, (100, 6), &[partial]).1,
+            End::NeedMore
+        );
+        assert_eq!(decode(Framing::Chunked, (100, 5), &[partial]).1, too_large);
+        let empty = decode(Framing::Chunked, (100, 0), &[b"0\r\n", b"\r", b"\n"]);
+        assert_eq!(empty.1, End::Done);
+    }
+}

@@ -716,4 +716,166 @@ mod tests {
             );
         }
     }
+
+    /// Parses `head` with a fresh parser: `Ok(true)` for a whole head, `Ok(false)` while it is
+    /// still partial.
+    fn parse(
+        head: &[u8],
+        max_header_bytes: usize,
+        max_headers: usize,
+    ) -> Result<bool, EngineError> {
+        let mut buf = BytesMut::from(head);
+        let parsed = Parser::default().parse(&mut buf, max_header_bytes, max_headers, 1024);
+        parsed.map(|head| head.is_some())
+    }
+
+    /// The cache answers for the first `CACHED_NAMES` positions, names up to `CACHED_NAME_LEN`
+    /// bytes; a longer name ends the cached prefix there, so later positions are not cached
+    /// under the wrong position.
+    #[test]
+    fn the_name_cache_holds_a_prefix_of_positions_within_its_bounds() {
+        let cached = |parser: &Parser| -> Vec<usize> {
+            parser.names.entries.iter().map(|entry| entry.len).collect()
+        };
+        let many: String = (0..CACHED_NAMES + 2)
+            .map(|i| format!("x-{i:02}: v\r\n"))
+            .collect();
+        let mut parser = Parser::default();
+        headers(
+            &mut parser,
+            &format!("GET / HTTP/1.1\r\nHost: a\r\n{many}\r\n"),
+        );
+        assert_eq!(cached(&parser).len(), CACHED_NAMES);
+
+        let longest = "n".repeat(CACHED_NAME_LEN);
+        let mut parser = Parser::default();
+        headers(
+            &mut parser,
+            &format!("GET / HTTP/1.1\r\nHost: a\r\n{longest}: 1\r\n\r\n"),
+        );
+        assert_eq!(cached(&parser), [4, CACHED_NAME_LEN]);
+
+        let too_long = "n".repeat(CACHED_NAME_LEN + 1);
+        let head = format!("GET / HTTP/1.1\r\nHost: a\r\n{too_long}: 1\r\nAccept: */*\r\n\r\n");
+        let mut parser = Parser::default();
+        headers(&mut parser, &head);
+        assert_eq!(cached(&parser), [4]);
+    }
+
+    #[test]
+    fn release_memory_gives_back_the_scratch_space_and_the_cache() {
+        let mut parser = Parser::default();
+        headers(
+            &mut parser,
+            "GET / HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n\r\n",
+        );
+        parser.release_memory();
+        assert_eq!(parser.indices.capacity(), 0);
+        assert_eq!(parser.names.entries.capacity(), 0);
+    }
+
+    /// `max_header_bytes` is the most a head may take: a partial head of exactly that many
+    /// bytes is still waited for, one byte more is refused.
+    #[test]
+    fn the_head_limit_is_inclusive_while_the_head_arrives() {
+        let partial = b"GET / HTTP/1.1\r\nHost: a";
+        assert_eq!(parse(partial, partial.len(), 100), Ok(false));
+        let refused = parse(partial, partial.len() - 1, 100);
+        assert_eq!(
+            refused.map_err(|e| e.status),
+            Err(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
+        );
+    }
+
+    /// Past the headers parsed on the stack, `max_headers` still decides.
+    #[test]
+    fn max_headers_above_the_stack_buffer_is_honoured() {
+        let fields: String = (0..STACK_HEADERS + 10)
+            .map(|i| format!("x-{i}: v\r\n"))
+            .collect();
+        let head = format!("GET / HTTP/1.1\r\nHost: a\r\n{fields}\r\n");
+        let total = STACK_HEADERS + 11;
+        assert_eq!(parse(head.as_bytes(), 64 * 1024, total), Ok(true));
+        let refused = parse(head.as_bytes(), 64 * 1024, total - 1);
+        assert_eq!(refused, Err(EngineError::too_many_headers()));
+    }
+
+    /// RFC 9112 §9.3: an HTTP/1.0 connection stays open only when a `Connection` header
+    /// lists `keep-alive`, alone or among other options.
+    #[test]
+    fn http_1_0_stays_open_when_keep_alive_is_listed() {
+        for (connection, close) in [
+            ("keep-alive", false),
+            ("Upgrade, Keep-Alive", false),
+            ("Upgrade", true),
+        ] {
+            let mut buf = BytesMut::from(
+                format!("GET / HTTP/1.0\r\nConnection: {connection}\r\n\r\n").as_bytes(),
+            );
+            let head = Parser::default().parse(&mut buf, 1024, 100, 1024);
+            let head = head.expect("valid head").expect("whole head");
+            assert_eq!(head.close, close, "{connection}");
+        }
+    }
+
+    /// Empty lines before a request line are skipped, so a head made of nothing else that
+    /// outgrows the limit has no method to call too long: it is a bad request line.
+    #[test]
+    fn an_outgrown_head_of_empty_lines_is_a_bad_request_line() {
+        let status = |head: &[u8]| parse(head, 4, 100).map_err(|e| e.status);
+        assert_eq!(status(b"\r\n\r\n\r\n"), Err(StatusCode::BAD_REQUEST));
+        assert_eq!(status(b"\r\nGETGET"), Err(StatusCode::NOT_IMPLEMENTED));
+    }
+
+    /// The refused ones first: `ab%41[` is where a wrong step past an escape shows, and a
+    /// step that never moves would hang on the first valid escape instead of failing.
+    #[test]
+    fn hosts_the_grammar_allows_and_refuses() {
+        let invalid = [
+            "a%4", "a%4g", "ab%41[", "a%", "[]", "[zz]", "[::1]x", "[::1", "a:b", "a b", "u@a",
+        ];
+        for host in invalid {
+            assert!(!valid_host(host.as_bytes()), "{host:?} was accepted");
+        }
+        let valid = [
+            "a",
+            "a:80",
+            "a:",
+            "127.0.0.1",
+            "a%41b",
+            "%41",
+            "[::1]",
+            "[::1]:80",
+            "[2001:db8::1.2.3.4]",
+        ];
+        for host in valid {
+            assert!(valid_host(host.as_bytes()), "{host:?} was refused");
+        }
+    }
+
+    /// The reason, sent as the 400's body, names what is wrong with the Host.
+    #[test]
+    fn an_empty_host_is_refused_as_empty() {
+        let empty = check_host(Some(b""), 1, Version::HTTP_11);
+        assert_eq!(empty, Err(EngineError::bad_request("empty Host header")));
+    }
+
+    /// Only CONNECT's authority-form is answered 501; `*` is OPTIONS's alone and an
+    /// absolute-form target is any method's.
+    #[test]
+    fn connect_is_refused_501_only_for_its_authority_form() {
+        let status = |method: Method, target: &'static str| {
+            parse_other_form(&method, Bytes::from_static(target.as_bytes()))
+                .map(|_| ())
+                .map_err(|e| e.status)
+        };
+        assert_eq!(
+            status(Method::CONNECT, "a:443"),
+            Err(StatusCode::NOT_IMPLEMENTED)
+        );
+        assert_eq!(status(Method::CONNECT, "*"), Err(StatusCode::BAD_REQUEST));
+        assert_eq!(status(Method::CONNECT, "http://a/"), Ok(()));
+        assert_eq!(status(Method::OPTIONS, "*"), Ok(()));
+        assert_eq!(status(Method::GET, "*"), Err(StatusCode::BAD_REQUEST));
+    }
 }
