@@ -301,3 +301,61 @@ impl Output {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::Output;
+    use crate::proto::encode::BodyFraming;
+
+    /// Fills the buffer with `n` bytes' worth of interim responses.
+    fn fill(output: &mut Output, n: usize) {
+        while output.buf.len() < n {
+            output.encode_continue();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_flushed_buffer_keeps_4_kib_for_the_next_batch_and_no_more() {
+        let mut output = Output::new(false);
+        fill(&mut output, 20 * 1024);
+        let mut written = Vec::new();
+        output.flush(&mut written).await.unwrap();
+        assert!(written.len() >= 20 * 1024);
+        assert!(!output.has_bytes());
+        assert!(
+            output.buf.capacity() >= 4 * 1024,
+            "the next batch reuses it"
+        );
+        assert!(
+            output.buf.capacity() < 20 * 1024,
+            "a big batch's excess goes"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_gives_its_write_buffer_back() {
+        let mut output = Output::new(false);
+        fill(&mut output, 100);
+        output.release_memory();
+        assert!(output.buf.capacity() > 0, "bytes still owed are kept");
+        output.flush(&mut Vec::new()).await.unwrap();
+        output.release_memory();
+        assert_eq!(output.buf.capacity(), 0);
+    }
+
+    #[test]
+    fn body_chunks_of_16_kib_or_more_are_written_without_a_copy() {
+        let mut output = Output::new(false);
+        let framing = BodyFraming::Length(64 * 1024);
+        output.push_data(Bytes::from(vec![b'a'; 2 * 1024]), framing);
+        assert!(output.direct.is_none(), "a small chunk is copied");
+        assert_eq!(output.buf.len(), 2 * 1024);
+        assert!(!output.is_full());
+        output.push_data(Bytes::from(vec![b'b'; 16 * 1024]), framing);
+        assert_eq!(output.direct.as_ref().map(Bytes::len), Some(16 * 1024));
+        assert_eq!(output.buf.len(), 2 * 1024, "not copied");
+        assert!(output.is_full(), "written before anything more is encoded");
+    }
+}
