@@ -304,10 +304,16 @@ impl Output {
 
 #[cfg(test)]
 mod tests {
-    use bytes::Bytes;
+    use std::collections::VecDeque;
+    use std::pin::Pin;
+    use std::task::{Context, Poll, Waker};
 
-    use super::Output;
-    use crate::proto::encode::BodyFraming;
+    use bytes::Bytes;
+    use http_body::Frame;
+
+    use super::{Encoded, Output, Streamed};
+    use crate::conn::slot::Outcome;
+    use crate::proto::encode::{BodyFraming, RequestInfo};
 
     /// Fills the buffer with `n` bytes' worth of interim responses.
     fn fill(output: &mut Output, n: usize) {
@@ -357,5 +363,62 @@ mod tests {
         assert_eq!(output.direct.as_ref().map(Bytes::len), Some(16 * 1024));
         assert_eq!(output.buf.len(), 2 * 1024, "not copied");
         assert!(output.is_full(), "written before anything more is encoded");
+    }
+
+    #[test]
+    fn a_large_chunk_of_a_chunked_body_is_copied_with_its_framing() {
+        let mut output = Output::new(false);
+        output.push_data(Bytes::from(vec![b'c'; 16 * 1024]), BodyFraming::Chunked);
+        assert!(output.direct.is_none(), "its framing goes around it");
+        assert!(output.buf.starts_with(b"4000\r\n"));
+        assert!(output.buf.ends_with(b"c\r\n"));
+        assert_eq!(output.buf.len(), 16 * 1024 + 8);
+    }
+
+    /// A body of unknown length (so it is streamed) that sends `frames` and ends.
+    struct Frames(VecDeque<Bytes>);
+
+    impl http_body::Body for Frames {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            Poll::Ready(self.get_mut().0.pop_front().map(|b| Ok(Frame::data(b))))
+        }
+    }
+
+    /// Streams a response declaring `content-length: declared` whose body sends `sent` bytes.
+    fn stream(declared: u64, sent: usize) -> Streamed {
+        let mut output = Output::new(false);
+        let mut response =
+            http::Response::new(Frames(VecDeque::from([Bytes::from(vec![b'x'; sent])])));
+        response
+            .headers_mut()
+            .insert(http::header::CONTENT_LENGTH, declared.into());
+        let info = RequestInfo {
+            version: http::Version::HTTP_11,
+            head_method: false,
+        };
+        let outcome = Outcome::response(response, info);
+        let Encoded::Stream(mut streaming) = output.encode(outcome, info, false, None) else {
+            panic!("a body of unknown length is streamed");
+        };
+        output.poll_stream(&mut streaming, &mut Context::from_waker(Waker::noop()))
+    }
+
+    #[test]
+    fn a_streamed_body_that_breaks_its_declared_length_fails() {
+        assert!(matches!(stream(5, 5), Streamed::Done { failed: false }));
+        assert!(
+            matches!(stream(5, 3), Streamed::Done { failed: true }),
+            "shorter: only closing tells the client"
+        );
+        assert!(
+            matches!(stream(5, 7), Streamed::Done { failed: true }),
+            "longer"
+        );
     }
 }

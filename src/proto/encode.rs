@@ -324,4 +324,71 @@ mod tests {
             assert_eq!(line, [&b"server-timing: "[..], &value, b"\r\n"].concat());
         }
     }
+
+    fn get11() -> RequestInfo {
+        RequestInfo {
+            version: Version::HTTP_11,
+            head_method: false,
+        }
+    }
+
+    /// The head `response_head` writes for `status` and `headers`, planned with `body_len`.
+    fn written(
+        status: StatusCode,
+        headers: &HeaderMap,
+        body_len: Option<u64>,
+        req: RequestInfo,
+    ) -> String {
+        let plan = plan(status, headers, body_len, req, false);
+        let mut dst = Vec::new();
+        response_head(&mut dst, status, headers, req, plan, None);
+        String::from_utf8(dst).unwrap()
+    }
+
+    #[test]
+    fn statuses_without_a_body_get_no_framing() {
+        let headers = HeaderMap::new();
+        for status in [101, 103, 204, 304] {
+            let status = StatusCode::from_u16(status).unwrap();
+            let plan = plan(status, &headers, Some(5), get11(), false);
+            assert_eq!(plan.framing, BodyFraming::None, "{status}");
+        }
+        let plan = plan(StatusCode::OK, &headers, Some(5), get11(), false);
+        assert_eq!(plan.framing, BodyFraming::Length(5));
+    }
+
+    #[test]
+    fn the_service_s_own_date_and_server_replace_ours() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::DATE,
+            "Sun, 06 Nov 1994 08:49:37 GMT".parse().unwrap(),
+        );
+        headers.insert(header::SERVER, "mine".parse().unwrap());
+        let head = written(StatusCode::OK, &headers, Some(0), get11());
+        assert_eq!(head.matches("date: ").count(), 1, "{head}");
+        assert!(
+            head.contains("date: Sun, 06 Nov 1994 08:49:37 GMT\r\n"),
+            "{head}"
+        );
+        assert_eq!(head.matches("server: ").count(), 1, "{head}");
+        assert!(head.contains("server: mine\r\n"), "{head}");
+        let ours = written(StatusCode::OK, &HeaderMap::new(), Some(0), get11());
+        assert!(ours.contains("server: pipelined\r\n"), "{ours}");
+        assert_eq!(ours.matches("date: ").count(), 1, "{ours}");
+    }
+
+    #[test]
+    fn a_head_answer_describes_the_first_content_length_the_service_gave() {
+        let mut headers = HeaderMap::new();
+        headers.append(header::CONTENT_LENGTH, "5".parse().unwrap());
+        headers.append(header::CONTENT_LENGTH, "7".parse().unwrap());
+        let head = RequestInfo {
+            version: Version::HTTP_11,
+            head_method: true,
+        };
+        let written = written(StatusCode::OK, &headers, Some(0), head);
+        assert!(written.contains("content-length: 5\r\n"), "{written}");
+        assert!(!written.contains("content-length: 7"), "{written}");
+    }
 }
