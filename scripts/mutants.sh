@@ -12,6 +12,8 @@
 #          is a detection too); default per group below.
 #        OUT (mutants.out): where each group's results go.
 #        MUTANTS_ARGS: more cargo-mutants arguments (e.g. "--in-diff change.diff", "--list").
+#        WIDE=1: run the FILEs given against one wide list of test binaries instead (with
+#          MUTANTS_ARGS="-F REGEX": the survivors of a first run, to see if any binary kills them).
 # Results: $OUT/<group>/mutants.out/ (caught.txt, missed.txt, unviable.txt, timeout.txt,
 #          outcomes.json), one group per test list (see `run_group` below).
 set -euo pipefail
@@ -48,14 +50,31 @@ parse_tests=(--lib --test=conformance --test=fuzz_corpus --test=splitting --test
 # The router: its unit tests, the routing tests over a real connection, and the span test
 # (the matched route recorded as `http.route`, a tower layer around every route).
 router_tests=(--lib --test=routing --test=spans)
-# The engine and the encoder it plans with: the library's unit tests and every integration test
-# that finishes in about a second (the slow ones, TLS, HTTP/2 hardening, Prometheus, only add
-# time, and exercise these modules through the same paths).
-engine_tests=(--lib --test=allocations --test=barrier --test=body_status --test=bodies
-              --test=concurrency --test=connection --test=conformance --test=faults
-              --test=fuzz_corpus --test=half_close --test=routing --test=server_timing
-              --test=shutdown --test=slow_reader --test=spans --test=timeouts --test=lifecycle
-              --test=backpressure --test=ordering --test=splitting)
+# The engine, in four groups by what pins each file (a list of every fast binary costs ~25 s
+# per mutant; these cost 5 to 15 s), and its metrics:
+# - state: the read state and close decisions, the order, the barrier;
+state_tests=(--lib --test=connection --test=ordering --test=barrier --test=half_close
+             --test=body_status)
+# - start: the state machine's turn, starting requests, the handler's first poll;
+start_tests=(--lib --test=connection --test=ordering --test=barrier --test=concurrency
+             --test=faults --test=allocations --test=server_timing --test=spans)
+# - socket: reading the socket under its deadlines, the body pump;
+socket_tests=(--lib --test=timeouts --test=half_close --test=connection --test=shutdown
+              --test=bodies --test=splitting)
+# - write: encoding and writing responses;
+write_tests=(--lib --test=connection --test=slow_reader --test=bodies --test=body_status
+             --test=faults --test=conformance --test=server_timing)
+# - meter: the per-connection metrics, read back through a recorder.
+meter_tests=(--lib --test=gauges)
+# A mutant one group misses may be caught by another binary: rerun the missed ones against
+# this wider list (MUTANTS_ARGS="--iterate" on the same OUT skips what was caught before) and
+# list only what survives it.
+wide_tests=(--lib --test=allocations --test=barrier --test=body_status --test=bodies
+            --test=concurrency --test=connection --test=conformance --test=faults
+            --test=half_close --test=server_timing --test=shutdown --test=slow_reader
+            --test=spans --test=timeouts --test=lifecycle --test=backpressure --test=ordering
+            --test=splitting --test=gauges --test=listeners --test=serve_connection
+            --test=h2_hardening --test=parity)
 
 # run_group NAME TIMEOUT TESTS... -- FILES...: one cargo-mutants run over FILES with TESTS.
 run_group() {
@@ -77,17 +96,26 @@ run_group() {
     --output "${OUT:-mutants.out}/$name" "${file_args[@]}" "${target_args[@]}" ${MUTANTS_ARGS:-}
 }
 
-parse_files=() router_files=() engine_files=()
+parse_files=() router_files=() state_files=() start_files=() socket_files=() write_files=()
+meter_files=()
 if [ $# -eq 0 ]; then
-  parse_files=(src/proto/request.rs src/proto/chunk.rs src/proto/decode.rs)
-  router_files=(src/router.rs)
-  engine_files=('src/conn/**/*.rs' src/proto/encode.rs)
+  set -- src/proto/request.rs src/proto/chunk.rs src/proto/decode.rs src/router.rs \
+    src/conn/keep_alive.rs src/conn/order.rs src/conn/spawned.rs src/conn/slot.rs \
+    src/conn/connection.rs src/conn/connection/start.rs src/conn/dispatch.rs \
+    src/conn/connection/socket.rs src/conn/deadline.rs src/conn/read.rs \
+    src/conn/write.rs src/proto/encode.rs src/conn/mod.rs src/conn/meter.rs
 fi
 for f in "$@"; do
   case $f in
     src/proto/request.rs | src/proto/chunk.rs | src/proto/decode.rs) parse_files+=("$f") ;;
     src/router.rs) router_files+=("$f") ;;
-    *) engine_files+=("$f") ;;
+    src/conn/keep_alive.rs | src/conn/order.rs | src/conn/spawned.rs | src/conn/slot.rs)
+      state_files+=("$f") ;;
+    src/conn/connection.rs | src/conn/connection/start.rs | src/conn/dispatch.rs)
+      start_files+=("$f") ;;
+    src/conn/connection/socket.rs | src/conn/deadline.rs | src/conn/read.rs) socket_files+=("$f") ;;
+    src/conn/meter.rs) meter_files+=("$f") ;;
+    *) write_files+=("$f") ;;
   esac
 done
 
@@ -95,7 +123,16 @@ done
 # that hangs a test (a parser that never finishes a head, a connection that never closes) is
 # a detection, and waiting longer for it only costs time.
 status=0
+if [ -n "${WIDE:-}" ]; then
+  # WIDE=1: every file given, against the wide list (for the survivors of a first run).
+  run_group wide "${TEST_TIMEOUT:-60}" "${wide_tests[@]}" -- "$@" || status=$?
+  exit "$status"
+fi
 run_group parse "${TEST_TIMEOUT:-10}" "${parse_tests[@]}" -- "${parse_files[@]}" || status=$?
 run_group router "${TEST_TIMEOUT:-10}" "${router_tests[@]}" -- "${router_files[@]}" || status=$?
-run_group engine "${TEST_TIMEOUT:-30}" "${engine_tests[@]}" -- "${engine_files[@]}" || status=$?
+run_group state "${TEST_TIMEOUT:-30}" "${state_tests[@]}" -- "${state_files[@]}" || status=$?
+run_group start "${TEST_TIMEOUT:-30}" "${start_tests[@]}" -- "${start_files[@]}" || status=$?
+run_group socket "${TEST_TIMEOUT:-30}" "${socket_tests[@]}" -- "${socket_files[@]}" || status=$?
+run_group write "${TEST_TIMEOUT:-30}" "${write_tests[@]}" -- "${write_files[@]}" || status=$?
+run_group meter "${TEST_TIMEOUT:-30}" "${meter_tests[@]}" -- "${meter_files[@]}" || status=$?
 exit "$status"
