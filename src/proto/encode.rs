@@ -317,7 +317,18 @@ mod tests {
         let mut value = Vec::new();
         server_timing_value(&mut value, handler, queue);
         assert_eq!(value, b"handler;dur=1.234, queue;dur=0.000");
-        for (handler, queue) in [(handler, queue), (Duration::ZERO, Duration::ZERO)] {
+        // The all-zero line is a shortcut: it must agree with the general one on each side of
+        // a microsecond, for either duration.
+        let micro = Duration::from_micros(1);
+        let pairs = [
+            (handler, queue),
+            (Duration::ZERO, Duration::ZERO),
+            (Duration::from_nanos(999), Duration::from_nanos(999)),
+            (micro, Duration::ZERO),
+            (Duration::ZERO, micro),
+            (Duration::ZERO, handler),
+        ];
+        for (handler, queue) in pairs {
             let (mut line, mut value) = (Vec::new(), Vec::new());
             server_timing(&mut line, handler, queue);
             server_timing_value(&mut value, handler, queue);
@@ -390,5 +401,31 @@ mod tests {
         let written = written(StatusCode::OK, &headers, Some(0), head);
         assert!(written.contains("content-length: 5\r\n"), "{written}");
         assert!(!written.contains("content-length: 7"), "{written}");
+    }
+
+    #[test]
+    fn a_head_answer_of_unknown_length_announces_no_chunks() {
+        let head = RequestInfo {
+            version: Version::HTTP_11,
+            head_method: true,
+        };
+        let written = written(StatusCode::OK, &HeaderMap::new(), None, head);
+        assert!(!written.contains("transfer-encoding"), "{written}");
+        assert!(!written.contains("content-length"), "{written}");
+    }
+
+    #[test]
+    fn only_a_304_keeps_the_content_length_the_service_declared() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_LENGTH, "5".parse().unwrap());
+        let not_modified = written(StatusCode::NOT_MODIFIED, &headers, Some(0), get11());
+        assert!(
+            not_modified.contains("content-length: 5\r\n"),
+            "{not_modified}"
+        );
+        for status in [StatusCode::NO_CONTENT, StatusCode::CONTINUE] {
+            let written = written(status, &headers, Some(0), get11());
+            assert!(!written.contains("content-length"), "{status}: {written}");
+        }
     }
 }
