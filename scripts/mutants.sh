@@ -69,12 +69,9 @@ meter_tests=(--lib --test=gauges)
 # A mutant one group misses may be caught by another binary: rerun the missed ones against
 # this wider list (MUTANTS_ARGS="--iterate" on the same OUT skips what was caught before) and
 # list only what survives it.
-wide_tests=(--lib --test=allocations --test=barrier --test=body_status --test=bodies
-            --test=concurrency --test=connection --test=conformance --test=faults
-            --test=half_close --test=server_timing --test=shutdown --test=slow_reader
-            --test=spans --test=timeouts --test=lifecycle --test=backpressure --test=ordering
-            --test=splitting --test=gauges --test=listeners --test=serve_connection
-            --test=h2_hardening --test=parity)
+wide_tests=(--lib --test=allocations --test=bodies --test=body_status --test=connection
+            --test=gauges --test=h2_hardening --test=lifecycle --test=listeners --test=parity
+            --test=serve_connection --test=shutdown --test=spans --test=timeouts)
 
 # run_group NAME TIMEOUT TESTS... -- FILES...: one cargo-mutants run over FILES with TESTS.
 run_group() {
