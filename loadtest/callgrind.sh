@@ -6,7 +6,8 @@
 # and the `totals:` line of its callgrind output divided by REQUESTS is printed (start-up and
 # shutdown included, well under 1 M instructions in all: small against 64,000 requests).
 # Servers: ordered (the binary's defaults: metrics and Server-Timing on), ordered-bare
-# (--no-metrics --no-server-timing), hyper-engine (--engine hyper --no-metrics), hyper-peer.
+# (--no-metrics --no-server-timing), hyper-engine (--engine hyper --no-metrics), hyper-peer,
+# pipelined-peer (hyper-peer's service through `pipelined::serve`, default Config).
 # usage: loadtest/callgrind.sh
 # env: REQUESTS (64000), OUT (a new /tmp/callgrind.* directory: callgrind.<name>.out, logs),
 #      SKIP_BUILD=1, PEERS=0 (see common.sh)
@@ -29,6 +30,9 @@ cases() {
   echo "hyper-engine|INT|$BIN serve --workers 1 --engine hyper --no-metrics --bind 127.0.0.1:{PORT}"
   if [ "${PEERS:-1}" != 0 ] && [ -x "$PEERS_DIR/hyper-peer" ]; then
     echo "hyper-peer|TERM|$PEERS_DIR/hyper-peer 127.0.0.1:{PORT}"
+  fi
+  if [ "${PEERS:-1}" != 0 ] && [ -x "$PEERS_DIR/pipelined-peer" ]; then
+    echo "pipelined-peer|INT|$PEERS_DIR/pipelined-peer 127.0.0.1:{PORT}"
   fi
 }
 
