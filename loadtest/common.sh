@@ -33,10 +33,16 @@ build_peers() {
   [ "${PEERS:-1}" = 0 ] && return 0
   [ -n "${PEERS_BUILT:-}" ] && return 0
   if [ -n "${CARGO_TARGET_DIR:-}" ] || [ "$PEERS_DIR" = "$HERE/peers/target/release" ]; then
-    echo "building the peers (cargo build --release --locked --manifest-path loadtest/peers/Cargo.toml)" >&2
-    cargo build --release --locked --quiet --manifest-path "$PEERS_MANIFEST" \
-      --target-dir "${CARGO_TARGET_DIR:-$HERE/peers/target}" \
-      || { echo "building the peers failed (PEERS=0 leaves them out)" >&2; exit 2; }
+    # One package per build: built together, Cargo would unify their dependencies' features,
+    # and actix-peer's tracing/log would make pipelined-peer log every span (~150
+    # instructions per request that a pipelined app would not pay).
+    local peer
+    for peer in hyper-peer actix-peer raw-limit pipelined-peer; do
+      echo "building $peer (cargo build --release --locked -p $peer --manifest-path loadtest/peers/Cargo.toml)" >&2
+      cargo build --release --locked --quiet -p "$peer" --manifest-path "$PEERS_MANIFEST" \
+        --target-dir "${CARGO_TARGET_DIR:-$HERE/peers/target}" \
+        || { echo "building $peer failed (PEERS=0 leaves the peers out)" >&2; exit 2; }
+    done
   fi   # else PEERS_DIR points at peers built elsewhere: use them as they are
   PEERS_BUILT=1
 }
