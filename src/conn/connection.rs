@@ -31,7 +31,7 @@ use super::order::Order;
 use super::read::{Input, Pumped};
 use super::slot::{Labels, Outcome, Slot, SlotKind, Timing};
 use super::spawned::Spawned;
-use super::write::{Encoded, Output, Streamed, Streaming};
+use super::write::{BodyBox, Encoded, Output, Streamed, Streaming};
 use super::{ConnBody, ConnService};
 use crate::body::Body;
 use crate::proto::encode::RequestInfo;
@@ -57,6 +57,8 @@ pub(crate) struct Conn<'a, I, S: Service<Request<Body>>, B> {
     output: Output,
     /// The response being written has a body still streaming.
     streaming: Option<Streaming<B>>,
+    /// The box the last streamed body was polled in, for the next ([`BodyBox`]).
+    spare_body: Option<BodyBox<B>>,
     order: Order<B>,
     /// The read side's state, and every decision to close.
     keep_alive: KeepAlive,
@@ -102,6 +104,7 @@ where
             input: Input::new(buf),
             output: Output::new(config.server_timing),
             streaming: None,
+            spare_body: None,
             order: Order::new(config.max_pipeline_depth),
             keep_alive: KeepAlive::default(),
             dispatcher: Dispatcher::new(service, spawned, config, connect_info),
@@ -223,16 +226,11 @@ where
     fn poll_output(&mut self, cx: &mut Context<'_>) -> bool {
         let mut progress = false;
         loop {
-            if let Some(streaming) = &mut self.streaming {
-                match self.output.poll_stream(streaming, cx) {
-                    Streamed::Waiting => return progress,
-                    Streamed::Flush => return true,
-                    Streamed::Done { failed } => {
-                        self.streaming = None;
-                        self.keep_alive.stream_done(failed);
-                        progress = true;
-                    }
-                }
+            match self.poll_body(cx) {
+                Some(Streamed::Waiting) => return progress,
+                Some(Streamed::Flush) => return true,
+                Some(Streamed::Done { .. }) => progress = true,
+                None => {}
             }
             if self.keep_alive.is_finished(false) || self.output.is_full() {
                 return progress;
@@ -240,17 +238,28 @@ where
             let Poll::Ready(Some(slot)) = self.order.poll_front(cx) else {
                 return progress;
             };
-            self.encode_slot(slot);
+            self.encode_slot(slot, cx);
             progress = true;
         }
     }
 
+    /// Moves the streaming body's ready frames into the output (`None`: no body streams). A
+    /// finished body's box is kept for the next, and [`KeepAlive`] is told.
+    fn poll_body(&mut self, cx: &mut Context<'_>) -> Option<Streamed> {
+        let streamed = self.output.poll_stream(self.streaming.as_mut()?, cx);
+        if let Streamed::Done { failed } = streamed {
+            self.spare_body = self.streaming.take().map(Streaming::into_box);
+            self.keep_alive.stream_done(failed);
+        }
+        Some(streamed)
+    }
+
     /// Encodes a slot whose turn it is ([`Order::place`] or [`Order::poll_front`] gave it).
-    fn encode_slot(&mut self, slot: Slot<B>) {
+    fn encode_slot(&mut self, slot: Slot<B>, cx: &mut Context<'_>) {
         match slot.kind {
             SlotKind::Continue => self.output.encode_continue(),
             SlotKind::Ready(outcome) => {
-                self.answer(outcome, slot.info, slot.timing, slot.span, slot.labels)
+                self.answer(outcome, slot.info, slot.timing, slot.span, slot.labels, cx)
             }
             SlotKind::Pending(_) => unreachable!("the order gives out finished slots only"),
         }
@@ -258,7 +267,9 @@ where
 
     /// Encodes a response that is next in order: every final answer, the service's or the
     /// engine's, goes through here, so this is where it is counted, with the status written,
-    /// and where [`KeepAlive`] decides whether it is the last.
+    /// and where [`KeepAlive`] decides whether it is the last. A body that must be polled is
+    /// polled at once: one that is ready (`Full`, most bodies of a known length) is then
+    /// written whole, and the answers after it need not queue behind it.
     // Without the metrics feature the labels are empty: nothing is counted.
     #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
     fn answer(
@@ -268,6 +279,7 @@ where
         timing: Option<Timing>,
         span: tracing::Span,
         labels: Labels,
+        cx: &mut Context<'_>,
     ) {
         // Handler time, and how long the finished response waited for earlier ones.
         let timings = timing.map(|t| {
@@ -291,11 +303,14 @@ where
         let last = self
             .keep_alive
             .is_last(outcome.ends_connection(), self.order.is_empty());
-        let encoded = self.output.encode(outcome, info, last, timings);
+        let encoded = self
+            .output
+            .encode(outcome, info, last, timings, &mut self.spare_body);
         self.keep_alive
             .encoded(last, matches!(encoded, Encoded::Stream(_)));
         if let Encoded::Stream(streaming) = encoded {
             self.streaming = Some(streaming);
+            self.poll_body(cx);
         }
     }
 

@@ -38,14 +38,33 @@ const FIRST_BUF: usize = 512;
 /// being copied into ours.
 const DIRECT_WRITE: usize = 16 * 1024;
 
+/// The pinned box a streamed body is polled in. The connection keeps the last one
+/// ([`Streaming::into_box`]) for the next body: a body that is not the engine's own (`Full`,
+/// axum's `Body`) is polled in place, and allocating a box for each would cost a `malloc` and a
+/// `free` per response.
+pub(crate) type BodyBox<B> = Pin<Box<Option<B>>>;
+
 /// A response whose body is still being streamed.
 pub(crate) struct Streaming<B> {
-    /// Boxed: only streaming responses pay for the body's state.
-    body: Pin<Box<B>>,
+    /// Boxed: only streaming responses pay for the body's state. Always `Some` while streaming.
+    body: BodyBox<B>,
     framing: BodyFraming,
     written: u64,
     /// Boxed: rare, and a header map inline would size every connection.
     trailers: Option<Box<HeaderMap>>,
+}
+
+impl<B> Streaming<B> {
+    fn body(&mut self) -> Pin<&mut B> {
+        let body = self.body.as_mut().as_pin_mut();
+        body.expect("a streaming body stays in its box until it is done")
+    }
+
+    /// The body's box, emptied (the body dropped), for the next body to stream.
+    pub(crate) fn into_box(mut self) -> BodyBox<B> {
+        self.body.set(None);
+        self.body
+    }
 }
 
 /// What encoding a response left to do.
@@ -112,13 +131,15 @@ impl Output {
 
     /// Encodes an answer; `last` says nothing follows it on this connection
     /// (`KeepAlive::is_last`, which has already counted the answer's own wish to close). `timing` is the
-    /// handler time and head-of-line wait, for `Server-Timing`.
+    /// handler time and head-of-line wait, for `Server-Timing`. A body to stream is pinned in
+    /// `spare` when there is one.
     pub(crate) fn encode<B>(
         &mut self,
         outcome: Outcome<B>,
         info: RequestInfo,
         last: bool,
         timing: Option<(Duration, Duration)>,
+        spare: &mut Option<BodyBox<B>>,
     ) -> Encoded<B>
     where
         B: HttpBody<Data = Bytes> + 'static,
@@ -138,7 +159,7 @@ impl Output {
                 Encoded::Whole
             }
             Outcome::Response(response, plan) => {
-                self.encode_response(response, info, plan.closing(last), timing)
+                self.encode_response(response, info, plan.closing(last), timing, spare)
             }
         }
     }
@@ -149,6 +170,7 @@ impl Output {
         info: RequestInfo,
         plan: Plan,
         timing: Option<(Duration, Duration)>,
+        spare: &mut Option<BodyBox<B>>,
     ) -> Encoded<B>
     where
         B: HttpBody<Data = Bytes> + 'static,
@@ -173,8 +195,10 @@ impl Output {
         if framing == BodyFraming::None {
             return Encoded::Whole;
         }
+        let mut body = spare.take().unwrap_or_else(|| Box::pin(None));
+        body.set(Some(response.into_body()));
         Encoded::Stream(Streaming {
-            body: Box::pin(response.into_body()),
+            body,
             framing,
             written: 0,
             trailers: None,
@@ -216,7 +240,7 @@ impl Output {
             }
             // Errors become `BoxError` at once: a body's own error type need not be `Send`.
             // A body that panics is a body that failed: the responses before it still go out.
-            let polled = catch_unwind(AssertUnwindSafe(|| s.body.as_mut().poll_frame(cx)));
+            let polled = catch_unwind(AssertUnwindSafe(|| s.body().poll_frame(cx)));
             let frame = match polled {
                 Ok(Poll::Pending) => return Streamed::Waiting,
                 Ok(Poll::Ready(frame)) => frame.map(|f| f.map_err(Into::<BoxError>::into)),
@@ -403,10 +427,32 @@ mod tests {
             head_method: false,
         };
         let outcome = Outcome::response(response, info);
-        let Encoded::Stream(mut streaming) = output.encode(outcome, info, false, None) else {
+        let Encoded::Stream(mut streaming) = output.encode(outcome, info, false, None, &mut None)
+        else {
             panic!("a body of unknown length is streamed");
         };
         output.poll_stream(&mut streaming, &mut Context::from_waker(Waker::noop()))
+    }
+
+    #[test]
+    fn a_streamed_body_is_pinned_in_the_spare_box_and_gives_it_back_empty() {
+        let mut output = Output::new(false);
+        let info = RequestInfo {
+            version: http::Version::HTTP_11,
+            head_method: false,
+        };
+        let mut spare = Some(Box::pin(None));
+        let spare_at = spare.as_deref().map(|b| b as *const Option<Frames>);
+        let body = Frames(VecDeque::from([Bytes::from_static(b"hi")]));
+        let outcome = Outcome::response(http::Response::new(body), info);
+        let Encoded::Stream(streaming) = output.encode(outcome, info, false, None, &mut spare)
+        else {
+            panic!("a body of unknown length is streamed");
+        };
+        assert!(spare.is_none(), "taken, not copied");
+        let back = streaming.into_box();
+        assert_eq!(Some(&*back as *const Option<Frames>), spare_at, "the same box");
+        assert!(back.is_none(), "the body is dropped");
     }
 
     #[test]

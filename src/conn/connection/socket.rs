@@ -60,10 +60,13 @@ where
                 self.deadline.grace_over(self.config, now);
             }
             Waiting::Idle => self.keep_alive.stop_reading(Stop::Eof),
-            Waiting::Head => self.refuse(EngineError::new(
-                http::StatusCode::REQUEST_TIMEOUT,
-                "request head not received in time",
-            )),
+            Waiting::Head => self.refuse(
+                EngineError::new(
+                    http::StatusCode::REQUEST_TIMEOUT,
+                    "request head not received in time",
+                ),
+                cx,
+            ),
             Waiting::Body => self.fail_body(BodyError::TimedOut, cx),
         }
         Ok(Poll::Ready(()))

@@ -49,7 +49,7 @@ where
                 }
                 Ok(None) => return Next::NeedBytes,
                 Err(error) => {
-                    self.refuse(error);
+                    self.refuse(error, cx);
                     return Next::Started;
                 }
             },
@@ -126,7 +126,7 @@ where
                 // A request with a body is answered once the body bytes already read are
                 // decoded, so that a body known to be bad by then still changes the answer
                 // (`Order::body_failed`).
-                self.answer_in_order(outcome, info, timing, span, labels, !has_body);
+                self.answer_in_order(outcome, info, timing, span, labels, !has_body, cx);
             }
             Started::Spawned(rx) => {
                 let timing = started.map(|started| Timing {
@@ -146,7 +146,7 @@ where
     }
 
     /// Answers a request the engine refuses, after every earlier response; reading ends.
-    pub(super) fn refuse(&mut self, error: EngineError) {
+    pub(super) fn refuse(&mut self, error: EngineError, cx: &mut Context<'_>) {
         #[cfg(feature = "metrics")]
         if let Some(meter) = &mut self.meter {
             meter.read();
@@ -154,7 +154,8 @@ where
         self.keep_alive.stop_reading(Stop::Refused);
         let outcome = Outcome::refused(error);
         let span = tracing::Span::none();
-        self.answer_in_order(outcome, refused_info(), None, span, Labels::unknown(), true);
+        let info = refused_info();
+        self.answer_in_order(outcome, info, None, span, Labels::unknown(), true, cx);
     }
 
     /// `100 Continue`, in order, before the body of the request being started is read.
@@ -174,6 +175,7 @@ where
 
     /// Encodes a finished answer at once when [`Order::place`](crate::conn::order::Order::place)
     /// says it is next, else queues it; `may_encode`: nothing but order holds it back.
+    #[allow(clippy::too_many_arguments)]
     fn answer_in_order(
         &mut self,
         outcome: Outcome<B>,
@@ -182,10 +184,11 @@ where
         span: tracing::Span,
         labels: Labels,
         may_encode: bool,
+        cx: &mut Context<'_>,
     ) {
         let writable = may_encode && self.writable();
         if self.order.place(true, writable) == Place::Now {
-            self.answer(outcome, info, timing, span, labels);
+            self.answer(outcome, info, timing, span, labels, cx);
         } else {
             self.order.push(Slot {
                 kind: SlotKind::Ready(outcome),
