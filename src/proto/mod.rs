@@ -7,3 +7,4 @@ pub(crate) mod decode;
 pub(crate) mod encode;
 pub(crate) mod error;
 pub(crate) mod request;
+pub(crate) mod trusted;

@@ -6,10 +6,11 @@ use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use bytes::{Bytes, BytesMut};
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderMap, HeaderName};
 use http::{Method, Request, StatusCode, Uri, Version};
 
 use super::error::EngineError;
+use super::trusted::Validated;
 use crate::body::Body;
 
 /// Headers parsed on the stack before falling back to a heap buffer; covers nearly every real
@@ -40,18 +41,12 @@ pub(crate) struct Head {
     pub(crate) expect_continue: bool,
 }
 
-/// Byte ranges of one header within the head buffer.
-#[derive(Clone, Debug, Default)]
-struct HeaderIndices {
-    name: Range<usize>,
-    value: Range<usize>,
-}
-
 /// Reusable scratch space and the header-name cache, kept per connection so parsing allocates
 /// nothing after warm-up.
 #[derive(Debug, Default)]
 pub(crate) struct Parser {
-    indices: Vec<HeaderIndices>,
+    /// Where the last head's headers are: read back as unchecked values ([`Validated`]).
+    validated: Validated,
     names: NameCache,
 }
 
@@ -197,6 +192,7 @@ impl Parser {
             httparse::Status::Partial => return Ok(None),
         };
         let offset = |s: &[u8]| s.as_ptr() as usize - buf.as_ptr() as usize;
+        self.validated.record(buf, req.headers);
         let method = req.method.unwrap_or_default();
         let method = Method::from_bytes(method.as_bytes()).map_err(|_| httparse::Error::Token)?;
         let target = req.path.unwrap_or_default().as_bytes();
@@ -204,12 +200,6 @@ impl Parser {
             Some(0) => Version::HTTP_10,
             _ => Version::HTTP_11,
         };
-        self.indices.clear();
-        self.indices
-            .extend(req.headers.iter().map(|h| HeaderIndices {
-                name: offset(h.name.as_bytes())..offset(h.name.as_bytes()) + h.name.len(),
-                value: offset(h.value)..offset(h.value) + h.value.len(),
-            }));
         let line = Line {
             method,
             target: offset(target)..offset(target) + target.len(),
@@ -229,16 +219,14 @@ impl Parser {
         // which would also drop the request's empty default map.
         let mut request = Request::new(Body::empty());
         let headers = request.headers_mut();
-        headers.reserve(self.indices.len());
+        headers.reserve(self.validated.count());
         // What the RFC rules need, noted from the raw headers while the map is built, so that
         // the common request (Host, maybe Connection, nothing else of interest) needs no map
         // lookups afterwards.
         let mut seen = Seen::default();
-        for (position, ix) in self.indices.iter().enumerate() {
-            let name = self.names.name(position, &bytes[ix.name.clone()])?;
-            let value = HeaderValue::from_maybe_shared(bytes.slice(ix.value.clone()))
-                .map_err(|_| EngineError::bad_request("invalid header value"))?;
-            seen.note(&name, ix.value.clone(), value.as_bytes());
+        for (position, (raw_name, value, at)) in self.validated.fields(&bytes).enumerate() {
+            let name = self.names.name(position, raw_name)?;
+            seen.note(&name, at, value.as_bytes());
             headers.append(name, value);
         }
         let uri = parse_target(&line.method, bytes.slice(line.target))?;
@@ -682,6 +670,8 @@ fn value_tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
 
 #[cfg(test)]
 mod tests {
+    use http::HeaderValue;
+
     use super::*;
 
     /// The headers of `head` as a parser that has already parsed other heads gives them.
@@ -770,7 +760,7 @@ mod tests {
             "GET / HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n\r\n",
         );
         parser.release_memory();
-        assert_eq!(parser.indices.capacity(), 0);
+        assert_eq!(parser.validated.capacity(), 0);
         assert_eq!(parser.names.entries.capacity(), 0);
     }
 
