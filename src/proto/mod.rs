@@ -7,4 +7,5 @@ pub(crate) mod decode;
 pub(crate) mod encode;
 pub(crate) mod error;
 pub(crate) mod request;
+mod target;
 pub(crate) mod trusted;

@@ -7,9 +7,10 @@ use std::ops::Range;
 
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName};
-use http::{Method, Request, StatusCode, Uri, Version};
+use http::{Method, Request, StatusCode, Version};
 
 use super::error::EngineError;
+use super::target::TargetCache;
 use super::trusted::Validated;
 use crate::body::Body;
 
@@ -48,6 +49,8 @@ pub(crate) struct Parser {
     /// Where the last head's headers are: read back as unchecked values ([`Validated`]).
     validated: Validated,
     names: NameCache,
+    /// The last target and its URI ([`TargetCache`]).
+    targets: TargetCache,
 }
 
 /// Header names cached by position: a client sends the same names in the same order and
@@ -229,7 +232,7 @@ impl Parser {
             seen.note(&name, at, value.as_bytes());
             headers.append(name, value);
         }
-        let uri = parse_target(&line.method, bytes.slice(line.target))?;
+        let uri = self.targets.parse(&line.method, bytes.slice(line.target))?;
         check_host(seen.host.map(|r| &bytes[r]), seen.hosts, line.version)?;
         let framing = if seen.framing {
             framing(request.headers(), line.version, max_body_bytes)?
@@ -376,87 +379,6 @@ fn downgrade_minor_version(buf: &mut [u8]) -> bool {
         }
         _ => false,
     }
-}
-
-/// Validates the request target form against the method (RFC 9112 §3.2): origin-form and
-/// absolute-form for every method, `*` only for OPTIONS, authority-form only for CONNECT.
-fn parse_target(method: &Method, target: Bytes) -> Result<Uri, EngineError> {
-    check_target_bytes(&target)?;
-    if target.first() == Some(&b'/') {
-        parse_origin_form(target)
-    } else {
-        parse_other_form(method, target)
-    }
-}
-
-/// The common case, `/path?query`, in one pass over the target: the URI parser stops at a
-/// `#` and drops the rest, so a path and query shorter than the target means there was a
-/// fragment, which no request-target form has (RFC 9112 §3.2): refused rather than dropped.
-fn parse_origin_form(target: Bytes) -> Result<Uri, EngineError> {
-    let len = target.len();
-    Uri::from_maybe_shared(target)
-        .ok()
-        .filter(|uri| uri.path_and_query().map(|pq| pq.as_str().len()) == Some(len))
-        .ok_or_else(bad_target)
-}
-
-/// Absolute-form (without userinfo) for any method, `*` for OPTIONS; authority-form only
-/// belongs to CONNECT, which is answered `501`.
-fn parse_other_form(method: &Method, target: Bytes) -> Result<Uri, EngineError> {
-    // No fragments here either; the URI parser would drop one silently, so look first.
-    if target.contains(&b'#') {
-        return Err(bad_target());
-    }
-    let asterisk = &target[..] == b"*";
-    let uri = Uri::from_maybe_shared(target).map_err(|_| bad_target())?;
-    let absolute_form = uri.scheme().is_some();
-    let authority_form = !asterisk && !absolute_form;
-    if absolute_form && uri.authority().is_some_and(|a| a.as_str().contains('@')) {
-        // RFC 9110 §4.2.4: userinfo in an http(s) URI is to be treated as an error (it hides
-        // the real host from a reader of logs: `http://trusted@evil/`).
-        return Err(EngineError::bad_request("userinfo in the request target"));
-    }
-    if authority_form && method == Method::CONNECT {
-        // A tunnel is not something this server opens. Closing after the answer matters: a
-        // client that sent CONNECT may already be sending the tunnel's bytes (a TLS hello),
-        // which must never be parsed as requests.
-        return Err(EngineError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "CONNECT (tunnels) is not supported",
-        ));
-    }
-    if absolute_form || (asterisk && method == Method::OPTIONS) {
-        Ok(uri)
-    } else {
-        Err(bad_target())
-    }
-}
-
-/// Bytes no target form may hold, whatever the URI parser allows. The request target is ASCII
-/// (RFC 9112 §3.2, RFC 3986): a raw byte above 0x7F is one the client should have
-/// percent-encoded, and servers disagree on what it means (bytes, UTF-8, Latin-1), so it is
-/// refused rather than guessed. `%00` in the path decodes to NUL, which no path holds and
-/// which cuts the path short for anything behind the application that uses C strings (nginx
-/// refuses it too). The query is left alone: form data may encode any byte.
-fn check_target_bytes(target: &[u8]) -> Result<(), EngineError> {
-    if !target.is_ascii() {
-        return Err(EngineError::bad_request(
-            "non-ASCII byte in the request target",
-        ));
-    }
-    let path = target.split(|&b| b == b'?').next().unwrap_or_default();
-    if path
-        .split(|&b| b == b'%')
-        .skip(1)
-        .any(|escape| escape.starts_with(b"00"))
-    {
-        return Err(EngineError::bad_request("%00 (NUL) in the request path"));
-    }
-    Ok(())
-}
-
-fn bad_target() -> EngineError {
-    EngineError::bad_request("invalid request target")
 }
 
 /// RFC 9112 §3.2: exactly one `Host` in HTTP/1.1, and it must be a valid authority; `host`
@@ -848,24 +770,5 @@ mod tests {
     fn an_empty_host_is_refused_as_empty() {
         let empty = check_host(Some(b""), 1, Version::HTTP_11);
         assert_eq!(empty, Err(EngineError::bad_request("empty Host header")));
-    }
-
-    /// Only CONNECT's authority-form is answered 501; `*` is OPTIONS's alone and an
-    /// absolute-form target is any method's.
-    #[test]
-    fn connect_is_refused_501_only_for_its_authority_form() {
-        let status = |method: Method, target: &'static str| {
-            parse_other_form(&method, Bytes::from_static(target.as_bytes()))
-                .map(|_| ())
-                .map_err(|e| e.status)
-        };
-        assert_eq!(
-            status(Method::CONNECT, "a:443"),
-            Err(StatusCode::NOT_IMPLEMENTED)
-        );
-        assert_eq!(status(Method::CONNECT, "*"), Err(StatusCode::BAD_REQUEST));
-        assert_eq!(status(Method::CONNECT, "http://a/"), Ok(()));
-        assert_eq!(status(Method::OPTIONS, "*"), Ok(()));
-        assert_eq!(status(Method::GET, "*"), Err(StatusCode::BAD_REQUEST));
     }
 }
