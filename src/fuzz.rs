@@ -8,6 +8,7 @@ use http::{header, HeaderMap, Version};
 
 use crate::proto::decode::{Decoded, Decoder};
 use crate::proto::request::{Framing, Head, Parser};
+use crate::proto::trusted::Validated;
 use crate::{BodyError, Config};
 
 /// What one `Parser::parse` call (or the body after it) produced, for comparing two runs.
@@ -258,4 +259,29 @@ fn split_points(body: &[u8], seed: u8) -> impl Iterator<Item = &[u8]> {
         rest = tail;
         Some(piece)
     })
+}
+
+/// Header values built without a second validation (`proto::trusted`) from any head httparse
+/// accepts, parsed as the engine's parser does (default settings, header array not
+/// pre-initialised). Invariants: each value is the bytes httparse found, and the checked
+/// constructor `HeaderValue::from_bytes` accepts them and gives an equal value.
+pub fn trusted(data: &[u8]) {
+    let bytes = Bytes::copy_from_slice(data);
+    let mut headers = [const { std::mem::MaybeUninit::uninit() }; 64];
+    let mut request = httparse::Request::new(&mut []);
+    match request.parse_with_uninit_headers(&bytes, &mut headers) {
+        Ok(httparse::Status::Complete(_)) => {}
+        _ => return,
+    }
+    let mut validated = Validated::default();
+    validated.record(&bytes, request.headers);
+    for (_, value, at) in validated.fields(&bytes) {
+        assert_eq!(value.as_bytes(), &bytes[at.clone()]);
+        let checked = http::HeaderValue::from_bytes(&bytes[at]);
+        assert_eq!(
+            checked.ok(),
+            Some(value),
+            "httparse accepted a value http refuses"
+        );
+    }
 }
