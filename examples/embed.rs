@@ -6,6 +6,7 @@
 //! cargo run --example embed -- 127.0.0.1:0   # any free port; the address is printed
 //!
 //! curl http://127.0.0.1:3000/hello/ada
+//! curl http://127.0.0.1:3000/health          # answered inline, from the parsed head
 //! curl --data-binary @Cargo.toml http://127.0.0.1:3000/upload
 //! printf 'GET /hello/a HTTP/1.1\r\nHost: x\r\n\r\nGET /hello/b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' \
 //!     | curl -s telnet://127.0.0.1:3000      # two pipelined requests, two answers in order
@@ -17,7 +18,7 @@ use std::net::SocketAddr;
 
 use http::Request;
 use http_body_util::BodyExt;
-use pipelined::{get, post, Body, BodyError, Config, PathParams, Router};
+use pipelined::{get, get_inline, post, Answer, Body, BodyError, Config, PathParams, Router};
 
 /// `GET /hello/{name}`: a path parameter.
 async fn hello(req: Request<Body>) -> String {
@@ -45,8 +46,10 @@ async fn main() -> std::io::Result<()> {
     let app = Router::new()
         .route(
             "/",
-            get(|_req| async { "try /hello/{name} or POST /upload\n" }),
+            get(|_req| async { "try /hello/{name}, /health or POST /upload\n" }),
         )
+        // An inline handler: answered from the parsed head, no request built, no future.
+        .route("/health", get_inline(|_head| Answer::text("ok\n")))
         .route("/hello/{name}", get(hello))
         .route("/upload", post(upload));
 

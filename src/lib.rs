@@ -70,6 +70,7 @@ mod drain;
 pub mod fuzz;
 #[cfg(feature = "http2")]
 mod h2;
+mod inline;
 mod linger;
 mod listener;
 #[cfg(feature = "metrics")]
@@ -100,11 +101,12 @@ pub use body::{Body, BodyError};
 pub use config::{Config, MIN_PIPELINE_DEPTH};
 #[cfg(feature = "metrics")]
 pub use conn::meter::{DEPTH_BUCKETS, SECONDS_BUCKETS};
+pub use inline::{Answer, HeadView};
 pub use listener::{Listener, Protocol};
 pub use response::{IntoResponse, ResponseBody};
 pub use router::{
-    delete, get, head, options, patch, post, put, MatchedPath, MethodRouter, PathParams, Route,
-    RouteFuture, Router,
+    delete, get, get_inline, head, options, patch, post, put, MatchedPath, MethodRouter,
+    PathParams, Route, RouteFuture, Router,
 };
 pub use serve_connection::{serve_connection, ConnectionFuture, ConnectionHandle, ServeConnection};
 pub use server::{serve, Serve, WithGracefulShutdown};

@@ -10,6 +10,7 @@ use std::task::{Context, Poll};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use tower::{Layer, Service, ServiceExt};
 
+use crate::inline::{Answer, HeadView, Inline};
 use crate::response::{IntoResponse, ResponseBody};
 use crate::{Body, BoxError};
 
@@ -54,6 +55,29 @@ impl Route {
     }
 }
 
+impl Route {
+    /// An inline handler as a route, for a router wrapped in a layer: the handler reads a view
+    /// of the request; when it passes, `next` (the Service handler for the same method)
+    /// answers, or `404` when there is none.
+    fn from_inline(inline: Inline, next: Option<Route>) -> Self {
+        Route(Arc::new(move |req| {
+            match inline.call(&HeadView::of(&req)).into_response() {
+                Some(response) => Box::pin(std::future::ready(Ok(response))),
+                None => match &next {
+                    Some(route) => (route.0)(req),
+                    None => not_found(),
+                },
+            }
+        }))
+    }
+}
+
+/// The answer to a request no handler takes: what a router with no fallback answers.
+fn not_found() -> RouteFuture {
+    let response = (StatusCode::NOT_FOUND, "Not Found\n").into_response();
+    Box::pin(std::future::ready(Ok(response)))
+}
+
 impl Service<Request<Body>> for Route {
     type Response = Response<ResponseBody>;
     type Error = BoxError;
@@ -72,6 +96,8 @@ impl Service<Request<Body>> for Route {
 #[derive(Clone, Default)]
 pub struct MethodRouter {
     routes: Vec<(Method, Route)>,
+    /// Inline handlers ([`get_inline`]), consulted before `routes` for the same method.
+    inline: Vec<(Method, Inline)>,
     /// Answers every method not in `routes` ([`Router::route_service`]): no 405 for this path.
     any: Option<Route>,
 }
@@ -109,6 +135,30 @@ macro_rules! method_fns {
 method_fns!(get => GET, post => POST, put => PUT, patch => PATCH, delete => DELETE,
     head => HEAD, options => OPTIONS);
 
+/// Routes `GET` (and so `HEAD`) requests to an inline handler: a function of the parsed head
+/// that answers at once, with no `http::Request` built and no future (see [`Answer`] and
+/// [`HeadView`]). On HTTP/1.1 the engine calls it straight from the parser; every other request
+/// reaches it through the router as a `Service` (module docs of `inline` list which: a body, a
+/// layer, HTTP/2, [`Answer::pass`]). A handler that passes may be called twice for one request
+/// (inline, then on the Service path), so it should decide from the head alone.
+///
+/// ```
+/// use pipelined::{get_inline, Answer, Router};
+/// let app = Router::new()
+///     .route("/health", get_inline(|_head| Answer::text("ok\n")))
+///     .route("/items/{id}", get_inline(|head| match head.param("id") {
+///         Some("0") => Answer::new(http::StatusCode::NOT_FOUND),
+///         _ => Answer::pass(), // the `get` handler below answers
+///     }).get(|_req| async { "an item\n" }));
+/// # drop(app);
+/// ```
+pub fn get_inline<F>(handler: F) -> MethodRouter
+where
+    F: Fn(&HeadView<'_>) -> Answer + Send + Sync + 'static,
+{
+    MethodRouter::default().on_inline(Method::GET, handler)
+}
+
 impl MethodRouter {
     /// Routes `method` to `handler`, replacing an earlier handler for the same method.
     pub fn on<F, Fut, R>(mut self, method: Method, handler: F) -> Self
@@ -122,23 +172,56 @@ impl MethodRouter {
         self
     }
 
-    /// The handler for `method`; HEAD falls back to GET (the engine drops the body), then
-    /// anything to the service for any method.
-    fn find(&self, method: &Method) -> Option<&Route> {
-        let exact = self.routes.iter().find(|(m, _)| m == method);
+    /// Also routes `GET` (and so `HEAD`) requests to an inline handler ([`get_inline`]).
+    pub fn get_inline<F>(self, handler: F) -> Self
+    where
+        F: Fn(&HeadView<'_>) -> Answer + Send + Sync + 'static,
+    {
+        self.on_inline(Method::GET, handler)
+    }
+
+    /// Routes `method` to an inline handler ([`get_inline`]), replacing an earlier inline
+    /// handler for the same method. A Service handler for the same method stays, and answers
+    /// what the inline handler passes ([`Answer::pass`]).
+    pub fn on_inline<F>(mut self, method: Method, handler: F) -> Self
+    where
+        F: Fn(&HeadView<'_>) -> Answer + Send + Sync + 'static,
+    {
+        self.inline.retain(|(m, _)| *m != method);
+        self.inline.push((method, Inline::new(handler)));
+        self
+    }
+
+    /// The entry of `list` for `method`; HEAD falls back to GET (the engine drops the body).
+    fn by_method<'r, T>(list: &'r [(Method, T)], method: &Method) -> Option<&'r T> {
+        let exact = list.iter().find(|(m, _)| m == method);
         let head_as_get = || {
             (*method == Method::HEAD)
-                .then(|| self.routes.iter().find(|(m, _)| *m == Method::GET))
+                .then(|| list.iter().find(|(m, _)| *m == Method::GET))
                 .flatten()
         };
-        let routed = exact.or_else(head_as_get).map(|(_, route)| route);
-        routed.or(self.any.as_ref())
+        exact.or_else(head_as_get).map(|(_, t)| t)
+    }
+
+    /// The inline handler for `method`, if there is one.
+    fn find_inline(&self, method: &Method) -> Option<&Inline> {
+        Self::by_method(&self.inline, method)
+    }
+
+    /// The Service handler for `method`, then the one for any method.
+    fn find(&self, method: &Method) -> Option<&Route> {
+        Self::by_method(&self.routes, method).or(self.any.as_ref())
     }
 
     /// Every method this path answers: the routed ones, HEAD where GET is routed, and OPTIONS
     /// (answered by the router when no handler is routed for it).
     fn methods(&self) -> Vec<&str> {
         let mut methods: Vec<&str> = self.routes.iter().map(|(m, _)| m.as_str()).collect();
+        for (method, _) in &self.inline {
+            if !methods.contains(&method.as_str()) {
+                methods.push(method.as_str());
+            }
+        }
         for (implied, by) in [("HEAD", "GET"), ("OPTIONS", "")] {
             let present = by.is_empty() || methods.contains(&by);
             if present && !methods.contains(&implied) {
@@ -158,8 +241,22 @@ impl MethodRouter {
             self.routes.retain(|(m, _)| *m != method);
             self.routes.push((method, route));
         }
+        for (method, inline) in other.inline {
+            self.inline.retain(|(m, _)| *m != method);
+            self.inline.push((method, inline));
+        }
         if other.any.is_some() {
             self.any = other.any;
+        }
+    }
+
+    /// Turns the inline handlers into Service routes (each passing to the Service handler of
+    /// its method), so that a layer wraps them too: a layered router has no inline path.
+    fn fold_inline(&mut self) {
+        for (method, inline) in std::mem::take(&mut self.inline) {
+            let next = self.routes.iter().position(|(m, _)| *m == method);
+            let next = next.map(|i| self.routes.remove(i).1);
+            self.routes.push((method, Route::from_inline(inline, next)));
         }
     }
 
@@ -359,8 +456,8 @@ impl Router {
         T::Future: Send + 'static,
     {
         let methods = MethodRouter {
-            routes: Vec::new(),
             any: Some(Route::from_service(service)),
+            ..MethodRouter::default()
         };
         self.route(path, methods)
     }
@@ -444,6 +541,7 @@ impl Router {
         let inner = Arc::make_mut(&mut self.inner);
         let wrap = |route: &Route| Route::from_service(layer.layer(route.clone()));
         for path in &mut inner.paths {
+            path.methods.fold_inline();
             for route in path.methods.routes_mut() {
                 *route = wrap(route);
             }
@@ -514,6 +612,23 @@ impl Router {
         #[cfg(feature = "metrics")]
         crate::meter::report(path.label);
         record_route(&path.matched);
+        let extensions = req.extensions_mut();
+        if inner.matched_path {
+            extensions.insert(path.matched.clone());
+        }
+        if let Some(params) = params {
+            extensions.insert(params);
+        }
+        if let Some(inline) = path.methods.find_inline(req.method()) {
+            if let Some(response) = inline.call(&HeadView::of(&req)).into_response() {
+                return (Some(index), Box::pin(std::future::ready(Ok(response))));
+            }
+            let answer = path
+                .methods
+                .find(req.method())
+                .map_or_else(not_found, |r| (r.0)(req));
+            return (Some(index), answer);
+        }
         let Some(route) = path.methods.find(req.method()) else {
             // RFC 9110 §9.3.7: OPTIONS on a path describes it (204 with `Allow`); any other
             // method the path does not route is 405, with the same `Allow`.
@@ -524,14 +639,60 @@ impl Router {
             };
             return (Some(index), answer_allow(status, path.methods.allow()));
         };
-        let extensions = req.extensions_mut();
-        if inner.matched_path {
-            extensions.insert(path.matched.clone());
-        }
-        if let Some(params) = params {
-            extensions.insert(params);
-        }
         (Some(index), (route.0)(req))
+    }
+
+    /// The inline handler for `method` on `path`, if the route has one ([`get_inline`]): the
+    /// engine's inline path.
+    pub(crate) fn inline_at<'r, 'p>(
+        &'r self,
+        method: &Method,
+        path: &'p str,
+    ) -> Option<InlineAt<'r, 'p>> {
+        let inner = &*self.inner;
+        let found = inner.matcher.at(path).ok()?;
+        let route = &inner.paths[*found.value];
+        let inline = route.methods.find_inline(method)?;
+        Some(InlineAt {
+            route,
+            inline,
+            params: found.params,
+        })
+    }
+
+    /// Whether any route has an inline handler (a layer folds them into Service routes).
+    pub(crate) fn has_inline(&self) -> bool {
+        let mut paths = self.inner.paths.iter();
+        paths.any(|path| !path.methods.inline.is_empty())
+    }
+}
+
+/// A route's inline handler, matched for one request ([`Router::inline_at`]).
+pub(crate) struct InlineAt<'r, 'p> {
+    route: &'r Path,
+    inline: &'r Inline,
+    params: matchit::Params<'r, 'p>,
+}
+
+impl InlineAt<'_, '_> {
+    /// What the request is counted under in `pipelined_requests_total`.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn label(&self) -> crate::meter::RouteLabel {
+        self.route.label
+    }
+
+    /// Calls the handler, inside the request's span (entered by the caller), where the route
+    /// is recorded as `http.route`.
+    pub(crate) fn call(
+        &self,
+        method: &Method,
+        uri: &http::Uri,
+        version: http::Version,
+        fields: (&crate::proto::trusted::Validated, &bytes::Bytes),
+    ) -> Answer {
+        record_route(&self.route.matched);
+        let head = HeadView::raw(method, uri, version, &self.params, fields);
+        self.inline.call(&head)
     }
 }
 

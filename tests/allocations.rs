@@ -127,3 +127,58 @@ fn a_finished_in_order_response_costs_no_allocation_of_the_engines_own() {
         "a batch allocated more than its requests' parts and one Date line: {per_batch:?}"
     );
 }
+
+/// The inline path (`get_inline`, issue #19): no `http::Request` is built, so a request costs
+/// no allocation at all in steady state, not even its own parts: its head is read where it was
+/// parsed and its answer (a static body) encoded straight into the reused write buffer.
+#[test]
+fn an_inline_answer_costs_no_allocation_at_all() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let app = pipelined::Router::new().route(
+        "/plaintext",
+        pipelined::get_inline(|_head| pipelined::Answer::text("Hello, World!")),
+    );
+    let (mut client, server) = tokio::io::duplex(64 * 1024);
+    let connection = pipelined::serve_connection(server, app);
+    let shutdown = connection.shutdown_handle();
+    let served = runtime.spawn(std::future::IntoFuture::into_future(connection));
+
+    let batch = "GET /plaintext HTTP/1.1\r\nHost: bench\r\n\r\n"
+        .repeat(PER_BATCH)
+        .into_bytes();
+    // Warm twice: the second batch is the first whose target the connection has seen twice in
+    // a row, which is when its `Uri` is cached (`proto/target.rs`).
+    let warm = runtime.block_on(first_answers(&mut client, &batch));
+    assert_eq!(count(&warm, b"Hello, World!"), PER_BATCH);
+    let mut answer = vec![0u8; warm.len()];
+    runtime.block_on(round_trip(&mut client, &batch, &mut answer));
+
+    let mut per_batch = Vec::with_capacity(BATCHES);
+    for _ in 0..BATCHES {
+        let counted = allocation_counter::measure(|| {
+            runtime.block_on(round_trip(&mut client, &batch, &mut answer));
+        });
+        per_batch.push(counted.count_total);
+        assert_eq!(count(&answer, b"Hello, World!"), PER_BATCH);
+    }
+    shutdown.graceful_shutdown();
+    drop(client);
+    runtime.block_on(served).unwrap();
+
+    let boxed = allocation_counter::measure(|| drop(std::hint::black_box(Box::new(0u8))));
+    assert_eq!(boxed.count_total, 1, "allocations are not being counted");
+    // As above, a batch may see the `Date` line formatted again when the second ticks over.
+    let fewest = *per_batch.iter().min().unwrap();
+    let most = *per_batch.iter().max().unwrap();
+    assert_eq!(
+        fewest, 0,
+        "inline answers allocated, per batch: {per_batch:?}"
+    );
+    assert!(
+        most <= 1,
+        "more than one Date line per batch: {per_batch:?}"
+    );
+}

@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{header, HeaderValue, Request, Response, StatusCode};
-use pipelined::{get, post, Body, IntoResponse, PathParams, ResponseBody, Router};
+use pipelined::{
+    get, get_inline, post, Answer, Body, IntoResponse, PathParams, ResponseBody, Router,
+};
 
 use crate::fanout::{Fanout, ServedAt};
 use crate::prometheus::Registry;
@@ -18,7 +20,8 @@ const INDEX: &str = "\
 pipelined: pipelined HTTP/1.1 requests run concurrently, answers leave in request order.
 
 GET  /             this index
-GET  /plaintext    200 text/plain \"Hello, World!\"
+GET  /plaintext    200 text/plain \"Hello, World!\", answered inline from the parsed head
+GET  /plaintext-service  the same answer through a tower Service handler (compare the paths)
 GET  /delay/{ms}   waits ms milliseconds (0-60000), then answers with the path
 POST /echo         answers with the request body, streamed back byte for byte
 GET  /work/{n}     n rounds of hashing (1-100000000) on a fixed pool of one worker per core;
@@ -50,7 +53,8 @@ pub fn app(own: ServedAt, metrics: Option<Arc<Registry>>) -> Result<Router, Stri
     };
     let app = Router::new()
         .route("/", get(move |_req| std::future::ready(index.clone())))
-        .route("/plaintext", get(plaintext))
+        .route("/plaintext", get_inline(|_head| plaintext_inline()))
+        .route("/plaintext-service", get(plaintext))
         .route("/delay/{ms}", get(delay))
         .route("/echo", post(echo))
         .route(
@@ -63,12 +67,17 @@ pub fn app(own: ServedAt, metrics: Option<Arc<Registry>>) -> Result<Router, Stri
         .route("/fanout", get(move |req| fanout.clone().answer(req)))
         .route("/healthz", get(|_req| async { "ok\n" }))
         // No demo handler reads `MatchedPath`, and the engine's request counter gets the route
-        // from the router as it routes: /plaintext keeps its extensions empty and unallocated.
+        // from the router as it routes: /plaintext-service keeps its extensions empty and unallocated.
         .without_matched_path();
     Ok(match metrics {
         Some(metrics) => app.route("/metrics", get(move |_req| render(metrics.clone()))),
         None => app,
     })
+}
+
+/// `/plaintext` on the inline path: no request built, no future, the body static.
+fn plaintext_inline() -> Answer {
+    Answer::new(StatusCode::OK).body(HeaderValue::from_static("text/plain"), "Hello, World!")
 }
 
 async fn plaintext(_req: Request<Body>) -> Response<ResponseBody> {

@@ -7,6 +7,7 @@
 //! loop of synchronous steps, and one write: no future is created per request, and a finished
 //! response in order never enters the queue.
 
+mod inline;
 mod socket;
 mod start;
 
@@ -38,7 +39,7 @@ use crate::proto::encode::RequestInfo;
 use crate::shared::InsertInfo;
 use crate::shutdown::Shutdown;
 use crate::stats::ServerStats;
-use crate::Config;
+use crate::{Config, Router};
 
 /// What a turn of the state machine asks of [`Conn::run`].
 enum Step {
@@ -63,6 +64,9 @@ pub(crate) struct Conn<'a, I, S: Service<Request<Body>>, B> {
     /// The read side's state, and every decision to close.
     keep_alive: KeepAlive,
     dispatcher: Dispatcher<S>,
+    /// The served `Router`, when it is one with inline handlers: the inline path
+    /// (connection/inline.rs).
+    inline: Option<Router>,
     /// Resolves when the server stops taking requests; gone once it has.
     shutdown: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
     deadline: Deadline,
@@ -107,6 +111,7 @@ where
             spare_body: None,
             order: Order::new(config.max_pipeline_depth),
             keep_alive: KeepAlive::default(),
+            inline: inline_router(&service),
             dispatcher: Dispatcher::new(service, spawned, config, connect_info),
             shutdown: Some(draining),
             deadline: Deadline::default(),
@@ -328,4 +333,12 @@ fn record(span: &tracing::Span, status: http::StatusCode, timing: Option<(Durati
         span.record("pipeline.queue_ms", queue.as_secs_f64() * 1000.0);
     }
     tracing::debug!(parent: span, "answered");
+}
+
+/// The served service as a `Router` with inline handlers, if it is one: found by type, so that
+/// `serve(listener, router)` gets the inline path without asking, and a router inside a layer
+/// or another service (whose requests must pass through it) does not.
+fn inline_router<S: 'static>(service: &S) -> Option<Router> {
+    let router = (service as &dyn std::any::Any).downcast_ref::<Router>()?;
+    router.has_inline().then(|| router.clone())
 }

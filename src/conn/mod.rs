@@ -1,7 +1,7 @@
 //! The HTTP/1.1 engine: one connection, served by one state machine ([`connection::Conn`]).
 //!
 //! Where each rule lives, in the order a request meets them:
-//! - **parsed:** [`read::Input::next_head`], through the parser in
+//! - **parsed:** [`read::Input::next_parsed`], through the parser in
 //!   [`proto::request`](crate::proto::request) (httparse, then RFC 9112's rules); the body is
 //!   decoded to its exact end by [`read::Pump`] before the next head is parsed;
 //! - **started:** `Conn::next_request` and `Conn::start_request` (connection/start.rs), once

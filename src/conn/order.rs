@@ -193,6 +193,7 @@ mod tests {
         match &slot.kind {
             SlotKind::Ready(Outcome::Response(response, _)) => response.status().as_u16(),
             SlotKind::Ready(Outcome::Engine { error, .. }) => error.status.as_u16(),
+            SlotKind::Ready(Outcome::Inline(respond, _)) => respond.status.as_u16(),
             SlotKind::Pending(_) => panic!("pending"),
             SlotKind::Continue => 100,
         }

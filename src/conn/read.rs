@@ -6,14 +6,15 @@ use std::io;
 use std::pin::{pin, Pin};
 use std::task::{Context, Poll};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 use tokio::sync::mpsc;
 
 use crate::body::{BodyError, Chunk};
 use crate::proto::decode::{Decoded, Decoder};
 use crate::proto::error::EngineError;
-use crate::proto::request::{Framing, Head, Parser};
+use crate::proto::request::{Framing, Head, Parsed, Parser};
+use crate::proto::trusted::Validated;
 use crate::Config;
 
 /// Bytes reserved in the read buffer before each socket read: enough for a pipelined batch of
@@ -41,14 +42,23 @@ impl Input {
         }
     }
 
-    /// Parses the next request head from the buffer; `None` when more bytes are needed.
-    pub(crate) fn next_head(&mut self, c: &Config) -> Result<Option<Head>, EngineError> {
-        self.parser.parse(
-            &mut self.buf,
-            c.max_header_bytes,
-            c.max_headers,
-            c.max_body_bytes,
-        )
+    /// Parses and checks the next request head from the buffer; `None` when more bytes are
+    /// needed.
+    #[inline]
+    pub(crate) fn next_parsed(&mut self, c: &Config) -> Result<Option<Parsed>, EngineError> {
+        self.parser
+            .parse_head(&mut self.buf, c.max_header_bytes, c.max_headers)
+    }
+
+    /// Builds the `http::Request` of the head [`Input::next_parsed`] gave last.
+    #[inline]
+    pub(crate) fn build(&mut self, parsed: Parsed, c: &Config) -> Result<Head, EngineError> {
+        self.parser.build(parsed, c.max_body_bytes)
+    }
+
+    /// The header fields of the head [`Input::next_parsed`] gave last.
+    pub(crate) fn fields<'a>(&'a self, parsed: &'a Parsed) -> (&'a Validated, &'a Bytes) {
+        self.parser.fields(parsed)
     }
 
     /// Reads whatever the socket has; `Ok(0)` is EOF.

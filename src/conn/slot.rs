@@ -6,6 +6,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::body::BodyError;
+use crate::inline::Respond;
 use crate::proto::encode::{self, Plan, RequestInfo};
 use crate::proto::error::EngineError;
 
@@ -63,6 +64,8 @@ pub(crate) enum Outcome<B> {
     Response(Response<B>, Plan),
     /// An answer the engine writes itself: a refused request, or a failed or panicked handler.
     Engine { error: EngineError, close: bool },
+    /// An inline handler's answer ([`Answer`](crate::Answer)), planned as a response is.
+    Inline(Respond, Plan),
 }
 
 impl<B: http_body::Body> Outcome<B> {
@@ -77,18 +80,26 @@ impl<B: http_body::Body> Outcome<B> {
     /// processed).
     pub(crate) fn ends_connection(&self) -> bool {
         match self {
-            Outcome::Response(_, plan) => plan.close,
+            Outcome::Response(_, plan) | Outcome::Inline(_, plan) => plan.close,
             Outcome::Engine { close, .. } => *close,
         }
     }
 }
 
 impl<B> Outcome<B> {
+    /// An inline handler's answer to the request described by `info`.
+    pub(crate) fn inline(respond: Respond, info: RequestInfo) -> Self {
+        let len = Some(respond.body.len() as u64);
+        let plan = encode::plan(respond.status, respond.fields(), len, info, false);
+        Outcome::Inline(respond, plan)
+    }
+
     /// The status this answer is written with.
     pub(crate) fn status(&self) -> http::StatusCode {
         match self {
             Outcome::Response(response, _) => response.status(),
             Outcome::Engine { error, .. } => error.status,
+            Outcome::Inline(respond, _) => respond.status,
         }
     }
 

@@ -18,6 +18,7 @@ use http_body::Body as HttpBody;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::slot::Outcome;
+use crate::inline::Respond;
 use crate::proto::date;
 use crate::proto::encode::{self, BodyFraming, Plan, RequestInfo};
 use crate::proto::error::EngineError;
@@ -161,6 +162,10 @@ impl Output {
             Outcome::Response(response, plan) => {
                 self.encode_response(response, info, plan.closing(last), timing, spare)
             }
+            Outcome::Inline(respond, plan) => {
+                self.encode_inline(respond, info, plan.closing(last), timing);
+                Encoded::Whole
+            }
         }
     }
 
@@ -203,6 +208,21 @@ impl Output {
             written: 0,
             trailers: None,
         })
+    }
+
+    /// An inline handler's answer: head and body straight into the buffer.
+    fn encode_inline(
+        &mut self,
+        respond: Respond,
+        info: RequestInfo,
+        plan: Plan,
+        timing: Option<(Duration, Duration)>,
+    ) {
+        let (status, fields) = (respond.status, respond.fields());
+        let framing = encode::response_head(&mut self.buf, status, fields, info, plan, timing);
+        if framing != BodyFraming::None {
+            self.buf.extend_from_slice(&respond.body);
+        }
     }
 
     /// A response the engine makes itself: the status and a one-line reason.
@@ -451,7 +471,11 @@ mod tests {
         };
         assert!(spare.is_none(), "taken, not copied");
         let back = streaming.into_box();
-        assert_eq!(Some(&*back as *const Option<Frames>), spare_at, "the same box");
+        assert_eq!(
+            Some(&*back as *const Option<Frames>),
+            spare_at,
+            "the same box"
+        );
         assert!(back.is_none(), "the body is dropped");
     }
 

@@ -7,7 +7,7 @@ use std::ops::Range;
 
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName};
-use http::{Method, Request, StatusCode, Version};
+use http::{Method, Request, StatusCode, Uri, Version};
 
 use super::error::EngineError;
 use super::target::TargetCache;
@@ -51,6 +51,8 @@ pub(crate) struct Parser {
     names: NameCache,
     /// The last target and its URI ([`TargetCache`]).
     targets: TargetCache,
+    /// The last `Host` found valid ([`HostCache`]).
+    hosts: HostCache,
 }
 
 /// Header names cached by position: a client sends the same names in the same order and
@@ -128,15 +130,14 @@ impl Parser {
         *self = Parser::default();
     }
 
-    /// Parses one request head from the front of `buf`, removing it on success; `None` when
-    /// more bytes are needed.
-    pub(crate) fn parse(
+    /// Parses one request head from the front of `buf`, removing it on success, and applies the
+    /// rules that need no `http::Request` (target, Host); `None` when more bytes are needed.
+    pub(crate) fn parse_head(
         &mut self,
         buf: &mut BytesMut,
         max_header_bytes: usize,
         max_headers: usize,
-        max_body_bytes: u64,
-    ) -> Result<Option<Head>, EngineError> {
+    ) -> Result<Option<Parsed>, EngineError> {
         let parsed = match self.parse_syntax(buf, max_headers) {
             // httparse judges the version as soon as it sees it; whether it is a later 1.x
             // (served as 1.1), another major (505) or garbage (400) is only known once the
@@ -161,8 +162,28 @@ impl Parser {
             return Err(too_large(buf, max_header_bytes));
         }
         let bytes = buf.split_to(len).freeze();
-        let head = self.build(bytes, line, max_body_bytes)?;
-        Ok(Some(head))
+        self.check(bytes, line).map(Some)
+    }
+
+    /// Parses one request head as [`Parser::parse_head`] does and builds its `http::Request`
+    /// (the connection does the two apart, for the inline path in between).
+    #[cfg(any(test, fuzzing, feature = "bench-internals"))]
+    pub(crate) fn parse(
+        &mut self,
+        buf: &mut BytesMut,
+        max_header_bytes: usize,
+        max_headers: usize,
+        max_body_bytes: u64,
+    ) -> Result<Option<Head>, EngineError> {
+        match self.parse_head(buf, max_header_bytes, max_headers)? {
+            Some(parsed) => self.build(parsed, max_body_bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The headers of `parsed`, the head this parser parsed last, for a [`HeadView`](crate::HeadView).
+    pub(crate) fn fields<'a>(&'a self, parsed: &'a Parsed) -> (&'a Validated, &'a Bytes) {
+        (&self.validated, &parsed.bytes)
     }
 
     /// Runs httparse, records header positions, and returns the request line and head length.
@@ -211,39 +232,61 @@ impl Parser {
         Ok(Some((line, len)))
     }
 
-    /// Turns the raw head into an `http::Request` and applies the RFC rules.
-    fn build(
+    /// The rules a head must pass before anything is built from it: its target's form
+    /// ([`TargetCache::parse`]) and its `Host`; and what the rest need to know of its headers.
+    fn check(&mut self, bytes: Bytes, line: Line) -> Result<Parsed, EngineError> {
+        // Noted from the raw headers, so that the common request (Host, maybe Connection,
+        // nothing else of interest) needs no map lookups, or no map at all (the inline path).
+        let mut seen = Seen::default();
+        for (name, value) in self.validated.raw_fields(&bytes) {
+            let at = value.as_ptr() as usize - bytes.as_ptr() as usize;
+            seen.note(name, at..at + value.len(), value);
+        }
+        let uri = self.targets.parse(&line.method, bytes.slice(line.target))?;
+        let host = seen.host.clone().map(|r| &bytes[r]);
+        self.hosts.check(host, seen.hosts, line.version)?;
+        Ok(Parsed {
+            bytes,
+            method: line.method,
+            uri,
+            version: line.version,
+            seen,
+        })
+    }
+
+    /// Turns the head this parser parsed last into an `http::Request` and applies the rules
+    /// that read its header map (body framing, `Expect`).
+    pub(crate) fn build(
         &mut self,
-        bytes: Bytes,
-        line: Line,
+        parsed: Parsed,
         max_body_bytes: u64,
     ) -> Result<Head, EngineError> {
+        let close = parsed.close();
+        let Parsed {
+            ref bytes,
+            method,
+            uri,
+            version,
+            ref seen,
+        } = parsed;
         // The map is filled in place inside the request rather than built apart and moved in,
         // which would also drop the request's empty default map.
         let mut request = Request::new(Body::empty());
         let headers = request.headers_mut();
         headers.reserve(self.validated.count());
-        // What the RFC rules need, noted from the raw headers while the map is built, so that
-        // the common request (Host, maybe Connection, nothing else of interest) needs no map
-        // lookups afterwards.
-        let mut seen = Seen::default();
-        for (position, (raw_name, value, at)) in self.validated.fields(&bytes).enumerate() {
+        for (position, (raw_name, value, _)) in self.validated.fields(bytes).enumerate() {
             let name = self.names.name(position, raw_name)?;
-            seen.note(&name, at, value.as_bytes());
             headers.append(name, value);
         }
-        let uri = self.targets.parse(&line.method, bytes.slice(line.target))?;
-        check_host(seen.host.map(|r| &bytes[r]), seen.hosts, line.version)?;
         let framing = if seen.framing {
-            framing(request.headers(), line.version, max_body_bytes)?
+            framing(request.headers(), version, max_body_bytes)?
         } else {
             Framing::Empty
         };
-        let close = seen.close || (line.version == Version::HTTP_10 && !seen.keep_alive);
-        let expect_continue = seen.expect && expects_continue(request.headers(), line.version)?;
-        *request.method_mut() = line.method;
+        let expect_continue = seen.expect && expects_continue(request.headers(), version)?;
+        *request.method_mut() = method;
         *request.uri_mut() = uri;
-        *request.version_mut() = line.version;
+        *request.version_mut() = version;
         Ok(Head {
             request,
             framing,
@@ -253,8 +296,65 @@ impl Parser {
     }
 }
 
+/// A request head parsed and checked, before an `http::Request` is built from it
+/// ([`Parser::build`]): what the inline path answers from.
+#[derive(Debug)]
+pub(crate) struct Parsed {
+    /// The whole head, which the header fields are slices of.
+    bytes: Bytes,
+    pub(crate) method: Method,
+    pub(crate) uri: Uri,
+    pub(crate) version: Version,
+    seen: Seen,
+}
+
+impl Parsed {
+    /// The head is the whole request: no body follows it and no `100 Continue` is awaited.
+    pub(crate) fn is_whole(&self) -> bool {
+        !self.seen.framing && !self.seen.expect
+    }
+
+    /// The connection must close after this request's answer.
+    pub(crate) fn close(&self) -> bool {
+        self.seen.close || (self.version == Version::HTTP_10 && !self.seen.keep_alive)
+    }
+}
+
+/// The longest `Host` value cached (a DNS name is at most 253 bytes, a port 6 more).
+const CACHED_HOST_LEN: usize = 260;
+
+/// The last `Host` value found valid, per connection: a client sends the same one on every
+/// request, so its grammar check ([`check_host`], ~100 instructions) runs once. The verdict is
+/// the same either way: for a single, non-empty `Host` it depends on the value's bytes alone.
+#[derive(Debug, Default)]
+struct HostCache(Vec<u8>);
+
+impl HostCache {
+    /// [`check_host`], skipped for the value last found valid.
+    fn check(
+        &mut self,
+        host: Option<&[u8]>,
+        count: usize,
+        version: Version,
+    ) -> Result<(), EngineError> {
+        if let (Some(value), 1) = (host, count) {
+            if !value.is_empty() && value == self.0 {
+                return Ok(());
+            }
+        }
+        check_host(host, count, version)?;
+        if let (Some(value), 1) = (host, count) {
+            if value.len() <= CACHED_HOST_LEN {
+                self.0.clear();
+                self.0.extend_from_slice(value);
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Headers with rules of their own, as seen in one request.
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Seen {
     /// Where the first `Host` value sits in the head.
     host: Option<Range<usize>>,
@@ -270,26 +370,29 @@ struct Seen {
 }
 
 impl Seen {
-    /// Records one header; `at` is where `value` sits in the head.
-    fn note(&mut self, name: &HeaderName, at: Range<usize>, value: &[u8]) {
-        match *name {
-            header::HOST => {
+    /// Records one header, by its name as sent; `at` is where `value` sits in the head. The
+    /// length picks the one name to compare, so most headers cost a single match.
+    fn note(&mut self, name: &[u8], at: Range<usize>, value: &[u8]) {
+        let is = |known: &str| name.eq_ignore_ascii_case(known.as_bytes());
+        match name.len() {
+            4 if is("host") => {
                 self.hosts += 1;
                 self.host.get_or_insert(at);
             }
-            header::CONTENT_LENGTH | header::TRANSFER_ENCODING => self.framing = true,
+            14 if is("content-length") => self.framing = true,
+            17 if is("transfer-encoding") => self.framing = true,
             // The usual value, `keep-alive` alone, without splitting it into a list.
-            header::CONNECTION if value.eq_ignore_ascii_case(b"keep-alive") => {
+            10 if is("connection") && value.eq_ignore_ascii_case(b"keep-alive") => {
                 self.keep_alive = true;
             }
             // RFC 9112 §9.3: the options may be spread over several Connection headers.
-            header::CONNECTION => {
+            10 if is("connection") => {
                 for token in value_tokens(value) {
                     self.close |= token.eq_ignore_ascii_case(b"close");
                     self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
                 }
             }
-            header::EXPECT => self.expect = true,
+            6 if is("expect") => self.expect = true,
             _ => {}
         }
     }
@@ -763,6 +866,23 @@ mod tests {
         for host in valid {
             assert!(valid_host(host.as_bytes()), "{host:?} was refused");
         }
+    }
+
+    #[test]
+    fn a_cached_host_is_only_the_last_one_found_valid() {
+        let mut cache = HostCache::default();
+        let v11 = Version::HTTP_11;
+        assert!(cache.check(Some(b"a:80"), 1, v11).is_ok());
+        assert_eq!(cache.0, b"a:80", "remembered once valid");
+        assert!(cache.check(Some(b"a:80"), 1, v11).is_ok());
+        assert!(
+            cache.check(Some(b"a:80"), 2, v11).is_err(),
+            "two Hosts, cached or not"
+        );
+        assert!(cache.check(Some(b"a b"), 1, v11).is_err());
+        assert_eq!(cache.0, b"a:80", "an invalid one is not remembered");
+        assert!(cache.check(None, 0, v11).is_err());
+        assert!(cache.check(Some(b""), 1, v11).is_err());
     }
 
     /// The reason, sent as the 400's body, names what is wrong with the Host.

@@ -60,6 +60,17 @@ impl Validated {
         self.fields.len()
     }
 
+    /// Each recorded header of `head` as its name's and value's bytes, nothing built: what an
+    /// inline handler's [`HeadView`](crate::HeadView) reads.
+    pub(crate) fn raw_fields<'h>(
+        &'h self,
+        head: &'h [u8],
+    ) -> impl Iterator<Item = (&'h [u8], &'h [u8])> + 'h {
+        self.fields
+            .iter()
+            .map(move |f| (&head[f.name.clone()], &head[f.value.clone()]))
+    }
+
     /// Each recorded header of `head`: the name's bytes, the value, and where the value sits.
     /// `head` must be (the front of) the buffer [`Validated::record`] was given, unchanged.
     ///

@@ -38,20 +38,10 @@ where
         }
         let head = match self.keep_alive.take_parsed() {
             Some(head) => *head,
-            None => match self.input.next_head(self.config) {
-                Ok(Some(head)) => {
-                    self.deadline.head_parsed();
-                    #[cfg(feature = "metrics")]
-                    if let Some(meter) = &mut self.meter {
-                        meter.read();
-                    }
-                    head
-                }
+            None => match self.next_head(cx) {
+                Ok(Some(head)) => head,
                 Ok(None) => return Next::NeedBytes,
-                Err(error) => {
-                    self.refuse(error, cx);
-                    return Next::Started;
-                }
+                Err(Answered) => return Next::Started,
             },
         };
         let ready = match self.dispatcher.poll_admit(head.request.method(), cx) {
@@ -63,6 +53,35 @@ where
         };
         self.start_request(head, ready, cx);
         Next::Started
+    }
+
+    /// Parses the next head and answers it inline when its route can ([`Conn::try_inline`]);
+    /// else builds its `http::Request` for the service. `Err`: it was answered (inline, or
+    /// refused).
+    fn next_head(&mut self, cx: &mut Context<'_>) -> Result<Option<Head>, Answered> {
+        let parsed = match self.input.next_parsed(self.config) {
+            Ok(Some(parsed)) => parsed,
+            Ok(None) => return Ok(None),
+            Err(error) => {
+                self.refuse(error, cx);
+                return Err(Answered);
+            }
+        };
+        self.deadline.head_parsed();
+        #[cfg(feature = "metrics")]
+        if let Some(meter) = &mut self.meter {
+            meter.read();
+        }
+        if self.try_inline(&parsed, cx) {
+            return Err(Answered);
+        }
+        match self.input.build(parsed, self.config) {
+            Ok(head) => Ok(Some(head)),
+            Err(error) => {
+                self.refuse(error, cx);
+                Err(Answered)
+            }
+        }
     }
 
     /// Hands a request to the service, gives its response a place in the order, and tells
@@ -85,21 +104,7 @@ where
         }
         self.dispatcher.prepare(&mut request);
         self.seq += 1;
-        // The request's span (debug level: free unless enabled) covers its handler, inline or
-        // on its own task, and is closed with the status and timings when it is answered.
-        // Field names follow OpenTelemetry's HTTP conventions; the pipeline's own are prefixed.
-        let span = tracing::debug_span!(
-            "http.request",
-            http.request.method = %request.method(),
-            url.path = %request.uri().path(),
-            // Recorded by the Router (`MatchedPath`) when a route matches.
-            http.route = tracing::field::Empty,
-            network.protocol.version = protocol_version(request.version()),
-            http.response.status_code = tracing::field::Empty,
-            pipeline.seq = self.seq,
-            pipeline.handler_ms = tracing::field::Empty,
-            pipeline.queue_ms = tracing::field::Empty,
-        );
+        let span = request_span(request.method(), request.uri(), request.version(), self.seq);
         let started = self.timed.then(|| self.now());
         let (outcome, labels) = match ready {
             Ok(()) => self.dispatcher.start(cx, request, info, &span),
@@ -176,7 +181,7 @@ where
     /// Encodes a finished answer at once when [`Order::place`](crate::conn::order::Order::place)
     /// says it is next, else queues it; `may_encode`: nothing but order holds it back.
     #[allow(clippy::too_many_arguments)]
-    fn answer_in_order(
+    pub(super) fn answer_in_order(
         &mut self,
         outcome: Outcome<B>,
         info: RequestInfo,
@@ -205,6 +210,9 @@ where
         self.streaming.is_none() && !self.output.is_full()
     }
 }
+
+/// The request was answered where it was parsed (inline, or refused).
+pub(super) struct Answered;
 
 /// What the read side did with the next request.
 pub(super) enum Next {
@@ -239,6 +247,30 @@ pub(super) fn refused_info() -> RequestInfo {
         version: http::Version::HTTP_11,
         head_method: false,
     }
+}
+
+/// The span of request number `seq` of the connection (debug level: free unless enabled). It
+/// covers its handler, inline or on its own task, and is closed with the status and timings
+/// when it is answered. Field names follow OpenTelemetry's HTTP conventions; the pipeline's
+/// own are prefixed.
+pub(super) fn request_span(
+    method: &Method,
+    uri: &http::Uri,
+    version: http::Version,
+    seq: u64,
+) -> tracing::Span {
+    tracing::debug_span!(
+        "http.request",
+        http.request.method = %method,
+        url.path = %uri.path(),
+        // Recorded by the Router (`MatchedPath`) when a route matches.
+        http.route = tracing::field::Empty,
+        network.protocol.version = protocol_version(version),
+        http.response.status_code = tracing::field::Empty,
+        pipeline.seq = seq,
+        pipeline.handler_ms = tracing::field::Empty,
+        pipeline.queue_ms = tracing::field::Empty,
+    )
 }
 
 /// The `network.protocol.version` of an HTTP/1 request.
