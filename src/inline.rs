@@ -58,14 +58,14 @@ impl<'a> HeadView<'a> {
         method: &'a Method,
         uri: &'a Uri,
         version: Version,
-        params: &'a matchit::Params<'a, 'a>,
+        params: Option<&'a matchit::Params<'a, 'a>>,
         fields: (&'a Validated, &'a Bytes),
     ) -> Self {
         HeadView {
             method,
             uri,
             version,
-            params: Params::Matched(params),
+            params: params.map_or(Params::Owned(None), Params::Matched),
             headers: Headers::Raw(fields.0, fields.1),
         }
     }

@@ -643,20 +643,28 @@ impl Router {
     }
 
     /// The inline handler for `method` on `path`, if the route has one ([`get_inline`]): the
-    /// engine's inline path.
+    /// engine's inline path. `last` is the connection's [`LastRoute`].
     pub(crate) fn inline_at<'r, 'p>(
         &'r self,
         method: &Method,
         path: &'p str,
+        last: &mut LastRoute,
     ) -> Option<InlineAt<'r, 'p>> {
         let inner = &*self.inner;
-        let found = inner.matcher.at(path).ok()?;
-        let route = &inner.paths[*found.value];
+        let (index, params) = match last.index {
+            Some(index) if last.path == path.as_bytes() => (index, None),
+            _ => {
+                let found = inner.matcher.at(path).ok()?;
+                last.remember(path, *found.value, found.params.is_empty());
+                (*found.value, Some(found.params))
+            }
+        };
+        let route = &inner.paths[index];
         let inline = route.methods.find_inline(method)?;
         Some(InlineAt {
             route,
             inline,
-            params: found.params,
+            params,
         })
     }
 
@@ -667,11 +675,37 @@ impl Router {
     }
 }
 
+/// The longest path [`LastRoute`] keeps.
+const LAST_ROUTE_PATH: usize = 256;
+
+/// The last path a connection's inline path matched, and its route, kept when the route has
+/// no parameters: a client that repeats a path (a health check, a poller, a load generator)
+/// skips matchit's lookup (~180 instructions). A path matches the same route every time (the
+/// router cannot change once served), so the answer is the same.
+#[derive(Debug, Default)]
+pub(crate) struct LastRoute {
+    path: Vec<u8>,
+    /// The route's position; `None` while nothing is kept.
+    index: Option<usize>,
+}
+
+impl LastRoute {
+    fn remember(&mut self, path: &str, index: usize, plain: bool) {
+        self.path.clear();
+        self.index = None;
+        if plain && path.len() <= LAST_ROUTE_PATH {
+            self.path.extend_from_slice(path.as_bytes());
+            self.index = Some(index);
+        }
+    }
+}
+
 /// A route's inline handler, matched for one request ([`Router::inline_at`]).
 pub(crate) struct InlineAt<'r, 'p> {
     route: &'r Path,
     inline: &'r Inline,
-    params: matchit::Params<'r, 'p>,
+    /// `None`: the route has no parameters ([`LastRoute`]).
+    params: Option<matchit::Params<'r, 'p>>,
 }
 
 impl InlineAt<'_, '_> {
@@ -691,7 +725,7 @@ impl InlineAt<'_, '_> {
         fields: (&crate::proto::trusted::Validated, &bytes::Bytes),
     ) -> Answer {
         record_route(&self.route.matched);
-        let head = HeadView::raw(method, uri, version, &self.params, fields);
+        let head = HeadView::raw(method, uri, version, self.params.as_ref(), fields);
         self.inline.call(&head)
     }
 }
@@ -806,6 +840,44 @@ mod tests {
         assert_eq!(answered_by(&app, Method::GET, "/x").await, "second get");
         assert_eq!(answered_by(&app, Method::POST, "/x").await, "post");
         assert_eq!(answered_by(&app, Method::PUT, "/x").await, "put");
+    }
+
+    #[test]
+    fn the_last_plain_route_is_kept_and_a_route_with_parameters_is_not() {
+        let text = |_: &HeadView<'_>| Answer::text("x");
+        let app = Router::new()
+            .route("/a", get_inline(text))
+            .route("/b", get_inline(text))
+            .route("/p/{id}", get_inline(text));
+        let mut last = LastRoute::default();
+        let at = |last: &mut LastRoute, method: Method, path: &'static str| {
+            app.inline_at(&method, path, last)
+                .map(|at| (at.route.matched.as_str(), at.params.is_some()))
+        };
+        assert_eq!(at(&mut last, Method::GET, "/a"), Some(("/a", true)));
+        assert_eq!((&last.path[..], last.index), (&b"/a"[..], Some(0)));
+        assert_eq!(
+            at(&mut last, Method::GET, "/a"),
+            Some(("/a", false)),
+            "kept"
+        );
+        assert_eq!(at(&mut last, Method::POST, "/a"), None, "kept, but no POST");
+        assert_eq!(
+            at(&mut last, Method::GET, "/b"),
+            Some(("/b", true)),
+            "another"
+        );
+        assert_eq!(last.index, Some(1));
+        for _ in 0..2 {
+            let routed = at(&mut last, Method::GET, "/p/7");
+            assert_eq!(
+                routed,
+                Some(("/p/{id}", true)),
+                "parameters: matched each time"
+            );
+            assert_eq!(last.index, None);
+        }
+        assert_eq!(at(&mut last, Method::GET, "/nope"), None);
     }
 
     #[tokio::test]

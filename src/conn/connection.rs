@@ -36,6 +36,7 @@ use super::write::{BodyBox, Encoded, Output, Streamed, Streaming};
 use super::{ConnBody, ConnService};
 use crate::body::Body;
 use crate::proto::encode::RequestInfo;
+use crate::router::LastRoute;
 use crate::shared::InsertInfo;
 use crate::shutdown::Shutdown;
 use crate::stats::ServerStats;
@@ -67,6 +68,8 @@ pub(crate) struct Conn<'a, I, S: Service<Request<Body>>, B> {
     /// The served `Router`, when it is one with inline handlers: the inline path
     /// (connection/inline.rs).
     inline: Option<Router>,
+    /// The route the inline path matched last ([`LastRoute`]).
+    last_route: LastRoute,
     /// Resolves when the server stops taking requests; gone once it has.
     shutdown: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
     deadline: Deadline,
@@ -112,6 +115,7 @@ where
             order: Order::new(config.max_pipeline_depth),
             keep_alive: KeepAlive::default(),
             inline: inline_router(&service),
+            last_route: LastRoute::default(),
             dispatcher: Dispatcher::new(service, spawned, config, connect_info),
             shutdown: Some(draining),
             deadline: Deadline::default(),

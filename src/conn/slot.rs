@@ -90,7 +90,9 @@ impl<B> Outcome<B> {
     /// An inline handler's answer to the request described by `info`.
     pub(crate) fn inline(respond: Respond, info: RequestInfo) -> Self {
         let len = Some(respond.body.len() as u64);
-        let plan = encode::plan(respond.status, respond.fields(), len, info, false);
+        // Its `Content-Type` says nothing the plan needs: only the other headers are scanned.
+        let others = respond.headers.iter().map(|(name, value)| (name, value));
+        let plan = encode::plan(respond.status, others, len, info, false);
         Outcome::Inline(respond, plan)
     }
 

@@ -8,9 +8,6 @@ use http::{StatusCode, Version};
 
 use super::date;
 
-/// Durations shorter than this show as `0.000` ms.
-const MICROSECOND: Duration = Duration::from_micros(1);
-
 /// The `Server` header sent unless the service sets its own.
 const SERVER: &[u8] = b"server: pipelined\r\n";
 
@@ -224,14 +221,34 @@ fn field(dst: &mut Vec<u8>, name: &HeaderName, value: &HeaderValue) {
 /// The `Server-Timing` field line ([`server_timing_value`]). A line of its own, so a
 /// service's own `Server-Timing` is kept beside it.
 fn server_timing(dst: &mut Vec<u8>, handler: Duration, queue: Duration) {
-    if handler < MICROSECOND && queue < MICROSECOND {
-        // A quick handler answered in order (most pipelined answers): one copy.
-        dst.extend_from_slice(b"server-timing: handler;dur=0.000, queue;dur=0.000\r\n");
+    if handler < SHORT && queue < SHORT {
+        // Both under 10 ms (nearly every answer): the digits patched into a copy of the line,
+        // which goes into the buffer in one copy.
+        let mut line = *SHORT_LINE;
+        short_millis(&mut line[27..32], handler);
+        short_millis(&mut line[44..49], queue);
+        dst.extend_from_slice(&line);
         return;
     }
     dst.extend_from_slice(b"server-timing: ");
     server_timing_value(dst, handler, queue);
     dst.extend_from_slice(b"\r\n");
+}
+
+/// Durations [`server_timing`] writes into [`SHORT_LINE`]: one digit before the point.
+const SHORT: Duration = Duration::from_millis(10);
+
+/// The `Server-Timing` line of two durations under [`SHORT`], digits to be filled in.
+const SHORT_LINE: &[u8; 51] = b"server-timing: handler;dur=0.000, queue;dur=0.000\r\n";
+
+/// Writes a duration under [`SHORT`] over `0.000` (`dst`: 5 bytes), as [`millis`] would.
+fn short_millis(dst: &mut [u8], d: Duration) {
+    let micros = d.subsec_micros();
+    let digit = |n: u32| b'0' + (n % 10) as u8;
+    dst[0] = digit(micros / 1000);
+    dst[2] = digit(micros / 100);
+    dst[3] = digit(micros / 10);
+    dst[4] = digit(micros);
 }
 
 /// `handler;dur=…, queue;dur=…` (milliseconds): how long the handler ran, and how long its
@@ -326,9 +343,11 @@ mod tests {
         let mut value = Vec::new();
         server_timing_value(&mut value, handler, queue);
         assert_eq!(value, b"handler;dur=1.234, queue;dur=0.000");
-        // The all-zero line is a shortcut: it must agree with the general one on each side of
-        // a microsecond, for either duration.
+        // The line of two durations under 10 ms is a shortcut: it must agree with the general
+        // one for every digit and on each side of its bounds, for either duration.
         let micro = Duration::from_micros(1);
+        let just_under = Duration::from_nanos(9_999_999);
+        let ten = Duration::from_millis(10);
         let pairs = [
             (handler, queue),
             (Duration::ZERO, Duration::ZERO),
@@ -336,6 +355,11 @@ mod tests {
             (micro, Duration::ZERO),
             (Duration::ZERO, micro),
             (Duration::ZERO, handler),
+            (Duration::from_micros(9_876), Duration::from_micros(5_432)),
+            (just_under, just_under),
+            (ten, Duration::ZERO),
+            (Duration::ZERO, ten),
+            (Duration::from_secs(3), Duration::from_micros(7)),
         ];
         for (handler, queue) in pairs {
             let (mut line, mut value) = (Vec::new(), Vec::new());

@@ -36,7 +36,8 @@ where
         if !parsed.is_whole() || !is_safe(&parsed.method) {
             return false;
         }
-        let Some(at) = router.inline_at(&parsed.method, parsed.uri.path()) else {
+        let path = parsed.uri.path();
+        let Some(at) = router.inline_at(&parsed.method, path, &mut self.last_route) else {
             return false;
         };
         // The barrier and the service's readiness, as for any request. For a safe method this
