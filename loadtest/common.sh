@@ -85,7 +85,7 @@ servers() {
   echo "ordered-bare|$BIN serve --no-metrics --no-server-timing --bind 127.0.0.1:{PORT}"
   echo "hyper-engine|$BIN serve --engine hyper --no-metrics --bind 127.0.0.1:{PORT}"
   [ "${PEERS:-1}" = 0 ] && return 0
-  for peer in hyper-peer actix-peer raw-limit; do
+  for peer in hyper-peer pipelined-peer actix-peer raw-limit; do
     if [ -x "$PEERS_DIR/$peer" ]; then
       echo "$peer|$PEERS_DIR/$peer 127.0.0.1:{PORT}"
     else

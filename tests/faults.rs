@@ -11,39 +11,16 @@ mod common;
 
 use std::io;
 use std::pin::Pin;
-use std::sync::Once;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use common::{get, serve, with_body, Client, HANG};
+use common::{get, quiet_expected_panics, serve, with_body, Client, EXPECTED, HANG};
 use http::{Request, Response};
 use http_body::Frame;
 use pipelined::{Body, BoxError, PathParams, ResponseBody, Route, Router};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tower::ServiceExt;
-
-/// Marks the panics these tests cause on purpose.
-const EXPECTED: &str = "[expected panic]";
-
-/// Keeps deliberate panics (handlers, bodies) out of the test output; every other panic (a failed
-/// assertion) still reaches the default hook.
-fn quiet_expected_panics() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let payload = info.payload();
-            let message = payload
-                .downcast_ref::<&str>()
-                .copied()
-                .or_else(|| payload.downcast_ref::<String>().map(String::as_str));
-            if !message.is_some_and(|m| m.contains(EXPECTED)) {
-                default(info);
-            }
-        }));
-    });
-}
 
 /// `GET /ok/{n}` answers `ok {n}`.
 fn ok_route() -> pipelined::MethodRouter {

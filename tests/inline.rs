@@ -19,35 +19,13 @@
 mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex};
 
-use common::{get, serve, with_body, Client, RawResponse};
+use common::{get, quiet_expected_panics, serve, with_body, Client, RawResponse, EXPECTED};
 use http::header::{CONTENT_LENGTH, LOCATION, SERVER};
 use http::{HeaderValue, Response, StatusCode};
 use pipelined::{get_inline, Answer, HeadView, ResponseBody, Router};
 use tokio::sync::Notify;
-
-/// Marks the panics these tests cause on purpose.
-const EXPECTED: &str = "[expected panic]";
-
-/// Keeps deliberate panics out of the test output; every other panic (a failed assertion)
-/// still reaches the default hook.
-fn quiet_expected_panics() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let payload = info.payload();
-            let message = payload
-                .downcast_ref::<&str>()
-                .copied()
-                .or_else(|| payload.downcast_ref::<String>().map(String::as_str));
-            if !message.is_some_and(|m| m.contains(EXPECTED)) {
-                default(info);
-            }
-        }));
-    });
-}
 
 /// A shared call counter.
 #[derive(Clone, Default)]

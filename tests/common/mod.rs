@@ -17,6 +17,28 @@ use tokio::task::JoinHandle;
 pub mod reading_stopped;
 pub mod unannounced;
 
+/// Marks the panics tests cause on purpose (in handlers, bodies), for [`quiet_expected_panics`].
+pub const EXPECTED: &str = "[expected panic]";
+
+/// Keeps deliberate panics (their message holds [`EXPECTED`]) out of the test output; every
+/// other panic (a failed assertion) still reaches the default hook.
+pub fn quiet_expected_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let payload = info.payload();
+            let message = payload
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| payload.downcast_ref::<String>().map(String::as_str));
+            if !message.is_some_and(|m| m.contains(EXPECTED)) {
+                default(info);
+            }
+        }));
+    });
+}
+
 /// How long a test waits for bytes before declaring the server hung.
 pub const HANG: Duration = Duration::from_secs(20);
 
