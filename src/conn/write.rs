@@ -9,12 +9,13 @@ use std::any::Any;
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, Response};
 use http_body::Body as HttpBody;
+use http_body_util::Full;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::slot::Outcome;
@@ -53,6 +54,22 @@ pub(crate) struct Streaming<B> {
     written: u64,
     /// Boxed: rare, and a header map inline would size every connection.
     trailers: Option<Box<HeaderMap>>,
+}
+
+/// The whole body, taken without streaming it, when its type is one that holds it all: the
+/// router's own body type, and `Full<Bytes>` (hyper's and tower's usual answer), which is
+/// ready on its first poll by construction. `None`: the body is streamed.
+fn take_whole<B: 'static>(body: &mut B) -> Option<Bytes> {
+    let body = body as &mut dyn Any;
+    if let Some(body) = body.downcast_mut::<ResponseBody>() {
+        return body.take_whole();
+    }
+    let full = body.downcast_mut::<Full<Bytes>>()?;
+    match Pin::new(full).poll_frame(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(Some(Ok(frame))) => frame.into_data().ok(),
+        Poll::Ready(None) => Some(Bytes::new()),
+        Poll::Pending => None,
+    }
 }
 
 impl<B> Streaming<B> {
@@ -184,10 +201,7 @@ impl Output {
         let whole = if body.is_end_stream() {
             Some(Bytes::new())
         } else {
-            // The router's own body type hands over its bytes without being polled.
-            (body as &mut dyn Any)
-                .downcast_mut::<ResponseBody>()
-                .and_then(ResponseBody::take_whole)
+            take_whole(body)
         };
         let (status, headers) = (response.status(), response.headers());
         let framing = encode::response_head(&mut self.buf, status, headers, info, plan, timing);
@@ -477,6 +491,21 @@ mod tests {
             "the same box"
         );
         assert!(back.is_none(), "the body is dropped");
+    }
+
+    #[test]
+    fn a_full_body_is_written_whole_without_streaming() {
+        let mut output = Output::new(false);
+        let info = RequestInfo {
+            version: http::Version::HTTP_11,
+            head_method: false,
+        };
+        let body = http_body_util::Full::new(Bytes::from_static(b"whole"));
+        let outcome = Outcome::response(http::Response::new(body), info);
+        let encoded = output.encode(outcome, info, false, None, &mut None);
+        assert!(matches!(encoded, Encoded::Whole), "not streamed");
+        assert!(output.buf.starts_with(b"HTTP/1.1 200 OK\r\n"));
+        assert!(output.buf.ends_with(b"content-length: 5\r\n\r\nwhole"));
     }
 
     #[test]

@@ -122,6 +122,8 @@ struct Line {
     method: Method,
     target: Range<usize>,
     version: Version,
+    /// The headers with rules of their own, noted as httparse hands them over.
+    seen: Seen,
 }
 
 impl Parser {
@@ -217,6 +219,18 @@ impl Parser {
         };
         let offset = |s: &[u8]| s.as_ptr() as usize - buf.as_ptr() as usize;
         self.validated.record(buf, req.headers);
+        // Noted here, in the pass httparse's output is still hot in, so that the common request
+        // (Host, maybe Connection, nothing else of interest) needs no map lookups later, or no
+        // map at all (the inline path).
+        let mut seen = Seen::default();
+        for header in req.headers.iter() {
+            let at = offset(header.value);
+            seen.note(
+                header.name.as_bytes(),
+                at..at + header.value.len(),
+                header.value,
+            );
+        }
         let method = req.method.unwrap_or_default();
         let method = Method::from_bytes(method.as_bytes()).map_err(|_| httparse::Error::Token)?;
         let target = req.path.unwrap_or_default().as_bytes();
@@ -228,6 +242,7 @@ impl Parser {
             method,
             target: offset(target)..offset(target) + target.len(),
             version,
+            seen,
         };
         Ok(Some((line, len)))
     }
@@ -235,13 +250,7 @@ impl Parser {
     /// The rules a head must pass before anything is built from it: its target's form
     /// ([`TargetCache::parse`]) and its `Host`; and what the rest need to know of its headers.
     fn check(&mut self, bytes: Bytes, line: Line) -> Result<Parsed, EngineError> {
-        // Noted from the raw headers, so that the common request (Host, maybe Connection,
-        // nothing else of interest) needs no map lookups, or no map at all (the inline path).
-        let mut seen = Seen::default();
-        for (name, value) in self.validated.raw_fields(&bytes) {
-            let at = value.as_ptr() as usize - bytes.as_ptr() as usize;
-            seen.note(name, at..at + value.len(), value);
-        }
+        let seen = line.seen;
         let uri = self.targets.parse(&line.method, bytes.slice(line.target))?;
         let host = seen.host.clone().map(|r| &bytes[r]);
         self.hosts.check(host, seen.hosts, line.version)?;
