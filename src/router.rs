@@ -61,14 +61,19 @@ impl Route {
     /// answers, or `404` when there is none.
     fn from_inline(inline: Inline, next: Option<Route>) -> Self {
         Route(Arc::new(move |req| {
-            match inline.call(&HeadView::of(&req)).into_response() {
-                Some(response) => Box::pin(std::future::ready(Ok(response))),
-                None => match &next {
-                    Some(route) => (route.0)(req),
-                    None => not_found(),
-                },
-            }
+            answer(Some(&inline), next.as_ref(), req)
         }))
+    }
+}
+
+/// The Service path's answer: the inline handler's, from a view of the request, unless there is
+/// none or it passes; then `next`'s (the Service handler of the method), else `404`.
+fn answer(inline: Option<&Inline>, next: Option<&Route>, req: Request<Body>) -> RouteFuture {
+    let answered = inline.and_then(|inline| inline.call(&HeadView::of(&req)).into_response());
+    match (answered, next) {
+        (Some(response), _) => Box::pin(std::future::ready(Ok(response))),
+        (None, Some(route)) => (route.0)(req),
+        (None, None) => not_found(),
     }
 }
 
@@ -612,24 +617,9 @@ impl Router {
         #[cfg(feature = "metrics")]
         crate::meter::report(path.label);
         record_route(&path.matched);
-        let extensions = req.extensions_mut();
-        if inner.matched_path {
-            extensions.insert(path.matched.clone());
-        }
-        if let Some(params) = params {
-            extensions.insert(params);
-        }
-        if let Some(inline) = path.methods.find_inline(req.method()) {
-            if let Some(response) = inline.call(&HeadView::of(&req)).into_response() {
-                return (Some(index), Box::pin(std::future::ready(Ok(response))));
-            }
-            let answer = path
-                .methods
-                .find(req.method())
-                .map_or_else(not_found, |r| (r.0)(req));
-            return (Some(index), answer);
-        }
-        let Some(route) = path.methods.find(req.method()) else {
+        let inline = path.methods.find_inline(req.method());
+        let route = path.methods.find(req.method());
+        if inline.is_none() && route.is_none() {
             // RFC 9110 §9.3.7: OPTIONS on a path describes it (204 with `Allow`); any other
             // method the path does not route is 405, with the same `Allow`.
             let status = if req.method() == Method::OPTIONS {
@@ -638,8 +628,15 @@ impl Router {
                 StatusCode::METHOD_NOT_ALLOWED
             };
             return (Some(index), answer_allow(status, path.methods.allow()));
-        };
-        (Some(index), (route.0)(req))
+        }
+        let extensions = req.extensions_mut();
+        if inner.matched_path {
+            extensions.insert(path.matched.clone());
+        }
+        if let Some(params) = params {
+            extensions.insert(params);
+        }
+        (Some(index), answer(inline, route, req))
     }
 
     /// The inline handler for `method` on `path`, if the route has one ([`get_inline`]): the

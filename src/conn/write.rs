@@ -373,6 +373,14 @@ mod tests {
     use crate::conn::slot::Outcome;
     use crate::proto::encode::{BodyFraming, RequestInfo};
 
+    /// What an HTTP/1.1 GET asks of its response.
+    fn get11() -> RequestInfo {
+        RequestInfo {
+            version: http::Version::HTTP_11,
+            head_method: false,
+        }
+    }
+
     /// Fills the buffer with `n` bytes' worth of interim responses.
     fn fill(output: &mut Output, n: usize) {
         while output.buf.len() < n {
@@ -456,10 +464,7 @@ mod tests {
         response
             .headers_mut()
             .insert(http::header::CONTENT_LENGTH, declared.into());
-        let info = RequestInfo {
-            version: http::Version::HTTP_11,
-            head_method: false,
-        };
+        let info = get11();
         let outcome = Outcome::response(response, info);
         let Encoded::Stream(mut streaming) = output.encode(outcome, info, false, None, &mut None)
         else {
@@ -471,10 +476,7 @@ mod tests {
     #[test]
     fn a_streamed_body_is_pinned_in_the_spare_box_and_gives_it_back_empty() {
         let mut output = Output::new(false);
-        let info = RequestInfo {
-            version: http::Version::HTTP_11,
-            head_method: false,
-        };
+        let info = get11();
         let mut spare = Some(Box::pin(None));
         let spare_at = spare.as_deref().map(|b| b as *const Option<Frames>);
         let body = Frames(VecDeque::from([Bytes::from_static(b"hi")]));
@@ -496,10 +498,7 @@ mod tests {
     #[test]
     fn a_full_body_is_written_whole_without_streaming() {
         let mut output = Output::new(false);
-        let info = RequestInfo {
-            version: http::Version::HTTP_11,
-            head_method: false,
-        };
+        let info = get11();
         let body = http_body_util::Full::new(Bytes::from_static(b"whole"));
         let outcome = Outcome::response(http::Response::new(body), info);
         let encoded = output.encode(outcome, info, false, None, &mut None);
