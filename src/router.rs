@@ -60,17 +60,14 @@ impl Route {
     /// of the request; when it passes, `next` (the Service handler for the same method)
     /// answers, or `404` when there is none.
     fn from_inline(inline: Inline, next: Option<Route>) -> Self {
-        Route(Arc::new(move |req| {
-            answer(Some(&inline), next.as_ref(), req)
-        }))
+        Route(Arc::new(move |req| answer(&inline, next.as_ref(), req)))
     }
 }
 
-/// The Service path's answer: the inline handler's, from a view of the request, unless there is
-/// none or it passes; then `next`'s (the Service handler of the method), else `404`.
-fn answer(inline: Option<&Inline>, next: Option<&Route>, req: Request<Body>) -> RouteFuture {
-    let answered = inline.and_then(|inline| inline.call(&HeadView::of(&req)).into_response());
-    match (answered, next) {
+/// The Service path's answer for a route with an inline handler: the handler's, from a view of
+/// the request, unless it passes; then `next`'s (the Service handler of the method), else `404`.
+fn answer(inline: &Inline, next: Option<&Route>, req: Request<Body>) -> RouteFuture {
+    match (inline.call(&HeadView::of(&req)).into_response(), next) {
         (Some(response), _) => Box::pin(std::future::ready(Ok(response))),
         (None, Some(route)) => (route.0)(req),
         (None, None) => not_found(),
@@ -617,26 +614,25 @@ impl Router {
         #[cfg(feature = "metrics")]
         crate::meter::report(path.label);
         record_route(&path.matched);
-        let inline = path.methods.find_inline(req.method());
+        let matched = inner.matched_path.then_some(&path.matched);
         let route = path.methods.find(req.method());
-        if inline.is_none() && route.is_none() {
+        let future = match (path.methods.find_inline(req.method()), route) {
+            (Some(inline), next) => {
+                carry(&mut req, matched, params);
+                answer(inline, next, req)
+            }
+            (None, Some(route)) => {
+                carry(&mut req, matched, params);
+                (route.0)(req)
+            }
             // RFC 9110 §9.3.7: OPTIONS on a path describes it (204 with `Allow`); any other
             // method the path does not route is 405, with the same `Allow`.
-            let status = if req.method() == Method::OPTIONS {
-                StatusCode::NO_CONTENT
-            } else {
-                StatusCode::METHOD_NOT_ALLOWED
-            };
-            return (Some(index), answer_allow(status, path.methods.allow()));
-        }
-        let extensions = req.extensions_mut();
-        if inner.matched_path {
-            extensions.insert(path.matched.clone());
-        }
-        if let Some(params) = params {
-            extensions.insert(params);
-        }
-        (Some(index), answer(inline, route, req))
+            (None, None) if req.method() == Method::OPTIONS => {
+                answer_allow(StatusCode::NO_CONTENT, path.methods.allow())
+            }
+            (None, None) => answer_allow(StatusCode::METHOD_NOT_ALLOWED, path.methods.allow()),
+        };
+        (Some(index), future)
     }
 
     /// The inline handler for `method` on `path`, if the route has one ([`get_inline`]): the
@@ -724,6 +720,18 @@ impl InlineAt<'_, '_> {
         record_route(&self.route.matched);
         let head = HeadView::raw(method, uri, version, self.params.as_ref(), fields);
         self.inline.call(&head)
+    }
+}
+
+/// Puts what a handler may read into the request's extensions: the matched pattern (unless the
+/// router is built [`without_matched_path`](Router::without_matched_path)) and the parameters.
+fn carry(req: &mut Request<Body>, matched: Option<&MatchedPath>, params: Option<PathParams>) {
+    let extensions = req.extensions_mut();
+    if let Some(matched) = matched {
+        extensions.insert(matched.clone());
+    }
+    if let Some(params) = params {
+        extensions.insert(params);
     }
 }
 

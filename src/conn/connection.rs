@@ -277,8 +277,8 @@ where
     /// Encodes a response that is next in order: every final answer, the service's or the
     /// engine's, goes through here, so this is where it is counted, with the status written,
     /// and where [`KeepAlive`] decides whether it is the last. A body that must be polled is
-    /// polled at once: one that is ready (`Full`, most bodies of a known length) is then
-    /// written whole, and the answers after it need not queue behind it.
+    /// polled at once: one whose frames are ready is then written whole, and the answers after
+    /// it need not queue behind it.
     // Without the metrics feature the labels are empty: nothing is counted.
     #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
     fn answer(
