@@ -10,7 +10,7 @@ use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 
 use common::{get, serve, Client};
-use pipelined::{get as route_get, Router};
+use pipelined::{get as route_get, get_inline, Answer, Router};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::Subscriber;
@@ -137,5 +137,47 @@ async fn request_spans_carry_http_fields_and_nest_with_tower_http() {
     assert_eq!(tower.len(), 5, "tower-http's own span per request");
     for span in &tower {
         assert_eq!(span.parent, Some("http.request"), "nested, not clashing");
+    }
+
+    // The inline path (an unlayered router's `get_inline` routes) numbers its spans in the same
+    // sequence as the Service requests beside them, and records the route the same way.
+    let app = Router::new()
+        .route("/i/{id}", get_inline(|_head| Answer::text("i\n")))
+        .route("/s", route_get(|_req| async { "s\n" }));
+    let server = serve(app).await;
+    let mut client = Client::connect(server.addr).await;
+    let batch = format!("{}{}{}", get("/i/1"), get("/s"), get("/i/2"));
+    client.send(batch).await;
+    for response in client.responses(3).await {
+        assert_eq!(response.status, 200);
+    }
+    drop(client);
+    server.shutdown().await;
+    let mut second: Vec<Captured> = capture.named("http.request");
+    second.retain(|s| s.fields["url.path"].starts_with("/i/") || s.fields["url.path"] == "/s");
+    second.sort_by_key(|s| s.fields["pipeline.seq"].parse::<u32>().unwrap());
+    let seen: Vec<(&str, &str, &str)> = second
+        .iter()
+        .map(|s| {
+            let field = |name: &str| s.fields.get(name).map_or("", String::as_str);
+            (
+                field("pipeline.seq"),
+                field("url.path"),
+                field("http.route"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("1", "/i/1", "/i/{id}"),
+            ("2", "/s", "/s"),
+            ("3", "/i/2", "/i/{id}")
+        ],
+        "one span per request, numbered in request order on both paths"
+    );
+    for span in &second {
+        assert_eq!(span.parent, Some("http.connection"));
+        assert_eq!(span.fields["http.response.status_code"], "200");
     }
 }
