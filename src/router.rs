@@ -847,6 +847,42 @@ mod tests {
         assert_eq!(answered_by(&app, Method::PUT, "/x").await, "put");
     }
 
+    /// Which inline handler answers `method` on `path`, by the text it answers with.
+    fn inline_text(app: &Router, method: Method, path: &str) -> Option<bytes::Bytes> {
+        let at = app.inline_at(&method, path, &mut LastRoute::default())?;
+        match at.inline.call(&HeadView::of(&Request::new(()))).kind {
+            crate::inline::AnswerKind::Respond(respond) => Some(respond.body),
+            crate::inline::AnswerKind::Pass => None,
+        }
+    }
+
+    #[test]
+    fn a_later_inline_handler_replaces_an_earlier_one_for_its_method_only() {
+        let text = |body: &'static str| move |_: &HeadView<'_>| Answer::text(body);
+        let chained = MethodRouter::default()
+            .on_inline(Method::OPTIONS, text("options"))
+            .get_inline(text("first"))
+            .get_inline(text("second"));
+        let merged = get_inline(text("first")).on_inline(Method::OPTIONS, text("options"));
+        let app = Router::new()
+            .route("/chained", chained)
+            .route("/merged", merged)
+            .route("/merged", get_inline(text("second")));
+        for path in ["/chained", "/merged"] {
+            assert_eq!(
+                inline_text(&app, Method::GET, path).unwrap(),
+                "second",
+                "{path}"
+            );
+            let options = inline_text(&app, Method::OPTIONS, path);
+            assert_eq!(
+                options.unwrap(),
+                "options",
+                "{path}: the other method's stays"
+            );
+        }
+    }
+
     #[test]
     fn the_last_plain_route_is_kept_and_a_route_with_parameters_is_not() {
         let text = |_: &HeadView<'_>| Answer::text("x");
