@@ -85,6 +85,7 @@ mod service;
 mod shared;
 mod shutdown;
 mod stats;
+mod timing;
 #[cfg(feature = "tls-ring")]
 pub mod tls;
 

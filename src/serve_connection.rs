@@ -60,6 +60,7 @@ where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: HttpService,
 {
+    crate::timing::calibrate();
     ServeConnection {
         io,
         service,

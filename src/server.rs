@@ -72,6 +72,7 @@ where
     L: Listener,
     S: HttpService,
 {
+    crate::timing::calibrate();
     Serve {
         listener,
         service,

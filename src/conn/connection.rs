@@ -16,7 +16,6 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use http::Request;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -40,6 +39,7 @@ use crate::router::LastRoute;
 use crate::shared::InsertInfo;
 use crate::shutdown::Shutdown;
 use crate::stats::ServerStats;
+use crate::timing::{Elapsed, Measured, Stamp};
 use crate::{Config, Router};
 
 /// What a turn of the state machine asks of [`Conn::run`].
@@ -77,8 +77,11 @@ pub(crate) struct Conn<'a, I, S: Service<Request<Body>>, B> {
     seq: u64,
     /// Measure handler time and head-of-line wait (for `Server-Timing` or metrics).
     timed: bool,
-    /// The latest clock reading of this turn: one read per request, not three.
+    /// This turn's reading of tokio's clock, for deadlines: one read per turn.
     clock: Option<Instant>,
+    /// The latest reading of the timing clock this turn (when `timed`): a handler's finish is
+    /// the next one's start and its answer's encoding time, one read per request, not three.
+    stamp: Option<Stamp>,
     /// Boxed: a connection's counts take a few hundred bytes, and only metered servers pay.
     #[cfg(feature = "metrics")]
     meter: Option<Box<Meter>>,
@@ -122,6 +125,7 @@ where
             seq: 0,
             timed: config.server_timing || config.metrics,
             clock: None,
+            stamp: None,
             #[cfg(feature = "metrics")]
             meter,
         }
@@ -173,6 +177,7 @@ where
     /// One turn of [`Conn::poll_step`].
     fn poll_turn(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Step>> {
         self.clock = None;
+        self.stamp = None;
         loop {
             let read = self.poll_input(cx)?;
             let wrote = self.poll_output(cx);
@@ -292,14 +297,17 @@ where
     ) {
         // Handler time, and how long the finished response waited for earlier ones.
         let timings = timing.map(|t| {
-            let now = self.now();
+            let now = self.stamp();
             // Encoded the moment it finished (the clock reading is its finish): no wait.
             let queue = if now == t.finished {
-                Duration::ZERO
+                Elapsed::ZERO
             } else {
-                now.saturating_duration_since(t.finished)
+                now.since(t.finished)
             };
-            (t.finished.saturating_duration_since(t.started), queue)
+            Measured {
+                handler: t.finished.since(t.started),
+                queue,
+            }
         });
         let status = outcome.status();
         #[cfg(feature = "metrics")]
@@ -312,9 +320,9 @@ where
         let last = self
             .keep_alive
             .is_last(outcome.ends_connection(), self.order.is_empty());
-        let encoded = self
-            .output
-            .encode(outcome, info, last, timings, &mut self.spare_body);
+        let encoded =
+            self.output
+                .encode(outcome, info, last, timings.as_ref(), &mut self.spare_body);
         self.keep_alive
             .encoded(last, matches!(encoded, Encoded::Stream(_)));
         if let Encoded::Stream(streaming) = encoded {
@@ -323,18 +331,23 @@ where
         }
     }
 
-    /// This turn's clock reading, taken once.
+    /// This turn's reading of tokio's clock, taken once.
     fn now(&mut self) -> Instant {
         *self.clock.get_or_insert_with(Instant::now)
+    }
+
+    /// The timing clock's latest reading this turn, or a new one.
+    fn stamp(&mut self) -> Stamp {
+        *self.stamp.get_or_insert_with(Stamp::now)
     }
 }
 
 /// Closes a request's span: its status and, when measured, its timings.
-fn record(span: &tracing::Span, status: http::StatusCode, timing: Option<(Duration, Duration)>) {
+fn record(span: &tracing::Span, status: http::StatusCode, timing: Option<Measured>) {
     span.record("http.response.status_code", status.as_u16());
-    if let Some((handler, queue)) = timing {
-        span.record("pipeline.handler_ms", handler.as_secs_f64() * 1000.0);
-        span.record("pipeline.queue_ms", queue.as_secs_f64() * 1000.0);
+    if let Some(Measured { handler, queue }) = timing {
+        span.record("pipeline.handler_ms", handler.as_millis_f64());
+        span.record("pipeline.queue_ms", queue.as_millis_f64());
     }
     tracing::debug!(parent: span, "answered");
 }

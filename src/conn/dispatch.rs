@@ -20,6 +20,7 @@ use crate::body::Body;
 use crate::proto::encode::RequestInfo;
 use crate::proto::error::EngineError;
 use crate::shared::InsertInfo;
+use crate::timing::Stamp;
 use crate::{BoxError, Config};
 
 /// What the first poll of a handler gave.
@@ -181,7 +182,7 @@ where
                 guard.answer_closes();
             }
             drop(guard);
-            let _ = tx.send((answer, Instant::now()));
+            let _ = tx.send((answer, Stamp::now()));
         };
         tokio::spawn(task.instrument(span));
         rx

@@ -6,7 +6,8 @@
 //! per bucket the batch touched, valued at the mean of that bucket's samples, and
 //! `pipelined_requests_total` one `increment` per (method, route, status) the batch answered
 //! (`meter/requests.rs`). For a recorder that uses the same bounds ([`SECONDS_BUCKETS`]), bucket
-//! counts and `_sum` are then exactly what per-sample recording would give.
+//! counts are then exactly what per-sample recording would give, and `_sum` within a
+//! nanosecond per sample (samples are summed in whole nanoseconds).
 //!
 //! The in-flight gauge cannot wait for a batch: a request that runs for a minute is in flight
 //! for that minute, with nothing written. It moves by the net change whenever the connection's
@@ -14,13 +15,13 @@
 //! answered in the same turn: no change, no call), and as soon as a slow request has started.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use http::StatusCode;
 use metrics::{Gauge, Histogram};
 
 use crate::meter::names::{HANDLER_SECONDS, HEAD_OF_LINE_SECONDS, IN_FLIGHT, PIPELINE_DEPTH};
 use crate::meter::{Labels, Requests, Tally};
+use crate::timing::{Elapsed, Measured};
 
 /// Bucket bounds, in seconds, of `pipelined_handler_seconds` and
 /// `pipelined_head_of_line_wait_seconds`: 10 µs (a handler answered inline) to 10 s (a slow
@@ -33,31 +34,62 @@ pub const SECONDS_BUCKETS: &[f64] = &[
 /// Bucket bounds of `pipelined_pipeline_depth` (requests read per written batch).
 pub const DEPTH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0];
 
+/// [`SECONDS_BUCKETS`] in nanoseconds: a sample is put in its bucket without a conversion.
+const NANOS_BUCKETS: [u64; SECONDS_BUCKETS.len()] = {
+    let mut nanos = [0; SECONDS_BUCKETS.len()];
+    let mut i = 0;
+    while i < nanos.len() {
+        nanos[i] = (SECONDS_BUCKETS[i] * 1e9 + 0.5) as u64;
+        i += 1;
+    }
+    nanos
+};
+
 /// Samples of one histogram since the last batch, by bucket of [`SECONDS_BUCKETS`] (the last
 /// entry is the overflow bucket).
 #[derive(Default)]
 struct Local {
     counts: [u32; SECONDS_BUCKETS.len() + 1],
-    sums: [f64; SECONDS_BUCKETS.len() + 1],
+    /// Nanoseconds, summed exactly.
+    sums: [u64; SECONDS_BUCKETS.len() + 1],
+    /// Bit `i`: bucket `i` has samples. A batch touches one or two buckets: the flush visits
+    /// those, not all twenty.
+    used: u32,
+    /// Samples of exactly zero (an answer encoded the moment it was ready: no head-of-line
+    /// wait, the commonest sample there is), counted apart: one comparison and an increment.
+    zeros: u32,
 }
 
 impl Local {
-    fn record(&mut self, seconds: f64) {
-        let bucket = SECONDS_BUCKETS
+    #[inline]
+    fn record(&mut self, sample: Elapsed) {
+        if sample == Elapsed::ZERO {
+            self.zeros += 1;
+            return;
+        }
+        let nanos = sample.as_nanos();
+        let bucket = NANOS_BUCKETS
             .iter()
-            .position(|&bound| seconds <= bound)
-            .unwrap_or(SECONDS_BUCKETS.len());
+            .position(|&bound| nanos <= bound)
+            .unwrap_or(NANOS_BUCKETS.len());
         self.counts[bucket] += 1;
-        self.sums[bucket] += seconds;
+        self.sums[bucket] += nanos;
+        self.used |= 1 << bucket;
     }
 
     /// Hands the samples to `histogram`, one `record_many` per bucket used, and starts over.
     fn flush(&mut self, histogram: &Histogram) {
-        for (count, sum) in self.counts.iter_mut().zip(self.sums.iter_mut()) {
-            if *count > 0 {
-                histogram.record_many(*sum / f64::from(*count), *count as usize);
-                (*count, *sum) = (0, 0.0);
-            }
+        if self.zeros > 0 {
+            histogram.record_many(0.0, self.zeros as usize);
+            self.zeros = 0;
+        }
+        while self.used != 0 {
+            let bucket = self.used.trailing_zeros() as usize;
+            self.used &= self.used - 1;
+            let (count, sum) = (self.counts[bucket], self.sums[bucket]);
+            let mean = Elapsed::from_nanos(sum / u64::from(count));
+            histogram.record_many(mean.as_secs_f64(), count as usize);
+            (self.counts[bucket], self.sums[bucket]) = (0, 0);
         }
     }
 }
@@ -74,13 +106,16 @@ pub(crate) struct Meter {
     requests: Arc<Requests>,
     /// Answers since the last batch was written, by labels and status.
     tally: Tally,
-    /// Requests read since the last batch was written (the pipeline depth).
-    read: u32,
-    /// Requests read minus requests answered since the gauge last moved.
-    unsettled: i64,
-    /// Requests read and not yet answered, over the connection's life: what the gauge must
-    /// give back if the connection ends before answering them.
-    outstanding: u64,
+    /// Requests read over the connection's life (every answer is to a request read).
+    read: u64,
+    /// Requests answered over the connection's life.
+    answered: u64,
+    /// `read` when the last batch was written: the next batch's pipeline depth is the
+    /// difference.
+    read_by_batch: u64,
+    /// What this connection has added to the in-flight gauge: requests read and not answered
+    /// as of its last move, given back if the connection ends before answering them.
+    in_gauge: u64,
 }
 
 impl Meter {
@@ -96,51 +131,54 @@ impl Meter {
             requests,
             tally: Tally::default(),
             read: 0,
-            unsettled: 0,
-            outstanding: 0,
+            answered: 0,
+            read_by_batch: 0,
+            in_gauge: 0,
         }
     }
 
     /// A request was read.
     pub(crate) fn read(&mut self) {
         self.read += 1;
-        self.unsettled += 1;
-        self.outstanding += 1;
     }
 
     /// A request was answered with `status` (its head is being encoded), with its handler
-    /// time and head-of-line wait when measured.
+    /// time and head-of-line wait when measured. Inlined: a call's register saves and restores
+    /// cost a third of what it does (callgrind).
+    #[inline(always)]
     pub(crate) fn answered(
         &mut self,
         labels: Labels,
         status: StatusCode,
-        timing: Option<(Duration, Duration)>,
+        timing: Option<Measured>,
     ) {
-        self.unsettled -= 1;
-        self.outstanding = self.outstanding.saturating_sub(1);
+        self.answered += 1;
         self.tally.add(labels, status, &self.requests);
-        if let Some((handler, queue)) = timing {
-            self.handler_samples.record(handler.as_secs_f64());
-            self.head_of_line_samples.record(queue.as_secs_f64());
+        if let Some(Measured { handler, queue }) = timing {
+            self.handler_samples.record(handler);
+            self.head_of_line_samples.record(queue);
         }
     }
 
     /// The connection's task is about to wait (for the socket, a handler or a write): the
     /// in-flight gauge takes the requests started and answered since it last moved.
     pub(crate) fn settle(&mut self) {
-        if self.unsettled != 0 {
-            self.in_flight.increment(self.unsettled as f64);
-            self.unsettled = 0;
+        let in_flight = self.read - self.answered;
+        if in_flight != self.in_gauge {
+            self.in_flight
+                .increment(in_flight as f64 - self.in_gauge as f64);
+            self.in_gauge = in_flight;
         }
     }
 
     /// A batch was written: hand its summary to the recorder.
     pub(crate) fn batch(&mut self) {
         self.settle();
-        if self.read > 0 {
-            self.depth.record(f64::from(self.read));
+        let depth = self.read - self.read_by_batch;
+        if depth > 0 {
+            self.depth.record(depth as f64);
         }
-        self.read = 0;
+        self.read_by_batch = self.read;
         self.tally.flush(&self.requests);
         self.handler_samples.flush(&self.handler);
         self.head_of_line_samples.flush(&self.head_of_line);
@@ -152,8 +190,59 @@ impl Drop for Meter {
     /// them out of the in-flight gauge, so the gauge returns to zero.
     fn drop(&mut self) {
         self.batch();
-        if self.outstanding > 0 {
-            self.in_flight.decrement(self.outstanding as f64);
+        if self.in_gauge > 0 {
+            self.in_flight.decrement(self.in_gauge as f64);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use metrics::{Histogram, HistogramFn};
+
+    use super::{Local, NANOS_BUCKETS, SECONDS_BUCKETS};
+    use crate::timing::Elapsed;
+
+    /// What a histogram was given: (value, count) per `record_many`.
+    #[derive(Default)]
+    struct Recorded(Mutex<Vec<(f64, usize)>>);
+
+    impl HistogramFn for Recorded {
+        fn record(&self, value: f64) {
+            self.record_many(value, 1);
+        }
+
+        fn record_many(&self, value: f64, count: usize) {
+            self.0.lock().unwrap().push((value, count));
+        }
+    }
+
+    #[test]
+    fn a_flush_gives_each_used_bucket_its_count_and_mean_once() {
+        let recorded = Arc::new(Recorded::default());
+        let histogram = Histogram::from_arc(recorded.clone());
+        let mut local = Local::default();
+        // Two zeros, two in the first bucket, one on a bound, one over every bound.
+        for nanos in [2_000, 0, 4_000, 250_000_000, 0, 60_000_000_000] {
+            local.record(Elapsed::from_nanos(nanos));
+        }
+        local.flush(&histogram);
+        let got = recorded.0.lock().unwrap().clone();
+        assert_eq!(got, [(0.0, 2), (0.000_003, 2), (0.25, 1), (60.0, 1)]);
+        // Started over: nothing left to give, and the next batch counts from zero.
+        local.flush(&histogram);
+        local.record(Elapsed::from_nanos(NANOS_BUCKETS[0]));
+        local.flush(&histogram);
+        let got = recorded.0.lock().unwrap().clone();
+        assert_eq!(got[4..], [(SECONDS_BUCKETS[0], 1)]);
+    }
+
+    #[test]
+    fn a_sample_on_a_bound_is_in_the_bucket_the_recorder_puts_that_bound_in() {
+        for (&nanos, &seconds) in NANOS_BUCKETS.iter().zip(SECONDS_BUCKETS) {
+            assert_eq!(Elapsed::from_nanos(nanos).as_secs_f64(), seconds);
         }
     }
 }

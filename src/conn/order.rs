@@ -20,10 +20,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use tokio::time::Instant;
-
 use super::slot::{Outcome, Slot, SlotKind, Timing};
 use crate::body::BodyError;
+use crate::timing::Stamp;
 
 /// [`Order::place`]'s answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,7 +90,7 @@ impl<B> Order<B> {
             let received = std::task::ready!(Pin::new(rx).poll(cx));
             let (outcome, finished) = received.unwrap_or_else(|_| {
                 tracing::error!("handler panicked; answering 500");
-                (Outcome::internal_error(), Instant::now())
+                (Outcome::internal_error(), Stamp::now())
             });
             front.timing = front.timing.map(|t| Timing { finished, ..t });
             front.kind = SlotKind::Ready(outcome);
@@ -136,18 +135,17 @@ impl<B> Order<B> {
 #[cfg(test)]
 mod tests {
     use std::task::{Context, Poll, Waker};
-    use std::time::Duration;
 
     use bytes::Bytes;
     use http::{Response, StatusCode, Version};
     use http_body_util::Empty;
     use tokio::sync::oneshot;
-    use tokio::time::Instant;
 
     use super::{Order, Place};
     use crate::body::BodyError;
     use crate::conn::slot::{Finished, Outcome, Slot, SlotKind, Timing};
     use crate::proto::encode::RequestInfo;
+    use crate::timing::Stamp;
 
     type B = Empty<Bytes>;
 
@@ -330,7 +328,7 @@ mod tests {
         let mut response = Response::new(Empty::new());
         *response.status_mut() = StatusCode::CREATED;
         let answer = Outcome::response(response, info());
-        assert!(tx.send((answer, Instant::now())).is_ok());
+        assert!(tx.send((answer, Stamp::now())).is_ok());
         let Poll::Ready(Some(front)) = order.poll_front(&mut cx()) else {
             panic!("the front answered");
         };
@@ -358,13 +356,15 @@ mod tests {
     fn a_spawned_handler_s_finish_time_is_kept_for_its_timings() {
         let mut order = Order::new(4);
         let (mut slot, tx) = pending();
-        let started = Instant::now();
+        let started = Stamp::now();
         slot.timing = Some(Timing {
             started,
             finished: started,
         });
         queue(&mut order, slot);
-        let finished = started + Duration::from_millis(5);
+        let finished = std::iter::repeat_with(Stamp::now)
+            .find(|&now| now != started)
+            .expect("the clock moves");
         assert!(tx.send((Outcome::internal_error(), finished)).is_ok());
         let Poll::Ready(Some(front)) = order.poll_front(&mut cx()) else {
             panic!("the front answered");

@@ -3,12 +3,12 @@
 
 use http::Response;
 use tokio::sync::oneshot;
-use tokio::time::Instant;
 
 use crate::body::BodyError;
 use crate::inline::Respond;
 use crate::proto::encode::{self, Plan, RequestInfo};
 use crate::proto::error::EngineError;
+use crate::timing::Stamp;
 
 /// One request's place in the response order.
 pub(crate) struct Slot<B> {
@@ -41,12 +41,12 @@ impl Labels {
 /// When a request's handler started and finished.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Timing {
-    pub(crate) started: Instant,
-    pub(crate) finished: Instant,
+    pub(crate) started: Stamp,
+    pub(crate) finished: Stamp,
 }
 
 /// What a spawned handler sends back: its answer and when it finished.
-pub(crate) type Finished<B> = (Outcome<B>, Instant);
+pub(crate) type Finished<B> = (Outcome<B>, Stamp);
 
 pub(crate) enum SlotKind<B> {
     /// The handler finished on the connection's own first poll of it: no task, no oneshot.

@@ -10,7 +10,6 @@ use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, Response};
@@ -20,9 +19,11 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::slot::Outcome;
 use crate::inline::Respond;
+use crate::proto::cached_head::CachedHead;
 use crate::proto::date;
 use crate::proto::encode::{self, BodyFraming, Plan, RequestInfo};
 use crate::proto::error::EngineError;
+use crate::timing::Measured;
 use crate::{BoxError, ResponseBody};
 
 /// Buffered response bytes that trigger a write even when more finished responses could be
@@ -113,6 +114,8 @@ pub(crate) struct Output {
     server_timing: bool,
     /// The cached `Date` was refreshed for the responses being encoded now.
     dated: bool,
+    /// The last inline answer's head, for the next identical one.
+    inline_head: CachedHead,
 }
 
 impl Output {
@@ -122,6 +125,7 @@ impl Output {
             direct: None,
             server_timing,
             dated: false,
+            inline_head: CachedHead::default(),
         }
     }
 
@@ -135,11 +139,12 @@ impl Output {
         self.buf.len() >= HIGH_WATER || self.direct.is_some()
     }
 
-    /// Gives the buffer back while the connection is idle.
+    /// Gives the buffer and the kept inline head back while the connection is idle.
     pub(crate) fn release_memory(&mut self) {
         if self.buf.is_empty() {
             self.buf = Vec::new();
         }
+        self.inline_head = CachedHead::default();
     }
 
     /// Appends the `100 Continue` interim response.
@@ -156,7 +161,7 @@ impl Output {
         outcome: Outcome<B>,
         info: RequestInfo,
         last: bool,
-        timing: Option<(Duration, Duration)>,
+        timing: Option<&Measured>,
         spare: &mut Option<BodyBox<B>>,
     ) -> Encoded<B>
     where
@@ -191,7 +196,7 @@ impl Output {
         mut response: Response<B>,
         info: RequestInfo,
         plan: Plan,
-        timing: Option<(Duration, Duration)>,
+        timing: Option<&Measured>,
         spare: &mut Option<BodyBox<B>>,
     ) -> Encoded<B>
     where
@@ -230,10 +235,11 @@ impl Output {
         respond: Respond,
         info: RequestInfo,
         plan: Plan,
-        timing: Option<(Duration, Duration)>,
+        timing: Option<&Measured>,
     ) {
-        let (status, fields) = (respond.status, respond.fields());
-        let framing = encode::response_head(&mut self.buf, status, fields, info, plan, timing);
+        let framing = self
+            .inline_head
+            .write(&mut self.buf, &respond, info, plan, timing);
         if framing != BodyFraming::None {
             self.buf.extend_from_slice(&respond.body);
         }
@@ -245,7 +251,7 @@ impl Output {
         error: EngineError,
         info: RequestInfo,
         close: bool,
-        timing: Option<(Duration, Duration)>,
+        timing: Option<&Measured>,
     ) {
         let text = error.text();
         let mut headers = HeaderMap::new();

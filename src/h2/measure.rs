@@ -10,8 +10,6 @@
 //! not once per batch as HTTP/1.1 does: an HTTP/2 connection has no written batch to wait
 //! for, and a stream costs hyper a task already.
 
-use std::time::Duration;
-
 #[cfg(feature = "metrics")]
 use std::sync::Arc;
 
@@ -19,7 +17,6 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 #[cfg(feature = "metrics")]
 use metrics::{Gauge, Histogram};
-use tokio::time::Instant;
 
 #[cfg(feature = "metrics")]
 use crate::meter::names::{HANDLER_SECONDS, IN_FLIGHT};
@@ -27,6 +24,7 @@ use crate::meter::names::{HANDLER_SECONDS, IN_FLIGHT};
 use crate::meter::{self, Labels, Requests};
 use crate::proto::encode::server_timing_value;
 use crate::stats::ServerStats;
+use crate::timing::{Elapsed, Stamp};
 use crate::Config;
 
 /// What one connection measures of its streams; shared by them all.
@@ -66,7 +64,7 @@ impl Measure {
             return None;
         }
         let handling = Handling {
-            started: Instant::now(),
+            started: Stamp::now(),
             server_timing: self.server_timing,
             #[cfg(feature = "metrics")]
             meter: self.meter.clone(),
@@ -126,7 +124,7 @@ impl Counting {
 
 /// One running handler, measured.
 pub(super) struct Handling {
-    started: Instant,
+    started: Stamp,
     server_timing: bool,
     #[cfg(feature = "metrics")]
     meter: Option<Meter>,
@@ -136,7 +134,7 @@ impl Handling {
     /// The handler answered: its time is recorded, and given to the response's headers as
     /// `Server-Timing` when that is on (appended: a service's own is kept beside it).
     pub(super) fn finish(self, headers: &mut HeaderMap) {
-        let handler = self.started.elapsed();
+        let handler = Stamp::now().since(self.started);
         #[cfg(feature = "metrics")]
         if let Some(meter) = &self.meter {
             meter.handler.record(handler.as_secs_f64());
@@ -158,9 +156,9 @@ impl Drop for Handling {
 }
 
 /// `handler;dur=…, queue;dur=0.000`, formatted as HTTP/1.1 formats it.
-fn server_timing(handler: Duration) -> HeaderValue {
+fn server_timing(handler: Elapsed) -> HeaderValue {
     let mut value = Vec::with_capacity(48);
-    server_timing_value(&mut value, handler, Duration::ZERO);
+    server_timing_value(&mut value, handler, Elapsed::ZERO);
     HeaderValue::from_maybe_shared(Bytes::from(value))
         .expect("digits, letters and punctuation make a valid header value")
 }

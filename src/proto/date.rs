@@ -14,7 +14,7 @@ const DATE_LEN: usize = 29;
 const PREFIX: &[u8] = b"date: ";
 
 /// A whole `Date` field line: prefix, IMF-fixdate, CRLF.
-const LINE_LEN: usize = PREFIX.len() + DATE_LEN + 2;
+pub(crate) const LINE_LEN: usize = PREFIX.len() + DATE_LEN + 2;
 
 struct Cached {
     second: u64,
@@ -41,6 +41,24 @@ pub(crate) fn extend_line(dst: &mut Vec<u8>) {
         }
         dst.extend_from_slice(&cached.line);
     });
+}
+
+/// Brings a `Date` field line written earlier (`line`, as of `second`) up to this thread's
+/// cached date: a copy only when the second changed (see `proto::cached_head`).
+pub(crate) fn renew_line(line: &mut [u8], second: &mut u64) {
+    CACHED.with(|cell| {
+        let cached = cell.borrow();
+        if cached.second != *second {
+            line.copy_from_slice(&cached.line);
+            *second = cached.second;
+        }
+    });
+}
+
+/// The second this thread's cached date is of ([`renew_line`]'s starting point for a line just
+/// written by [`extend_line`]).
+pub(crate) fn second() -> u64 {
+    CACHED.with(|cell| cell.borrow().second)
 }
 
 fn update(cached: &mut Cached) {

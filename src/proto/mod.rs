@@ -1,6 +1,7 @@
 //! The HTTP/1 wire format: request heads in, request bodies decoded, response heads and bodies
 //! encoded. Nothing here does I/O; the connection (`crate::conn`) owns the socket.
 
+pub(crate) mod cached_head;
 mod chunk;
 pub(crate) mod date;
 pub(crate) mod decode;

@@ -7,7 +7,6 @@ use std::task::{Context, Poll};
 
 use http::Method;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::time::Instant;
 
 use super::start::request_span;
 use super::Conn;
@@ -17,6 +16,7 @@ use crate::conn::{ConnBody, ConnService};
 use crate::inline::AnswerKind;
 use crate::proto::encode::RequestInfo;
 use crate::proto::request::Parsed;
+use crate::timing::Stamp;
 
 impl<I, S, B> Conn<'_, I, S, B>
 where
@@ -55,8 +55,8 @@ where
         // Numbered once it is answered here: a passed request gets the number on the Service path.
         let seq = self.seq + 1;
         let span = request_span(&parsed.method, &parsed.uri, parsed.version, seq);
-        let clock = &mut self.clock;
-        let started = self.timed.then(|| *clock.get_or_insert_with(Instant::now));
+        let stamp = &mut self.stamp;
+        let started = self.timed.then(|| *stamp.get_or_insert_with(Stamp::now));
         let fields = self.input.fields(parsed);
         let called = {
             let _entered = span.enter();
@@ -83,8 +83,8 @@ where
         };
         self.seq = seq;
         let timing = started.map(|started| {
-            let finished = Instant::now();
-            self.clock = Some(finished);
+            let finished = Stamp::now();
+            self.stamp = Some(finished);
             Timing { started, finished }
         });
         self.keep_alive.request_started(parsed.close());

@@ -5,7 +5,6 @@ use std::task::{Context, Poll};
 
 use http::Method;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::time::Instant;
 
 use super::Conn;
 use crate::body::{Body, Chunk};
@@ -18,6 +17,7 @@ use crate::conn::{ConnBody, ConnService};
 use crate::proto::encode::RequestInfo;
 use crate::proto::error::EngineError;
 use crate::proto::request::{Framing, Head};
+use crate::timing::Stamp;
 use crate::BoxError;
 
 impl<'a, I, S, B> Conn<'a, I, S, B>
@@ -105,7 +105,7 @@ where
         self.dispatcher.prepare(&mut request);
         self.seq += 1;
         let span = request_span(request.method(), request.uri(), request.version(), self.seq);
-        let started = self.timed.then(|| self.now());
+        let started = self.timed.then(|| self.stamp());
         let (outcome, labels) = match ready {
             Ok(()) => self.dispatcher.start(cx, request, info, &span),
             Err(e) => {
@@ -121,8 +121,8 @@ where
         match outcome {
             Started::Ready(outcome) => {
                 let timing = started.map(|started| {
-                    let finished = Instant::now();
-                    self.clock = Some(finished);
+                    let finished = Stamp::now();
+                    self.stamp = Some(finished);
                     Timing { started, finished }
                 });
                 if outcome.ends_connection() {
