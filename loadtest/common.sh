@@ -128,13 +128,37 @@ cpu_ns() {
     'BEGIN { if (n > 0) printf "%d", (b - a) / t * 1e9 / n; else printf "" }'
 }
 
-# h2load_rps URL CONNS: h2load --h1 pipelining DEPTH deep for SECS; req/s (! on failures).
-h2load_rps() {
+# h2load_run URL CONNS: h2load --h1 pipelining DEPTH deep for SECS.
+# Prints "REQ_PER_SEC[!] REQUESTS" (! on failures), as wrk_run does.
+h2load_run() {
   taskset -c "$LOAD_CPU" h2load --h1 -t1 -c"$2" -m"$DEPTH" -D"$SECS" "$1/plaintext" 2>&1 \
     | awk '/^finished in/{r=int($4)}
-           /^requests:/{if ($10 + $12 > 0) err="!"}
+           /^requests:/{n=$8; if ($10 + $12 > 0) err="!"}
            /^status codes:/{if ($5 + $7 + $9 > 0) err="!"}
-           END{printf "%s%s\n", r, err}'
+           END{printf "%s%s %s\n", r, err, n}'
+}
+
+# idle_pct TICKS_BEFORE TICKS_AFTER NS_BEFORE NS_AFTER: the share of a window (wall clock,
+# nanoseconds) the server's CPU was not busy, in percent. When the load generator, not the
+# server, is the bottleneck, req/s says little and this says by how much.
+idle_pct() {
+  awk -v a="$1" -v b="$2" -v s="$3" -v e="$4" -v t="$TCK" \
+    'BEGIN { w = (e - s) / 1e9; if (w > 0) printf "%d", 100 * (1 - (b - a) / t / w); else printf "" }'
+}
+
+# h2load_rows ROUND NAME URL RAW CONNS...: h2load at each CONNS with the server's CPU per
+# request and its idle share over the window (SERVER_PID); appends lines to RAW.
+h2load_rows() {
+  local round=$1 name=$2 url=$3 raw=$4 c t0 t1 w0 w1 rps n
+  shift 4
+  for c in "$@"; do
+    t0=$(cpu_ticks "$SERVER_PID"); w0=$(date +%s%N)
+    read -r rps n < <(h2load_run "$url" "$c")
+    t1=$(cpu_ticks "$SERVER_PID"); w1=$(date +%s%N)
+    echo "$round $name h2load_c$c $rps" >> "$raw"
+    echo "$round $name cpu_ns_h2load_c$c $(cpu_ns "$t0" "$t1" "$n")" >> "$raw"
+    echo "$round $name idle_pct_h2load_c$c $(idle_pct "$t0" "$t1" "$w0" "$w1")" >> "$raw"
+  done
 }
 
 # pipelined_rows ROUND NAME URL RAW: wrk pipelining DEPTH deep at 64 and 256 connections with the

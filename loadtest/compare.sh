@@ -9,7 +9,9 @@
 #                           windows divided by the requests wrk completed (lower is better;
 #                           still meaningful when wrk, not the server, is the bottleneck)
 #   plain_c64_wrk/_oha      one request at a time per connection, req/s (oha when installed)
-#   h2load_c256/_c1024      h2load --h1 -m DEPTH on /plaintext, req/s
+#   h2load_c256/_c1024      h2load --h1 -m DEPTH on /plaintext, req/s; with the server's CPU per
+#                           request (cpu_ns_h2load_*) and its idle share (idle_pct_h2load_*:
+#                           high when h2load, not the server, is the bottleneck)
 #   batch16x20ms_ms         one write of 16 x /delay/20, until all answered (median of 9)
 # usage: loadtest/compare.sh
 # env: ROUNDS (2; the best round per cell is kept), DURATION (5s, whole seconds), DEPTH (16),
@@ -38,9 +40,7 @@ for round in $(seq "$ROUNDS"); do
           | python3 -c 'import json,sys; print(int(json.load(sys.stdin)["summary"]["requestsPerSec"]))')
       echo "$round $name plain_c64_oha $o" >> "$raw"
     fi
-    for c in 256 1024; do
-      echo "$round $name h2load_c$c $(h2load_rps "$url" "$c")" >> "$raw"
-    done
+    h2load_rows "$round" "$name" "$url" "$raw" 256 1024
     if [ "$name" != raw-limit ]; then
       b=$(taskset -c "$LOAD_CPU" python3 "$HERE/batch_latency.py" "127.0.0.1:$port" /delay/20 16 9)
       echo "$round $name batch16x20ms_ms $b" >> "$raw"

@@ -2,7 +2,9 @@
 """Turns compare.sh's raw lines (round server measure value) into a markdown table with
 ratios against hyper-peer (hyper-engine when the peers are left out), and a CSV for
 chart.py. Throughput (req/s) keeps the best round; measures ending in `_ms` (latency) or
-starting with `cpu_` (server CPU ns per request) are lower-is-better and keep the lowest.
+starting with `cpu_` (server CPU ns per request) are lower-is-better and keep the lowest;
+`idle_pct_` (the server's idle share while the load ran) keeps the lowest too, the round in
+which the server was busiest.
 A value ending in `!` had socket errors, non-2xx answers or failed requests.
 usage: table.py RAW CSV_OUT"""
 import csv
@@ -10,7 +12,7 @@ import sys
 
 
 def lower_is_better(measure):
-    return measure.endswith("_ms") or measure.startswith("cpu_")
+    return measure.endswith("_ms") or measure.startswith(("cpu_", "idle_"))
 
 
 raw, out = sys.argv[1], sys.argv[2]
@@ -42,6 +44,8 @@ def show(m, v):
         return f"{v:.1f} ms"
     if m.startswith("cpu_"):
         return f"{v:,.0f} ns"
+    if m.startswith("idle_"):
+        return f"{v:.0f} %"
     return f"{v / 1000:.0f}k"
 
 

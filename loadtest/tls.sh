@@ -44,7 +44,8 @@ for round in $(seq "$ROUNDS"); do
     start "$name" "$port" ${cmd//\{PORT\}/$port}
     url="https://127.0.0.1:$port"
     pipelined_rows "$round" "$name" "$url" "$raw"
-    echo "$round $name h2load_c256 $(h2load_rps "$url" 256)" >> "$raw"
+    read -r rps _ < <(h2load_run "$url" 256)
+    echo "$round $name h2load_c256 $rps" >> "$raw"
     stop
     grep "^$round $name " "$raw" | tr '\n' ' ' >&2; echo >&2
   done 3< <(servers)
