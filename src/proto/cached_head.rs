@@ -189,14 +189,6 @@ mod tests {
         })
     }
 
-    /// The head with its date's value blanked: the second may turn between two encodings.
-    fn undated(mut head: Vec<u8>) -> Vec<u8> {
-        if let Some(at) = find(&head, b"\r\ndate: ") {
-            head[at + 6..at + 6 + 29].fill(b'X');
-        }
-        head
-    }
-
     /// Whatever the sequence of answers, the kept head writes what encoding each afresh
     /// writes: reused when the same, refilled when not, left alone by answers it cannot keep.
     #[test]
@@ -263,11 +255,33 @@ mod tests {
                 timing.as_ref(),
             );
             assert_eq!(framing, expected, "answer {i}");
+            // Both take this thread's cached date, which nothing here refreshes.
             assert_eq!(
-                String::from_utf8(undated(kept)).unwrap(),
-                String::from_utf8(undated(fresh)).unwrap(),
+                String::from_utf8(kept).unwrap(),
+                String::from_utf8(fresh).unwrap(),
                 "answer {i}"
             );
         }
+    }
+
+    /// A kept head whose `Date` is of an earlier second gets this thread's current one, in
+    /// its place.
+    #[test]
+    fn a_kept_date_of_an_earlier_second_is_rewritten() {
+        let text = respond(200, Some("text/plain"), "hello\n");
+        let info = info(Version::HTTP_11, false);
+        let plan = encode::plan(text.status, [], Some(6), info, false);
+        let mut cached = CachedHead::default();
+        cached.write(&mut Vec::new(), &text, info, plan, None);
+        let (at, second) = cached.date.as_mut().expect("the engine's date line");
+        *second -= 1;
+        cached.bytes[*at + 6..*at + 6 + 29].fill(b'X');
+        let (mut kept, mut fresh) = (Vec::new(), Vec::new());
+        cached.write(&mut kept, &text, info, plan, None);
+        encode::response_head(&mut fresh, text.status, text.fields(), info, plan, None);
+        assert_eq!(
+            String::from_utf8(kept).unwrap(),
+            String::from_utf8(fresh).unwrap()
+        );
     }
 }
