@@ -15,11 +15,23 @@
 
 use std::sync::OnceLock;
 
-/// The process's timing clock, calibrated on first use.
-static CLOCK: OnceLock<quanta::Clock> = OnceLock::new();
+/// The process's timing clock, calibrated on first use, and nanoseconds per tick as a 32.32
+/// fixed-point factor: a difference of readings is scaled by one multiply and a constant
+/// shift (quanta's own scaling shifts by a variable amount and asks which clock it is first).
+static CLOCK: OnceLock<(quanta::Clock, u64)> = OnceLock::new();
 
-fn clock() -> &'static quanta::Clock {
-    CLOCK.get_or_init(quanta::Clock::new)
+/// Ticks over which the factor is taken: long enough that its rounding is below a part in a
+/// million.
+const SPAN: u64 = 1 << 40;
+
+fn clock() -> &'static (quanta::Clock, u64) {
+    CLOCK.get_or_init(|| {
+        let clock = quanta::Clock::new();
+        // Nanoseconds for 2^40 ticks, times 2^32 / 2^40. A counter of a few GHz gives a factor
+        // under 2^32; the monotonic fallback (ticks are nanoseconds) gives exactly 2^32.
+        let factor = clock.delta_as_nanos(0, SPAN) >> 8;
+        (clock, factor)
+    })
 }
 
 /// Calibrates the clock (under a millisecond, once per process) before the first request,
@@ -36,14 +48,15 @@ impl Stamp {
     /// The clock now.
     #[inline]
     pub(crate) fn now() -> Self {
-        Stamp(clock().raw())
+        Stamp(clock().0.raw())
     }
 
     /// The time from `earlier` to this reading; zero if `earlier` is later (readings taken on
     /// two cores whose counters disagree by a few cycles).
     #[inline]
     pub(crate) fn since(self, earlier: Stamp) -> Elapsed {
-        Elapsed(clock().delta_as_nanos(earlier.0, self.0))
+        let ticks = self.0.saturating_sub(earlier.0);
+        Elapsed(((u128::from(ticks) * u128::from(clock().1)) >> 32) as u64)
     }
 }
 
@@ -102,6 +115,19 @@ mod tests {
             "{measured:?} measured, {window:?} by the monotonic clock"
         );
         assert_eq!(start.since(end), Elapsed::ZERO, "saturates, never wraps");
+    }
+
+    #[test]
+    fn a_difference_is_scaled_as_quanta_scales_it() {
+        let (quanta, _) = clock();
+        for ticks in [1, 999, 1_000_000, 3_000_000_000, 1 << 45] {
+            let ours = Stamp(ticks + 7).since(Stamp(7)).as_nanos();
+            let theirs = quanta.delta_as_nanos(7, ticks + 7);
+            assert!(
+                ours.abs_diff(theirs) <= 1 + theirs / 1_000_000,
+                "{ticks}: {ours} vs {theirs}"
+            );
+        }
     }
 
     #[test]
