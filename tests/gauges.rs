@@ -15,11 +15,17 @@ mod runner;
 #[path = "conformance/table.rs"]
 mod table;
 
+use std::future::IntoFuture;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex as StdMutex};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use common::{eventually, get, serve_with, Client};
 use pipelined::{get as route_get, post as route_post, Config, Router};
 use recorder::Metrics;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::{watch, Mutex};
 
 const IN_FLIGHT: &str = "pipelined_in_flight_requests";
@@ -272,4 +278,87 @@ async fn every_http1_answer_is_counted_with_the_status_written() {
     })
     .await;
     server.shutdown().await;
+}
+
+/// A connection whose write side holds every flush until it is released: the engine has
+/// written a batch (the client can read it) and is not past its flush yet.
+struct HeldFlush {
+    io: tokio::io::DuplexStream,
+    released: Arc<AtomicBool>,
+    waiting: Arc<StdMutex<Option<Waker>>>,
+}
+
+impl AsyncRead for HeldFlush {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for HeldFlush {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        *self.waiting.lock().unwrap() = Some(cx.waker().clone());
+        if !self.released.load(Ordering::SeqCst) {
+            return Poll::Pending;
+        }
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+/// The answers a client has read are counted already: a connection hands a batch's counts to
+/// the recorder before it writes the batch, so a scrape made after reading them sees them.
+/// Deterministic: the server's flush after the write is held until the counts were read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_a_client_has_read_are_counted_already() {
+    let _serial = SERIAL.lock().await;
+    let metrics = Metrics::install();
+    let fast = [("route", "/fast"), ("status", "200")];
+    let before = metrics.counter(REQUESTS, &fast);
+    let (mut client, server) = tokio::io::duplex(64 * 1024);
+    let released = Arc::new(AtomicBool::new(false));
+    let waiting = Arc::new(StdMutex::new(None::<Waker>));
+    let io = HeldFlush {
+        io: server,
+        released: released.clone(),
+        waiting: waiting.clone(),
+    };
+    let connection = pipelined::serve_connection(io, app()).config(Config::default().metrics(true));
+    let connection = tokio::spawn(connection.into_future());
+    client
+        .write_all(get("/fast").repeat(3).as_bytes())
+        .await
+        .unwrap();
+    let mut read = Vec::new();
+    while read.windows(5).filter(|w| w == b"fast\n").count() < 3 {
+        let mut chunk = [0; 4096];
+        let n = client.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "the connection closed early");
+        read.extend_from_slice(&chunk[..n]);
+    }
+    assert_eq!(
+        metrics.counter(REQUESTS, &fast),
+        before + 3,
+        "the three answers read, counted"
+    );
+    released.store(true, Ordering::SeqCst);
+    if let Some(waker) = waiting.lock().unwrap().take() {
+        waker.wake();
+    }
+    drop(client);
+    connection.await.unwrap();
 }

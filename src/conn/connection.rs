@@ -150,14 +150,16 @@ where
     /// Serves requests until the connection is finished, then shuts the write side down.
     pub(crate) async fn run(&mut self) -> io::Result<()> {
         while let Step::Flush = poll_fn(|cx| self.poll_step(cx)).await? {
-            self.output.flush(&mut self.io).await?;
-            // A TLS stream may accept a write and keep the encrypted records (a full socket
-            // buffer): only a flush sends them, and the client waits for those answers.
-            self.io.flush().await?;
+            // The batch's figures go to the recorder before its bytes to the client: a scrape
+            // the client makes once it has read its answers must find them counted.
             #[cfg(feature = "metrics")]
             if let Some(meter) = &mut self.meter {
                 meter.batch();
             }
+            self.output.flush(&mut self.io).await?;
+            // A TLS stream may accept a write and keep the encrypted records (a full socket
+            // buffer): only a flush sends them, and the client waits for those answers.
+            self.io.flush().await?;
         }
         self.io.shutdown().await
     }

@@ -2,7 +2,8 @@
 //!
 //! Handing every request's figures to the process-wide recorder would cost more than answering
 //! a pipelined plaintext request. So each connection counts locally (plain integers, no atomics)
-//! and gives the recorder one summary per written batch: each histogram gets one `record_many`
+//! and gives the recorder one summary per written batch, just before it is written (a client
+//! that read its answers and then scrapes finds them counted): each histogram gets one `record_many`
 //! per bucket the batch touched, valued at the mean of that bucket's samples, and
 //! `pipelined_requests_total` one `increment` per (method, route, status) the batch answered
 //! (`meter/requests.rs`). For a recorder that uses the same bounds ([`SECONDS_BUCKETS`]), bucket
@@ -171,7 +172,8 @@ impl Meter {
         }
     }
 
-    /// A batch was written: hand its summary to the recorder.
+    /// A batch is about to be written: hand its summary to the recorder first, so that a
+    /// client that read its answers finds them counted.
     pub(crate) fn batch(&mut self) {
         self.settle();
         let depth = self.read - self.read_by_batch;
