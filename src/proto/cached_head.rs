@@ -42,6 +42,15 @@ impl Key {
     }
 }
 
+/// Where the kept `Server-Timing` line is and what it says: a part that reads the same is not
+/// rewritten (an inline handler's time repeats to the microsecond; its queue is nearly always
+/// zero).
+struct KeptTiming {
+    at: usize,
+    handler_micros: u64,
+    zero_queue: bool,
+}
+
 /// The last inline head written, and where its changing parts are.
 pub(crate) struct CachedHead {
     /// `None`: nothing kept yet.
@@ -50,9 +59,8 @@ pub(crate) struct CachedHead {
     framing: BodyFraming,
     /// Where the engine's `Date` line starts in `bytes`, and the second it holds.
     date: Option<(usize, u64)>,
-    /// Where the `Server-Timing` line starts in `bytes`, and whether its queue time reads
-    /// `0.000` (an inline answer's, nearly always: then it is not rewritten).
-    timing: Option<(usize, bool)>,
+    /// The `Server-Timing` line in `bytes`, and what it says.
+    timing: Option<KeptTiming>,
 }
 
 impl Default for CachedHead {
@@ -119,8 +127,13 @@ impl CachedHead {
         );
         self.framing = framing;
         self.date = find(&self.bytes, b"\r\ndate: ").map(|at| (at, date::second()));
-        let zero_queue = timing.is_some_and(|t| t.queue == Elapsed::ZERO);
-        self.timing = find(&self.bytes, b"\r\nserver-timing: ").map(|at| (at, zero_queue));
+        self.timing = timing.and_then(|t| {
+            Some(KeptTiming {
+                at: find(&self.bytes, b"\r\nserver-timing: ")?,
+                handler_micros: t.handler.as_nanos() / 1000,
+                zero_queue: t.queue == Elapsed::ZERO,
+            })
+        });
         self.key = Some(Key {
             status: respond.status,
             content_type: respond.content_type.clone(),
@@ -137,15 +150,19 @@ impl CachedHead {
         if let Some((at, second)) = &mut self.date {
             date::renew_line(&mut self.bytes[*at..*at + date::LINE_LEN], second);
         }
-        if let (Some((at, zero_queue)), Some(timing)) = (&mut self.timing, timing) {
-            let line = &mut self.bytes[*at..*at + SHORT_LINE.len()];
+        if let (Some(kept), Some(timing)) = (&mut self.timing, timing) {
+            let line = &mut self.bytes[kept.at..kept.at + SHORT_LINE.len()];
             let line: &mut [u8; SHORT_LINE.len()] =
                 line.try_into().expect("the kept line is a short one");
-            encode::patch_short_handler(line, timing.handler);
+            let micros = timing.handler.as_nanos() / 1000;
+            if micros != kept.handler_micros {
+                encode::patch_short_handler(line, timing.handler);
+                kept.handler_micros = micros;
+            }
             let zero = timing.queue == Elapsed::ZERO;
-            if !(zero && *zero_queue) {
+            if !(zero && kept.zero_queue) {
                 encode::patch_short_queue(line, timing.queue);
-                *zero_queue = zero;
+                kept.zero_queue = zero;
             }
         }
     }
@@ -231,6 +248,7 @@ mod tests {
             (text(), h11, false, None),
             (text(), h11, false, timed(1, 0)),
             (text(), h11, false, timed(2, 0)),
+            (text(), h11, false, timed(1, 0)),
             (text(), h11, false, timed(3, 45)),
             (text(), h11, false, timed(4, 0)),
             (text(), h11, false, timed(9_999, 9_999)),
