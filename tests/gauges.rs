@@ -31,6 +31,7 @@ use tokio::sync::{watch, Mutex};
 const IN_FLIGHT: &str = "pipelined_in_flight_requests";
 const CONNECTIONS: &str = "pipelined_open_connections";
 const REQUESTS: &str = "pipelined_requests_total";
+const DEPTH: &str = "pipelined_pipeline_depth";
 
 /// Held by each test: every one reads the same process-wide gauges and counters.
 static SERIAL: Mutex<()> = Mutex::const_new(());
@@ -361,4 +362,45 @@ async fn answers_a_client_has_read_are_counted_already() {
     }
     drop(client);
     connection.await.unwrap();
+}
+
+/// `pipelined_pipeline_depth` gets one sample per written batch: the requests read since the
+/// batch before (3, then 2 here), and none for a batch that read nothing (the connection's
+/// last, when it ends).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_batch_records_the_requests_it_read() {
+    let _serial = SERIAL.lock().await;
+    let metrics = Metrics::install();
+    let (samples, sum) = (metrics.samples(DEPTH), metrics.sum(DEPTH));
+    let (mut client, server) = tokio::io::duplex(64 * 1024);
+    let io = HeldFlush {
+        io: server,
+        released: Arc::new(AtomicBool::new(true)),
+        waiting: Arc::default(),
+    };
+    let connection = pipelined::serve_connection(io, app()).config(Config::default().metrics(true));
+    let connection = tokio::spawn(connection.into_future());
+    for n in [3, 2] {
+        // One write: the engine reads the whole batch at once.
+        client
+            .write_all(get("/fast").repeat(n).as_bytes())
+            .await
+            .unwrap();
+        read_answers(&mut client, n).await;
+    }
+    drop(client);
+    connection.await.unwrap();
+    assert_eq!(metrics.samples(DEPTH), samples + 2);
+    assert_eq!(metrics.sum(DEPTH), sum + 5.0);
+}
+
+/// Reads from `client` until `n` `/fast` answers are in.
+async fn read_answers(client: &mut tokio::io::DuplexStream, n: usize) {
+    let mut read = Vec::new();
+    while read.windows(5).filter(|w| w == b"fast\n").count() < n {
+        let mut chunk = [0; 4096];
+        let got = client.read(&mut chunk).await.unwrap();
+        assert!(got > 0, "the connection closed early");
+        read.extend_from_slice(&chunk[..got]);
+    }
 }

@@ -27,6 +27,7 @@ struct Totals {
     counters: HashMap<Series, u64>,
     gauges: HashMap<Series, f64>,
     samples: HashMap<Series, u64>,
+    sums: HashMap<Series, f64>,
 }
 
 impl Metrics {
@@ -60,7 +61,9 @@ impl Metrics {
                 DebugValue::Counter(n) => *totals.counters.entry(series).or_default() += n,
                 DebugValue::Gauge(by) => *totals.gauges.entry(series).or_default() += *by,
                 DebugValue::Histogram(values) => {
-                    *totals.samples.entry(series).or_default() += values.len() as u64
+                    let sum: f64 = values.iter().map(|v| v.into_inner()).sum();
+                    *totals.sums.entry(series.clone()).or_default() += sum;
+                    *totals.samples.entry(series).or_default() += values.len() as u64;
                 }
             }
         }
@@ -83,6 +86,13 @@ impl Metrics {
     pub fn samples(&self, name: &str) -> u64 {
         let totals = self.totals();
         let values = totals.samples.iter().filter(|((n, _), _)| n == name);
+        values.map(|(_, v)| v).sum()
+    }
+
+    /// The sum of a histogram's samples.
+    pub fn sum(&self, name: &str) -> f64 {
+        let totals = self.totals();
+        let values = totals.sums.iter().filter(|((n, _), _)| n == name);
         values.map(|(_, v)| v).sum()
     }
 
