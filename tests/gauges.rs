@@ -23,7 +23,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use common::{eventually, get, serve_with, Client};
-use pipelined::{get as route_get, post as route_post, Config, Router};
+use pipelined::{get as route_get, get_inline, post as route_post, Answer, Config, Router};
 use recorder::Metrics;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::{watch, Mutex};
@@ -403,4 +403,30 @@ async fn read_answers(client: &mut tokio::io::DuplexStream, n: usize) {
         assert!(got > 0, "the connection closed early");
         read.extend_from_slice(&chunk[..got]);
     }
+}
+
+/// An inline handler's answers are counted under its route, as a Service handler's are, and
+/// a client that has read them finds them counted (the batch's counts go out before it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inline_answers_are_counted_under_their_route() {
+    let _serial = SERIAL.lock().await;
+    let metrics = Metrics::install();
+    let inline = [
+        ("method", "GET"),
+        ("route", "/inline/{n}"),
+        ("status", "200"),
+    ];
+    let before = metrics.counter(REQUESTS, &inline);
+    let app = Router::new().route("/inline/{n}", get_inline(|_head| Answer::text("i\n")));
+    let server = serve_with(app, Config::default().metrics(true)).await;
+    let mut client = Client::connect(server.addr).await;
+    client
+        .send(format!("{}{}", get("/inline/1"), get("/inline/2")))
+        .await;
+    for response in client.responses(2).await {
+        assert_eq!(response.status, 200);
+    }
+    assert_eq!(metrics.counter(REQUESTS, &inline), before + 2);
+    drop(client);
+    server.shutdown().await;
 }
