@@ -417,16 +417,27 @@ async fn inline_answers_are_counted_under_their_route() {
         ("status", "200"),
     ];
     let before = metrics.counter(REQUESTS, &inline);
-    let app = Router::new().route("/inline/{n}", get_inline(|_head| Answer::text("i\n")));
+    let service = [("method", "GET"), ("route", "/fast"), ("status", "200")];
+    let before_service = metrics.counter(REQUESTS, &service);
+    let app = Router::new()
+        .route("/inline/{n}", get_inline(|_head| Answer::text("i\n")))
+        .route("/fast", route_get(|_req| async { "fast\n" }));
     let server = serve_with(app, Config::default().metrics(true)).await;
     let mut client = Client::connect(server.addr).await;
-    client
-        .send(format!("{}{}", get("/inline/1"), get("/inline/2")))
-        .await;
-    for response in client.responses(2).await {
+    // One batch, two routes in turn: each answer counted under its own.
+    let batch = [
+        get("/inline/1"),
+        get("/fast"),
+        get("/inline/2"),
+        get("/fast"),
+    ]
+    .concat();
+    client.send(batch).await;
+    for response in client.responses(4).await {
         assert_eq!(response.status, 200);
     }
     assert_eq!(metrics.counter(REQUESTS, &inline), before + 2);
+    assert_eq!(metrics.counter(REQUESTS, &service), before_service + 2);
     drop(client);
     server.shutdown().await;
 }

@@ -256,6 +256,9 @@ mod tests {
             (with_header, h11, false, timed(5, 0)),
             (text(), h11, false, timed(6, 0)),
             (text(), h11, false, None),
+            // Kept with a queue time, then reused without one.
+            (text(), h11, false, timed(7, 45)),
+            (text(), h11, false, timed(8, 0)),
         ];
         let mut cached = CachedHead::default();
         for (i, (respond, info, close, timing)) in answers.into_iter().enumerate() {
