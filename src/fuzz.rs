@@ -94,7 +94,7 @@ fn parse_pipeline(data: &[u8], read_size: usize) -> Vec<Step> {
                 steps.push(Step::Head(format!("{:?}", head.request), used));
                 // The reader bounds trailers by the header limit too.
                 let limits = (config.max_body_bytes, config.max_header_bytes);
-                let Some(mut decoder) = Decoder::new(head.framing, limits.0, limits.1) else {
+                let Some(mut decoder) = Decoder::new(head.meta.framing, limits.0, limits.1) else {
                     continue;
                 };
                 // Skip the body exactly, reading more as the decoder asks.
@@ -147,14 +147,14 @@ fn check_head(head: &Head, max_body: u64) {
     let has_te = headers.contains_key(header::TRANSFER_ENCODING);
     let has_cl = headers.contains_key(header::CONTENT_LENGTH);
     assert!(!(has_te && has_cl), "both framings accepted");
-    match head.framing {
+    match head.meta.framing {
         Framing::Empty => assert!(!has_te),
         Framing::Length(n) => assert!(has_cl && n > 0 && n <= max_body, "length {n}"),
         Framing::Chunked => assert!(has_te && req.version() == Version::HTTP_11),
     }
-    assert!(!head.expect_continue || req.version() == Version::HTTP_11);
+    assert!(!head.meta.expect_continue || req.version() == Version::HTTP_11);
     if req.version() == Version::HTTP_10 && !headers.contains_key(header::CONNECTION) {
-        assert!(head.close, "HTTP/1.0 without keep-alive must close");
+        assert!(head.meta.close, "HTTP/1.0 without keep-alive must close");
     }
 }
 

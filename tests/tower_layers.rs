@@ -784,3 +784,49 @@ async fn the_layers_example_stack_composes_in_front_of_axum() {
     drop(client);
     server.shutdown().await;
 }
+
+/// A service whose first `poll_ready` fails, then answers each request with its `x-n` header
+/// values, joined: what the request it was given carries.
+#[derive(Clone)]
+struct NotReadyOnce(Arc<AtomicU64>);
+
+impl Service<Request<pipelined::Body>> for NotReadyOnce {
+    type Response = Response<String>;
+    type Error = BoxError;
+    type Future = std::future::Ready<Result<Response<String>, BoxError>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        if self.0.fetch_add(1, Ordering::SeqCst) == 0 {
+            return Poll::Ready(Err("not ready yet".into()));
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<pipelined::Body>) -> Self::Future {
+        let values: Vec<&str> = req
+            .headers()
+            .get_all("x-n")
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        std::future::ready(Ok(Response::new(values.join(","))))
+    }
+}
+
+/// A service that fails `poll_ready` gets a `500` for that request and the connection goes
+/// on: the next request on it is served, and is itself alone (nothing of the request that
+/// never reached the service is left in it).
+#[tokio::test]
+async fn a_failed_poll_ready_is_answered_500_and_the_next_request_is_itself() {
+    let server = Server::start(NotReadyOnce(Arc::default())).await;
+    let mut client = Client::connect(server.addr).await;
+    let request = |n: u32| format!("GET / HTTP/1.1\r\nHost: t\r\nx-n: {n}\r\n\r\n");
+    client.send([request(1), request(2)].concat()).await;
+    let r = client.response().await;
+    assert_eq!(r.status, 500, "the service was not ready");
+    assert!(!r.closes());
+    let r = client.response().await;
+    assert_eq!((r.status, r.text().as_str()), (200, "2"));
+    drop(client);
+    server.shutdown().await;
+}

@@ -35,6 +35,7 @@ use super::write::{BodyBox, Encoded, Output, Streamed, Streaming};
 use super::{ConnBody, ConnService};
 use crate::body::Body;
 use crate::proto::encode::RequestInfo;
+use crate::proto::request::blank_request;
 use crate::router::LastRoute;
 use crate::shared::InsertInfo;
 use crate::shutdown::Shutdown;
@@ -70,6 +71,10 @@ pub(crate) struct Conn<'a, I, S: Service<Request<Body>>, B> {
     inline: Option<Router>,
     /// The route the inline path matched last ([`LastRoute`]).
     last_route: LastRoute,
+    /// The request being started: built here by the parser and taken from here by the
+    /// service's call, so that it is copied once on its way, not at every step between
+    /// (`Parser::build_into`). Blank between requests.
+    request: Request<Body>,
     /// Resolves when the server stops taking requests; gone once it has.
     shutdown: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
     deadline: Deadline,
@@ -119,6 +124,7 @@ where
             keep_alive: KeepAlive::default(),
             inline: inline_router(&service),
             last_route: LastRoute::default(),
+            request: blank_request(),
             dispatcher: Dispatcher::new(service, spawned, config, connect_info),
             shutdown: Some(draining),
             deadline: Deadline::default(),

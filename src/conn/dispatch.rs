@@ -19,6 +19,7 @@ use super::spawned::{Barrier, Spawned};
 use crate::body::Body;
 use crate::proto::encode::RequestInfo;
 use crate::proto::error::EngineError;
+use crate::proto::request::blank_request;
 use crate::shared::InsertInfo;
 use crate::timing::Stamp;
 use crate::{BoxError, Config};
@@ -114,7 +115,7 @@ where
     pub(crate) fn start(
         &mut self,
         cx: &mut Context<'_>,
-        request: Request<Body>,
+        request: &mut Request<Body>,
         info: RequestInfo,
         span: &tracing::Span,
     ) -> (Started<B>, Labels) {
@@ -123,6 +124,8 @@ where
         let metered = self.metered;
         let entered = span.enter();
         let first = catch_unwind(AssertUnwindSafe(|| {
+            // Taken from the connection's slot as the call takes it: its one copy.
+            let request = std::mem::replace(request, blank_request());
             let (future, labels) = call(service, request, metered);
             let mut pinned = spare.take().unwrap_or_else(|| Box::pin(None));
             pinned.set(Some(future));

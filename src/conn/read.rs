@@ -7,13 +7,14 @@ use std::pin::{pin, Pin};
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
+use http::Request;
 use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 use tokio::sync::mpsc;
 
-use crate::body::{BodyError, Chunk};
+use crate::body::{Body, BodyError, Chunk};
 use crate::proto::decode::{Decoded, Decoder};
 use crate::proto::error::EngineError;
-use crate::proto::request::{Framing, Head, Parsed, Parser};
+use crate::proto::request::{Framing, Meta, Parsed, Parser};
 use crate::proto::trusted::Validated;
 use crate::Config;
 
@@ -50,10 +51,15 @@ impl Input {
             .parse_head(&mut self.buf, c.max_header_bytes, c.max_headers)
     }
 
-    /// Builds the `http::Request` of the head [`Input::next_parsed`] gave last.
+    /// Builds the head [`Input::next_parsed`] gave last into `request` (a blank one).
     #[inline]
-    pub(crate) fn build(&mut self, parsed: Parsed, c: &Config) -> Result<Head, EngineError> {
-        self.parser.build(parsed, c.max_body_bytes)
+    pub(crate) fn build_into(
+        &mut self,
+        parsed: Parsed,
+        c: &Config,
+        request: &mut Request<Body>,
+    ) -> Result<Meta, EngineError> {
+        self.parser.build_into(parsed, c.max_body_bytes, request)
     }
 
     /// The header fields of the head [`Input::next_parsed`] gave last.

@@ -16,7 +16,7 @@ use crate::conn::slot::{Labels, Outcome, Slot, SlotKind, Timing};
 use crate::conn::{ConnBody, ConnService};
 use crate::proto::encode::RequestInfo;
 use crate::proto::error::EngineError;
-use crate::proto::request::{Framing, Head};
+use crate::proto::request::{blank_request, Framing, Head, Meta};
 use crate::timing::Stamp;
 use crate::BoxError;
 
@@ -36,29 +36,33 @@ where
             self.keep_alive.answer_ends_connection();
             return Next::Started;
         }
-        let head = match self.keep_alive.take_parsed() {
-            Some(head) => *head,
+        let meta = match self.keep_alive.take_parsed() {
+            Some(head) => {
+                self.request = head.request;
+                head.meta
+            }
             None => match self.next_head(cx) {
-                Ok(Some(head)) => head,
+                Ok(Some(meta)) => meta,
                 Ok(None) => return Next::NeedBytes,
                 Err(Answered) => return Next::Started,
             },
         };
-        let ready = match self.dispatcher.poll_admit(head.request.method(), cx) {
+        let ready = match self.dispatcher.poll_admit(self.request.method(), cx) {
             Poll::Pending => {
-                self.keep_alive.hold(Box::new(head));
+                let request = std::mem::replace(&mut self.request, blank_request());
+                self.keep_alive.hold(Box::new(Head { request, meta }));
                 return Next::Wait;
             }
             Poll::Ready(ready) => ready,
         };
-        self.start_request(head, ready, cx);
+        self.start_request(meta, ready, cx);
         Next::Started
     }
 
     /// Parses the next head and answers it inline when its route can ([`Conn::try_inline`]);
     /// else builds its `http::Request` for the service. `Err`: it was answered (inline, or
     /// refused).
-    fn next_head(&mut self, cx: &mut Context<'_>) -> Result<Option<Head>, Answered> {
+    fn next_head(&mut self, cx: &mut Context<'_>) -> Result<Option<Meta>, Answered> {
         let parsed = match self.input.next_parsed(self.config) {
             Ok(Some(parsed)) => parsed,
             Ok(None) => return Ok(None),
@@ -75,9 +79,13 @@ where
         if self.try_inline(&parsed, cx) {
             return Err(Answered);
         }
-        match self.input.build(parsed, self.config) {
-            Ok(head) => Ok(Some(head)),
+        match self
+            .input
+            .build_into(parsed, self.config, &mut self.request)
+        {
+            Ok(meta) => Ok(Some(meta)),
             Err(error) => {
+                self.request = blank_request();
                 self.refuse(error, cx);
                 Err(Answered)
             }
@@ -86,13 +94,14 @@ where
 
     /// Hands a request to the service, gives its response a place in the order, and tells
     /// [`KeepAlive`](crate::conn::keep_alive::KeepAlive) what follows it (its body, its close).
-    fn start_request(&mut self, head: Head, ready: Result<(), BoxError>, cx: &mut Context<'_>) {
-        let Head {
-            mut request,
+    /// The request is the one built in `self.request`, which is blank again afterwards.
+    fn start_request(&mut self, meta: Meta, ready: Result<(), BoxError>, cx: &mut Context<'_>) {
+        let Meta {
             framing,
             close,
             expect_continue,
-        } = head;
+        } = meta;
+        let request = &mut self.request;
         let info = RequestInfo {
             version: request.version(),
             head_method: request.method() == Method::HEAD,
@@ -102,14 +111,16 @@ where
         if expect_continue && tx.is_some() {
             self.interim_continue();
         }
-        self.dispatcher.prepare(&mut request);
+        self.dispatcher.prepare(&mut self.request);
         self.seq += 1;
+        let request = &self.request;
         let span = request_span(request.method(), request.uri(), request.version(), self.seq);
         let started = self.timed.then(|| self.stamp());
         let (outcome, labels) = match ready {
-            Ok(()) => self.dispatcher.start(cx, request, info, &span),
+            Ok(()) => self.dispatcher.start(cx, &mut self.request, info, &span),
             Err(e) => {
                 tracing::warn!(error = %e, "service not ready; answering 500");
+                self.request = blank_request();
                 (Started::Ready(Outcome::internal_error()), Labels::unknown())
             }
         };
