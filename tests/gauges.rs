@@ -441,3 +441,34 @@ async fn inline_answers_are_counted_under_their_route() {
     drop(client);
     server.shutdown().await;
 }
+
+/// A request refused once its head was parsed (a `Content-Length` that is no number: 400) is
+/// one request read, like any other: the batch it came in records a depth of 2 here, the
+/// request before it and itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_refused_after_parsing_is_read_once() {
+    let _serial = SERIAL.lock().await;
+    let metrics = Metrics::install();
+    let (samples, sum) = (metrics.samples(DEPTH), metrics.sum(DEPTH));
+    let (mut client, server) = tokio::io::duplex(64 * 1024);
+    let io = HeldFlush {
+        io: server,
+        released: Arc::new(AtomicBool::new(true)),
+        waiting: Arc::default(),
+    };
+    let connection = pipelined::serve_connection(io, app()).config(Config::default().metrics(true));
+    let connection = tokio::spawn(connection.into_future());
+    let bad = "POST /fast HTTP/1.1\r\nHost: t\r\nContent-Length: abc\r\n\r\n";
+    client
+        .write_all([get("/fast").as_str(), bad].concat().as_bytes())
+        .await
+        .unwrap();
+    let mut read = Vec::new();
+    client.read_to_end(&mut read).await.unwrap();
+    let text = String::from_utf8_lossy(&read);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("HTTP/1.1 400"), "{text}");
+    connection.await.unwrap();
+    assert_eq!(metrics.samples(DEPTH), samples + 1);
+    assert_eq!(metrics.sum(DEPTH), sum + 2.0);
+}

@@ -86,7 +86,7 @@ where
             Ok(meta) => Ok(Some(meta)),
             Err(error) => {
                 self.request = blank_request();
-                self.refuse(error, cx);
+                self.refuse_parsed(error, cx);
                 Err(Answered)
             }
         }
@@ -161,12 +161,20 @@ where
         }
     }
 
-    /// Answers a request the engine refuses, after every earlier response; reading ends.
+    /// Answers a request the engine refuses before its head was parsed (a malformed or late
+    /// head), after every earlier response; reading ends. It is counted as a request read
+    /// here; one refused after parsing was counted then ([`Conn::refuse_parsed`]).
     pub(super) fn refuse(&mut self, error: EngineError, cx: &mut Context<'_>) {
         #[cfg(feature = "metrics")]
         if let Some(meter) = &mut self.meter {
             meter.read();
         }
+        self.refuse_parsed(error, cx);
+    }
+
+    /// Answers a parsed request the engine refuses (its head broke a rule only its header
+    /// map shows), after every earlier response; reading ends.
+    fn refuse_parsed(&mut self, error: EngineError, cx: &mut Context<'_>) {
         self.keep_alive.stop_reading(Stop::Refused);
         let outcome = Outcome::refused(error);
         let span = tracing::Span::none();
