@@ -164,7 +164,13 @@ impl Meter {
     /// The connection's task is about to wait (for the socket, a handler or a write): the
     /// in-flight gauge takes the requests started and answered since it last moved.
     pub(crate) fn settle(&mut self) {
-        let in_flight = self.read - self.answered;
+        // Every answer is to a request read (`Conn::refuse` counts the ones refused before
+        // their head parsed); were one not, the gauge would stop at zero, not wrap.
+        debug_assert!(
+            self.answered <= self.read,
+            "an answer to a request not read"
+        );
+        let in_flight = self.read.saturating_sub(self.answered);
         if in_flight != self.in_gauge {
             self.in_flight
                 .increment(in_flight as f64 - self.in_gauge as f64);
