@@ -47,7 +47,9 @@ impl Key {
 /// zero).
 struct KeptTiming {
     at: usize,
-    handler_micros: u64,
+    /// The handler time it reads, in microseconds; `None`: not known yet.
+    handler_micros: Option<u64>,
+    /// Its queue time is known to read `0.000`.
     zero_queue: bool,
 }
 
@@ -57,8 +59,9 @@ pub(crate) struct CachedHead {
     key: Option<Key>,
     bytes: Vec<u8>,
     framing: BodyFraming,
-    /// Where the engine's `Date` line starts in `bytes`, and the second it holds.
-    date: Option<(usize, u64)>,
+    /// Where the engine's `Date` line starts in `bytes`, and the second it holds (`None`: not
+    /// known yet).
+    date: Option<(usize, Option<u64>)>,
     /// The `Server-Timing` line in `bytes`, and what it says.
     timing: Option<KeptTiming>,
 }
@@ -126,12 +129,14 @@ impl CachedHead {
             timing,
         );
         self.framing = framing;
-        self.date = find(&self.bytes, b"\r\ndate: ").map(|at| (at, date::second()));
-        self.timing = timing.and_then(|t| {
+        // What the changing lines say is left unknown: `renew`, which follows every fill,
+        // rewrites them once and learns it.
+        self.date = find(&self.bytes, b"\r\ndate: ").map(|at| (at, None));
+        self.timing = timing.and_then(|_| {
             Some(KeptTiming {
                 at: find(&self.bytes, b"\r\nserver-timing: ")?,
-                handler_micros: t.handler.as_nanos() / 1000,
-                zero_queue: t.queue == Elapsed::ZERO,
+                handler_micros: None,
+                zero_queue: false,
             })
         });
         self.key = Some(Key {
@@ -155,9 +160,9 @@ impl CachedHead {
             let line: &mut [u8; SHORT_LINE.len()] =
                 line.try_into().expect("the kept line is a short one");
             let micros = timing.handler.as_nanos() / 1000;
-            if micros != kept.handler_micros {
+            if kept.handler_micros != Some(micros) {
                 encode::patch_short_handler(line, timing.handler);
-                kept.handler_micros = micros;
+                kept.handler_micros = Some(micros);
             }
             let zero = timing.queue == Elapsed::ZERO;
             if !(zero && kept.zero_queue) {
@@ -295,7 +300,7 @@ mod tests {
         let mut cached = CachedHead::default();
         cached.write(&mut Vec::new(), &text, info, plan, None);
         let (at, second) = cached.date.as_mut().expect("the engine's date line");
-        *second -= 1;
+        *second = second.map(|s| s - 1);
         cached.bytes[*at + 6..*at + 6 + 29].fill(b'X');
         let (mut kept, mut fresh) = (Vec::new(), Vec::new());
         cached.write(&mut kept, &text, info, plan, None);
@@ -304,5 +309,27 @@ mod tests {
             String::from_utf8(kept).unwrap(),
             String::from_utf8(fresh).unwrap()
         );
+    }
+
+    /// An identical answer is the kept bytes copied, not a new encoding: a byte changed where
+    /// nothing is rewritten shows in the next answer (and not in a different one's).
+    #[test]
+    fn an_identical_answer_is_the_kept_head_copied() {
+        let text = respond(200, Some("text/plain"), "hello\n");
+        let info = info(Version::HTTP_11, false);
+        let plan = encode::plan(text.status, [], Some(6), info, false);
+        let mut cached = CachedHead::default();
+        let mut first = Vec::new();
+        cached.write(&mut first, &text, info, plan, None);
+        assert!(first.starts_with(b"HTTP/1.1 200 OK\r\n"));
+        cached.bytes[9..12].copy_from_slice(b"299");
+        let mut again = Vec::new();
+        cached.write(&mut again, &text, info, plan, None);
+        assert!(again.starts_with(b"HTTP/1.1 299 OK\r\n"), "the kept bytes");
+        let other = respond(200, Some("text/plain"), "bye\n");
+        let plan = encode::plan(other.status, [], Some(4), info, false);
+        let mut fresh = Vec::new();
+        cached.write(&mut fresh, &other, info, plan, None);
+        assert!(fresh.starts_with(b"HTTP/1.1 200 OK\r\n"), "encoded afresh");
     }
 }

@@ -43,22 +43,17 @@ pub(crate) fn extend_line(dst: &mut Vec<u8>) {
     });
 }
 
-/// Brings a `Date` field line written earlier (`line`, as of `second`) up to this thread's
-/// cached date: a copy only when the second changed (see `proto::cached_head`).
-pub(crate) fn renew_line(line: &mut [u8], second: &mut u64) {
+/// Brings a `Date` field line written earlier (`line`, as of `second`; `None`: not known) up
+/// to this thread's cached date: a copy only when the second changed (see
+/// `proto::cached_head`).
+pub(crate) fn renew_line(line: &mut [u8], second: &mut Option<u64>) {
     CACHED.with(|cell| {
         let cached = cell.borrow();
-        if cached.second != *second {
+        if *second != Some(cached.second) {
             line.copy_from_slice(&cached.line);
-            *second = cached.second;
+            *second = Some(cached.second);
         }
     });
-}
-
-/// The second this thread's cached date is of ([`renew_line`]'s starting point for a line just
-/// written by [`extend_line`]).
-pub(crate) fn second() -> u64 {
-    CACHED.with(|cell| cell.borrow().second)
 }
 
 fn update(cached: &mut Cached) {
