@@ -228,10 +228,12 @@ fn server_timing(dst: &mut Vec<u8>, handler: Elapsed, queue: Elapsed) {
         // and its digits are patched there; a zero (an inline answer's queue) is left as is.
         let start = dst.len();
         dst.extend_from_slice(SHORT_LINE);
-        let line = &mut dst[start..];
-        short_millis(&mut line[27..32], handler);
+        let line: &mut [u8; SHORT_LINE.len()] = (&mut dst[start..])
+            .try_into()
+            .expect("the line just written");
+        patch_short_handler(line, handler);
         if queue != Elapsed::ZERO {
-            short_millis(&mut line[44..49], queue);
+            patch_short_queue(line, queue);
         }
         return;
     }
@@ -243,7 +245,8 @@ fn server_timing(dst: &mut Vec<u8>, handler: Elapsed, queue: Elapsed) {
 /// Durations [`server_timing`] writes into [`SHORT_LINE`]: one digit before the point.
 const SHORT: Elapsed = Elapsed::from_nanos(10_000_000);
 
-/// Whether `timing` is written as [`SHORT_LINE`] (then [`patch_short_line`] can rewrite it).
+/// Whether `timing` is written as [`SHORT_LINE`] (then [`patch_short_handler`] and
+/// [`patch_short_queue`] can rewrite it).
 pub(crate) fn is_short(timing: Measured) -> bool {
     timing.handler < SHORT && timing.queue < SHORT
 }
