@@ -25,8 +25,9 @@ use std::time::Duration;
 use common::{eventually, get, serve_with, Client};
 use pipelined::{get as route_get, get_inline, post as route_post, Answer, Config, Router};
 use recorder::Metrics;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
 use tokio::sync::{watch, Mutex};
+use tokio::task::JoinHandle;
 
 const IN_FLIGHT: &str = "pipelined_in_flight_requests";
 const CONNECTIONS: &str = "pipelined_open_connections";
@@ -285,8 +286,39 @@ async fn every_http1_answer_is_counted_with_the_status_written() {
 /// written a batch (the client can read it) and is not past its flush yet.
 struct HeldFlush {
     io: tokio::io::DuplexStream,
-    released: Arc<AtomicBool>,
-    waiting: Arc<StdMutex<Option<Waker>>>,
+    gate: Arc<Gate>,
+}
+
+/// What holds a [`HeldFlush`]'s flushes, and lets them through.
+#[derive(Default)]
+struct Gate {
+    released: AtomicBool,
+    waiting: StdMutex<Option<Waker>>,
+}
+
+impl Gate {
+    fn release(&self) {
+        self.released.store(true, Ordering::SeqCst);
+        if let Some(waker) = self.waiting.lock().unwrap().take() {
+            waker.wake();
+        }
+    }
+}
+
+/// A metered connection to `app()` over a [`HeldFlush`] (held: its flushes wait for the gate),
+/// served on a task of its own: the client's end, the gate and the task.
+fn metered_connection(held: bool) -> (DuplexStream, Arc<Gate>, JoinHandle<()>) {
+    let (client, server) = tokio::io::duplex(64 * 1024);
+    let gate = Arc::new(Gate::default());
+    if !held {
+        gate.release();
+    }
+    let io = HeldFlush {
+        io: server,
+        gate: gate.clone(),
+    };
+    let connection = pipelined::serve_connection(io, app()).config(Config::default().metrics(true));
+    (client, gate, tokio::spawn(connection.into_future()))
 }
 
 impl AsyncRead for HeldFlush {
@@ -309,8 +341,8 @@ impl AsyncWrite for HeldFlush {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        *self.waiting.lock().unwrap() = Some(cx.waker().clone());
-        if !self.released.load(Ordering::SeqCst) {
+        *self.gate.waiting.lock().unwrap() = Some(cx.waker().clone());
+        if !self.gate.released.load(Ordering::SeqCst) {
             return Poll::Pending;
         }
         Pin::new(&mut self.io).poll_flush(cx)
@@ -330,36 +362,18 @@ async fn answers_a_client_has_read_are_counted_already() {
     let metrics = Metrics::install();
     let fast = [("route", "/fast"), ("status", "200")];
     let before = metrics.counter(REQUESTS, &fast);
-    let (mut client, server) = tokio::io::duplex(64 * 1024);
-    let released = Arc::new(AtomicBool::new(false));
-    let waiting = Arc::new(StdMutex::new(None::<Waker>));
-    let io = HeldFlush {
-        io: server,
-        released: released.clone(),
-        waiting: waiting.clone(),
-    };
-    let connection = pipelined::serve_connection(io, app()).config(Config::default().metrics(true));
-    let connection = tokio::spawn(connection.into_future());
+    let (mut client, gate, connection) = metered_connection(true);
     client
         .write_all(get("/fast").repeat(3).as_bytes())
         .await
         .unwrap();
-    let mut read = Vec::new();
-    while read.windows(5).filter(|w| w == b"fast\n").count() < 3 {
-        let mut chunk = [0; 4096];
-        let n = client.read(&mut chunk).await.unwrap();
-        assert!(n > 0, "the connection closed early");
-        read.extend_from_slice(&chunk[..n]);
-    }
+    read_answers(&mut client, 3).await;
     assert_eq!(
         metrics.counter(REQUESTS, &fast),
         before + 3,
         "the three answers read, counted"
     );
-    released.store(true, Ordering::SeqCst);
-    if let Some(waker) = waiting.lock().unwrap().take() {
-        waker.wake();
-    }
+    gate.release();
     drop(client);
     connection.await.unwrap();
 }
@@ -372,14 +386,7 @@ async fn each_batch_records_the_requests_it_read() {
     let _serial = SERIAL.lock().await;
     let metrics = Metrics::install();
     let (samples, sum) = (metrics.samples(DEPTH), metrics.sum(DEPTH));
-    let (mut client, server) = tokio::io::duplex(64 * 1024);
-    let io = HeldFlush {
-        io: server,
-        released: Arc::new(AtomicBool::new(true)),
-        waiting: Arc::default(),
-    };
-    let connection = pipelined::serve_connection(io, app()).config(Config::default().metrics(true));
-    let connection = tokio::spawn(connection.into_future());
+    let (mut client, _gate, connection) = metered_connection(false);
     for n in [3, 2] {
         // One write: the engine reads the whole batch at once.
         client
@@ -395,7 +402,7 @@ async fn each_batch_records_the_requests_it_read() {
 }
 
 /// Reads from `client` until `n` `/fast` answers are in.
-async fn read_answers(client: &mut tokio::io::DuplexStream, n: usize) {
+async fn read_answers(client: &mut DuplexStream, n: usize) {
     let mut read = Vec::new();
     while read.windows(5).filter(|w| w == b"fast\n").count() < n {
         let mut chunk = [0; 4096];
@@ -450,14 +457,7 @@ async fn a_request_refused_after_parsing_is_read_once() {
     let _serial = SERIAL.lock().await;
     let metrics = Metrics::install();
     let (samples, sum) = (metrics.samples(DEPTH), metrics.sum(DEPTH));
-    let (mut client, server) = tokio::io::duplex(64 * 1024);
-    let io = HeldFlush {
-        io: server,
-        released: Arc::new(AtomicBool::new(true)),
-        waiting: Arc::default(),
-    };
-    let connection = pipelined::serve_connection(io, app()).config(Config::default().metrics(true));
-    let connection = tokio::spawn(connection.into_future());
+    let (mut client, _gate, connection) = metered_connection(false);
     let bad = "POST /fast HTTP/1.1\r\nHost: t\r\nContent-Length: abc\r\n\r\n";
     client
         .write_all([get("/fast").as_str(), bad].concat().as_bytes())
