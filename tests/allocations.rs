@@ -9,7 +9,10 @@
 //!
 //! What a request may still cost is its own parts, which the engine hands to the handler and
 //! cannot keep: the parser fills the request's `HeaderMap` with `HeaderMap::reserve`, which
-//! allocates the map's tables ([`request_parts`] measures that, the way the parser builds it).
+//! allocates the map's tables ([`request_parts`] measures that, the way the parser builds it),
+//! unless the last response had a map of its own: that one, emptied, is the next request's
+//! (`recycle_headers` in `src/conn/write.rs`), and a request then costs only what its handler
+//! allocates for its response.
 //! The target, the header values and the method share the read buffer's bytes; the handler
 //! here is ready on its first poll with an empty body, so neither its future nor its response
 //! allocates. The handler's future goes into the box kept from the last handler that finished
@@ -64,6 +67,23 @@ fn request_parts() -> u64 {
         std::hint::black_box(request);
     });
     counted.count_total
+}
+
+/// Allocations a response with one header costs its handler: its `HeaderMap`'s tables.
+fn response_parts() -> u64 {
+    let counted = allocation_counter::measure(|| {
+        std::hint::black_box(typed_response());
+    });
+    counted.count_total
+}
+
+/// An empty response with a `Content-Type`, as most handlers answer.
+fn typed_response() -> Response<Empty<Bytes>> {
+    let mut response = Response::new(Empty::<Bytes>::new());
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    response
 }
 
 /// How often `needle` occurs in `haystack`.
@@ -139,6 +159,35 @@ fn a_finished_in_order_response_costs_no_allocation_of_the_engines_own() {
     assert!(
         most <= expected + 1,
         "a batch allocated more than its requests' parts and one Date line: {per_batch:?}"
+    );
+}
+
+/// A response's header map, written, becomes the next request's: a request whose handler
+/// answers with headers costs the allocations of that answer and nothing for its own map.
+/// Fails when the map is dropped instead (each request then costs `request_parts` more).
+#[test]
+fn a_written_responses_header_map_is_the_next_requests() {
+    let service = tower::service_fn(|_req: Request<Body>| {
+        std::future::ready(Ok::<_, Infallible>(typed_response()))
+    });
+    // Two warm-up batches: the first request of the first has no map to inherit.
+    let per_batch = allocations_per_batch(service, 2, b"content-type: text/plain\r\n");
+    let (request, response) = (request_parts(), response_parts());
+    assert!(
+        request > 0 && response > 0,
+        "maps allocate: {request}, {response}"
+    );
+    let expected = PER_BATCH as u64 * response;
+    let fewest = *per_batch.iter().min().unwrap();
+    let most = *per_batch.iter().max().unwrap();
+    assert_eq!(
+        fewest, expected,
+        "{PER_BATCH} requests should cost their responses' {response} allocations each, and \
+         none for their own map ({request} when it is not recycled); per batch: {per_batch:?}"
+    );
+    assert!(
+        most <= expected + 1,
+        "a batch allocated more than its responses and one Date line: {per_batch:?}"
     );
 }
 

@@ -328,9 +328,14 @@ where
         let last = self
             .keep_alive
             .is_last(outcome.ends_connection(), self.order.is_empty());
-        let encoded =
-            self.output
-                .encode(outcome, info, last, timings.as_ref(), &mut self.spare_body);
+        let encoded = self.output.encode(
+            outcome,
+            info,
+            last,
+            timings.as_ref(),
+            &mut self.spare_body,
+            self.request.headers_mut(),
+        );
         self.keep_alive
             .encoded(last, matches!(encoded, Encoded::Stream(_)));
         if let Encoded::Stream(streaming) = encoded {

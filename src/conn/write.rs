@@ -41,6 +41,11 @@ const FIRST_BUF: usize = 512;
 /// being copied into ours.
 const DIRECT_WRITE: usize = 16 * 1024;
 
+/// The most header fields a response's map may have room for and still be kept for the next
+/// request ([`recycle_headers`]): a typical request head fits in it, and a map grown by one
+/// large response is not held for the connection's lifetime.
+const RECYCLED_HEADERS: usize = 24;
+
 /// The pinned box a streamed body is polled in. The connection keeps the last one
 /// ([`Streaming::into_box`]) for the next body: a body that is not the engine's own (`Full`,
 /// axum's `Body`) is polled in place, and allocating a box for each would cost a `malloc` and a
@@ -55,6 +60,18 @@ pub(crate) struct Streaming<B> {
     written: u64,
     /// Boxed: rare, and a header map inline would size every connection.
     trailers: Option<Box<HeaderMap>>,
+}
+
+/// Gives a written response's header map, emptied, to the connection's next request when that
+/// has none: the request's map then costs no allocation (two `malloc`s and two `free`s, ~250
+/// instructions per request under callgrind), as in hyper (`role.rs` reuses the drained
+/// response map for the next request it parses). A map with room for more than
+/// [`RECYCLED_HEADERS`] fields is dropped instead.
+fn recycle_headers(written: &mut HeaderMap, next: &mut HeaderMap) {
+    if next.capacity() == 0 && written.capacity() <= RECYCLED_HEADERS {
+        std::mem::swap(written, next);
+        next.clear();
+    }
 }
 
 /// The whole body, taken without streaming it, when its type is one that holds it all: the
@@ -155,7 +172,8 @@ impl Output {
     /// Encodes an answer; `last` says nothing follows it on this connection
     /// (`KeepAlive::is_last`, which has already counted the answer's own wish to close). `timing` is the
     /// handler time and head-of-line wait, for `Server-Timing`. A body to stream is pinned in
-    /// `spare` when there is one.
+    /// `spare` when there is one; a service response's header map, emptied, goes to
+    /// `next_headers` (the connection's blank request) when that has none ([`recycle_headers`]).
     pub(crate) fn encode<B>(
         &mut self,
         outcome: Outcome<B>,
@@ -163,6 +181,7 @@ impl Output {
         last: bool,
         timing: Option<&Measured>,
         spare: &mut Option<BodyBox<B>>,
+        next_headers: &mut HeaderMap,
     ) -> Encoded<B>
     where
         B: HttpBody<Data = Bytes> + 'static,
@@ -182,7 +201,8 @@ impl Output {
                 Encoded::Whole
             }
             Outcome::Response(response, plan) => {
-                self.encode_response(response, info, plan.closing(last), timing, spare)
+                let plan = plan.closing(last);
+                self.encode_response(response, info, plan, timing, spare, next_headers)
             }
             Outcome::Inline(respond, plan) => {
                 self.encode_inline(respond, info, plan.closing(last), timing);
@@ -198,6 +218,7 @@ impl Output {
         plan: Plan,
         timing: Option<&Measured>,
         spare: &mut Option<BodyBox<B>>,
+        next_headers: &mut HeaderMap,
     ) -> Encoded<B>
     where
         B: HttpBody<Data = Bytes> + 'static,
@@ -210,6 +231,7 @@ impl Output {
         };
         let (status, headers) = (response.status(), response.headers());
         let framing = encode::response_head(&mut self.buf, status, headers, info, plan, timing);
+        recycle_headers(response.headers_mut(), next_headers);
         if let Some(data) = whole {
             if framing != BodyFraming::None {
                 self.buf.extend_from_slice(&data);
@@ -375,7 +397,9 @@ mod tests {
     use bytes::Bytes;
     use http_body::Frame;
 
-    use super::{Encoded, Output, Streamed};
+    use http::HeaderMap;
+
+    use super::{recycle_headers, Encoded, Output, Streamed, RECYCLED_HEADERS};
     use crate::conn::slot::Outcome;
     use crate::proto::encode::{BodyFraming, RequestInfo};
 
@@ -472,7 +496,8 @@ mod tests {
             .insert(http::header::CONTENT_LENGTH, declared.into());
         let info = get11();
         let outcome = Outcome::response(response, info);
-        let Encoded::Stream(mut streaming) = output.encode(outcome, info, false, None, &mut None)
+        let Encoded::Stream(mut streaming) =
+            output.encode(outcome, info, false, None, &mut None, &mut HeaderMap::new())
         else {
             panic!("a body of unknown length is streamed");
         };
@@ -487,8 +512,14 @@ mod tests {
         let spare_at = spare.as_deref().map(|b| b as *const Option<Frames>);
         let body = Frames(VecDeque::from([Bytes::from_static(b"hi")]));
         let outcome = Outcome::response(http::Response::new(body), info);
-        let Encoded::Stream(streaming) = output.encode(outcome, info, false, None, &mut spare)
-        else {
+        let Encoded::Stream(streaming) = output.encode(
+            outcome,
+            info,
+            false,
+            None,
+            &mut spare,
+            &mut HeaderMap::new(),
+        ) else {
             panic!("a body of unknown length is streamed");
         };
         assert!(spare.is_none(), "taken, not copied");
@@ -507,7 +538,7 @@ mod tests {
         let info = get11();
         let body = http_body_util::Full::new(Bytes::from_static(b"whole"));
         let outcome = Outcome::response(http::Response::new(body), info);
-        let encoded = output.encode(outcome, info, false, None, &mut None);
+        let encoded = output.encode(outcome, info, false, None, &mut None, &mut HeaderMap::new());
         assert!(matches!(encoded, Encoded::Whole), "not streamed");
         assert!(output.buf.starts_with(b"HTTP/1.1 200 OK\r\n"));
         assert!(output.buf.ends_with(b"content-length: 5\r\n\r\nwhole"));
@@ -523,6 +554,52 @@ mod tests {
         assert!(
             matches!(stream(5, 7), Streamed::Done { failed: true }),
             "longer"
+        );
+    }
+
+    /// A map with `fields` header fields, as a handler's response might carry.
+    fn map_with(fields: usize) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for i in 0..fields {
+            let name = http::HeaderName::try_from(format!("x-{i}")).unwrap();
+            map.insert(name, http::HeaderValue::from_static("v"));
+        }
+        map
+    }
+
+    #[test]
+    fn a_written_map_goes_to_the_next_request_emptied() {
+        let mut written = map_with(3);
+        let room = written.capacity();
+        let mut next = HeaderMap::new();
+        recycle_headers(&mut written, &mut next);
+        assert!(
+            next.is_empty(),
+            "the response's fields must not reach a request"
+        );
+        assert_eq!(next.capacity(), room, "its room is kept");
+        assert_eq!(written.capacity(), 0, "moved, not copied");
+    }
+
+    #[test]
+    fn a_map_is_recycled_only_into_one_without_room_and_only_when_small() {
+        let mut next = map_with(1);
+        next.clear();
+        let mut written = map_with(1);
+        recycle_headers(&mut written, &mut next);
+        assert_eq!(
+            written.len(),
+            1,
+            "the next request already had a map: kept as it was"
+        );
+
+        let mut big = map_with(RECYCLED_HEADERS + 1);
+        let mut next = HeaderMap::new();
+        recycle_headers(&mut big, &mut next);
+        assert_eq!(
+            next.capacity(),
+            0,
+            "a map grown past RECYCLED_HEADERS is not held"
         );
     }
 }

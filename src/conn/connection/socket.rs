@@ -56,6 +56,8 @@ where
                 self.input.park();
                 self.output.release_memory();
                 self.order.release_memory();
+                // The map the last response left for the next request (`recycle_headers`).
+                *self.request.headers_mut() = http::HeaderMap::new();
                 let now = self.now();
                 self.deadline.grace_over(self.config, now);
             }
