@@ -280,9 +280,14 @@ where
     fn encode_slot(&mut self, slot: Slot<B>, cx: &mut Context<'_>) {
         match slot.kind {
             SlotKind::Continue => self.output.encode_continue(),
-            SlotKind::Ready(outcome) => {
-                self.answer(outcome, slot.info, slot.timing, slot.span, slot.labels, cx)
-            }
+            SlotKind::Ready(mut outcome) => self.answer(
+                &mut outcome,
+                slot.info,
+                slot.timing,
+                slot.span,
+                slot.labels,
+                cx,
+            ),
             SlotKind::Pending(_) => unreachable!("the order gives out finished slots only"),
         }
     }
@@ -296,7 +301,7 @@ where
     #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
     fn answer(
         &mut self,
-        outcome: Outcome<B>,
+        outcome: &mut Outcome<B>,
         info: RequestInfo,
         timing: Option<Timing>,
         span: tracing::Span,

@@ -55,7 +55,7 @@ impl Input {
     #[inline]
     pub(crate) fn build_into(
         &mut self,
-        parsed: Parsed,
+        parsed: &mut Parsed,
         c: &Config,
         request: &mut Request<Body>,
     ) -> Result<Meta, EngineError> {

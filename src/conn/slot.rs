@@ -71,9 +71,14 @@ pub(crate) enum Outcome<B> {
 impl<B: http_body::Body> Outcome<B> {
     /// A service's response to the request described by `info`.
     pub(crate) fn response(response: Response<B>, info: RequestInfo) -> Self {
-        let len = response.body().size_hint().exact();
-        let plan = encode::plan(response.status(), response.headers(), len, info, false);
+        let plan = Self::plan(&response, info);
         Outcome::Response(response, plan)
+    }
+
+    /// How a service's response to the request described by `info` goes on the wire.
+    pub(crate) fn plan(response: &Response<B>, info: RequestInfo) -> Plan {
+        let len = response.body().size_hint().exact();
+        encode::plan(response.status(), response.headers(), len, info, false)
     }
 
     /// Whether the connection ends after this answer (RFC 9112 §9.6: nothing after it may be
@@ -103,6 +108,12 @@ impl<B> Outcome<B> {
             Outcome::Engine { error, .. } => error.status,
             Outcome::Inline(respond, _) => respond.status,
         }
+    }
+
+    /// Moves the answer out, leaving [`Outcome::internal_error`] (cheap to make, nothing to
+    /// drop) in its place: for an answer made in place and then queued.
+    pub(crate) fn take(&mut self) -> Self {
+        std::mem::replace(self, Outcome::internal_error())
     }
 
     /// A refused request: the connection cannot go on after it.

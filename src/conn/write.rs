@@ -174,9 +174,10 @@ impl Output {
     /// handler time and head-of-line wait, for `Server-Timing`. A body to stream is pinned in
     /// `spare` when there is one; a service response's header map, emptied, goes to
     /// `next_headers` (the connection's blank request) when that has none ([`recycle_headers`]).
+    /// The answer is encoded where it lies, not copied; only a body to stream is taken from it.
     pub(crate) fn encode<B>(
         &mut self,
-        outcome: Outcome<B>,
+        outcome: &mut Outcome<B>,
         info: RequestInfo,
         last: bool,
         timing: Option<&Measured>,
@@ -197,12 +198,27 @@ impl Output {
         let timing = timing.filter(|_| self.server_timing);
         match outcome {
             Outcome::Engine { error, .. } => {
-                self.encode_engine(error, info, last, timing);
+                self.encode_engine(*error, info, last, timing);
                 Encoded::Whole
             }
             Outcome::Response(response, plan) => {
                 let plan = plan.closing(last);
-                self.encode_response(response, info, plan, timing, spare, next_headers)
+                match self.encode_response(response, info, plan, timing, next_headers) {
+                    None => Encoded::Whole,
+                    Some(framing) => {
+                        let Outcome::Response(response, _) = outcome.take() else {
+                            unreachable!("matched as a response above")
+                        };
+                        let mut body = spare.take().unwrap_or_else(|| Box::pin(None));
+                        body.set(Some(response.into_body()));
+                        Encoded::Stream(Streaming {
+                            body,
+                            framing,
+                            written: 0,
+                            trailers: None,
+                        })
+                    }
+                }
             }
             Outcome::Inline(respond, plan) => {
                 self.encode_inline(respond, info, plan.closing(last), timing);
@@ -211,15 +227,16 @@ impl Output {
         }
     }
 
+    /// A service's response: its head, and its body when that is whole at once. Returns how
+    /// the body is framed when it must be streamed instead.
     fn encode_response<B>(
         &mut self,
-        mut response: Response<B>,
+        response: &mut Response<B>,
         info: RequestInfo,
         plan: Plan,
         timing: Option<&Measured>,
-        spare: &mut Option<BodyBox<B>>,
         next_headers: &mut HeaderMap,
-    ) -> Encoded<B>
+    ) -> Option<BodyFraming>
     where
         B: HttpBody<Data = Bytes> + 'static,
     {
@@ -236,32 +253,22 @@ impl Output {
             if framing != BodyFraming::None {
                 self.buf.extend_from_slice(&data);
             }
-            return Encoded::Whole;
+            return None;
         }
-        if framing == BodyFraming::None {
-            return Encoded::Whole;
-        }
-        let mut body = spare.take().unwrap_or_else(|| Box::pin(None));
-        body.set(Some(response.into_body()));
-        Encoded::Stream(Streaming {
-            body,
-            framing,
-            written: 0,
-            trailers: None,
-        })
+        (framing != BodyFraming::None).then_some(framing)
     }
 
     /// An inline handler's answer: head and body straight into the buffer.
     fn encode_inline(
         &mut self,
-        respond: Respond,
+        respond: &Respond,
         info: RequestInfo,
         plan: Plan,
         timing: Option<&Measured>,
     ) {
         let framing = self
             .inline_head
-            .write(&mut self.buf, &respond, info, plan, timing);
+            .write(&mut self.buf, respond, info, plan, timing);
         if framing != BodyFraming::None {
             self.buf.extend_from_slice(&respond.body);
         }
@@ -495,10 +502,15 @@ mod tests {
             .headers_mut()
             .insert(http::header::CONTENT_LENGTH, declared.into());
         let info = get11();
-        let outcome = Outcome::response(response, info);
-        let Encoded::Stream(mut streaming) =
-            output.encode(outcome, info, false, None, &mut None, &mut HeaderMap::new())
-        else {
+        let mut outcome = Outcome::response(response, info);
+        let Encoded::Stream(mut streaming) = output.encode(
+            &mut outcome,
+            info,
+            false,
+            None,
+            &mut None,
+            &mut HeaderMap::new(),
+        ) else {
             panic!("a body of unknown length is streamed");
         };
         output.poll_stream(&mut streaming, &mut Context::from_waker(Waker::noop()))
@@ -511,9 +523,9 @@ mod tests {
         let mut spare = Some(Box::pin(None));
         let spare_at = spare.as_deref().map(|b| b as *const Option<Frames>);
         let body = Frames(VecDeque::from([Bytes::from_static(b"hi")]));
-        let outcome = Outcome::response(http::Response::new(body), info);
+        let mut outcome = Outcome::response(http::Response::new(body), info);
         let Encoded::Stream(streaming) = output.encode(
-            outcome,
+            &mut outcome,
             info,
             false,
             None,
@@ -537,8 +549,15 @@ mod tests {
         let mut output = Output::new(false);
         let info = get11();
         let body = http_body_util::Full::new(Bytes::from_static(b"whole"));
-        let outcome = Outcome::response(http::Response::new(body), info);
-        let encoded = output.encode(outcome, info, false, None, &mut None, &mut HeaderMap::new());
+        let mut outcome = Outcome::response(http::Response::new(body), info);
+        let encoded = output.encode(
+            &mut outcome,
+            info,
+            false,
+            None,
+            &mut None,
+            &mut HeaderMap::new(),
+        );
         assert!(matches!(encoded, Encoded::Whole), "not streamed");
         assert!(output.buf.starts_with(b"HTTP/1.1 200 OK\r\n"));
         assert!(output.buf.ends_with(b"content-length: 5\r\n\r\nwhole"));

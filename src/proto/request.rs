@@ -189,11 +189,11 @@ impl Parser {
         max_headers: usize,
         max_body_bytes: u64,
     ) -> Result<Option<Head>, EngineError> {
-        let Some(parsed) = self.parse_head(buf, max_header_bytes, max_headers)? else {
+        let Some(mut parsed) = self.parse_head(buf, max_header_bytes, max_headers)? else {
             return Ok(None);
         };
         let mut request = blank_request();
-        let meta = self.build_into(parsed, max_body_bytes, &mut request)?;
+        let meta = self.build_into(&mut parsed, max_body_bytes, &mut request)?;
         Ok(Some(Head { request, meta }))
     }
 
@@ -281,21 +281,23 @@ impl Parser {
     /// applies the rules that read its header map (body framing, `Expect`). Built where it
     /// stays until the service takes it: a `Request` is 264 bytes, and returning it through
     /// the steps between cost a copy at each (callgrind: ~230 instructions per request).
-    /// On an error `request` is left part-built: the caller blanks it again.
+    /// On an error `request` is left part-built: the caller blanks it again. `parsed` is
+    /// taken by reference for the same reason (~150 bytes, copied twice when moved here);
+    /// its method and target are moved out.
     pub(crate) fn build_into(
         &mut self,
-        parsed: Parsed,
+        parsed: &mut Parsed,
         max_body_bytes: u64,
         request: &mut Request<Body>,
     ) -> Result<Meta, EngineError> {
         let close = parsed.close();
         let Parsed {
             ref bytes,
-            method,
-            uri,
+            ref mut method,
+            ref mut uri,
             version,
             ref seen,
-        } = parsed;
+        } = *parsed;
         debug_assert!(
             request.headers().is_empty() && request.extensions().is_empty(),
             "built into a request that is not blank"
@@ -312,8 +314,8 @@ impl Parser {
             Framing::Empty
         };
         let expect_continue = seen.expect && expects_continue(request.headers(), version)?;
-        *request.method_mut() = method;
-        *request.uri_mut() = uri;
+        std::mem::swap(request.method_mut(), method);
+        std::mem::swap(request.uri_mut(), uri);
         *request.version_mut() = version;
         Ok(Meta {
             framing,

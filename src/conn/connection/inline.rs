@@ -64,7 +64,7 @@ where
                 at.call(&parsed.method, &parsed.uri, parsed.version, fields)
             }))
         };
-        let (outcome, labels) = match called.map(|answer| answer.kind) {
+        let (mut outcome, labels) = match called.map(|answer| answer.kind) {
             Ok(AnswerKind::Pass) => return false,
             Ok(AnswerKind::Respond(respond)) => {
                 #[cfg(feature = "metrics")]
@@ -91,7 +91,7 @@ where
         if outcome.ends_connection() {
             self.keep_alive.answer_ends_connection();
         }
-        self.answer_in_order(outcome, info, timing, span, labels, true, cx);
+        self.answer_in_order(&mut outcome, info, timing, span, labels, true, cx);
         true
     }
 }
