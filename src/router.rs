@@ -10,6 +10,10 @@ use std::task::{Context, Poll};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use tower::{Layer, Service, ServiceExt};
 
+mod last;
+
+pub(crate) use last::{hinted, LastRoute, RouteHint};
+
 use crate::inline::{Answer, HeadView, Inline};
 use crate::response::{IntoResponse, ResponseBody};
 use crate::{Body, BoxError};
@@ -594,21 +598,34 @@ impl Router {
     /// let (route, _answer) = app.call_with_route(req);
     /// assert_eq!(route.and_then(|i| app.matched_paths().nth(i)).map(|m| m.as_str()), Some("/a"));
     /// ```
-    pub fn call_with_route(&self, mut req: Request<Body>) -> (Option<usize>, RouteFuture) {
+    pub fn call_with_route(&self, req: Request<Body>) -> (Option<usize>, RouteFuture) {
+        self.route_to(req, None)
+    }
+
+    /// Routes `req` to its route, or to route `hint` when the engine already matched its path
+    /// there ([`RouteHint`]: a plain route, so no parameters are lost), and calls it.
+    fn route_to(
+        &self,
+        mut req: Request<Body>,
+        hint: Option<usize>,
+    ) -> (Option<usize>, RouteFuture) {
         let inner = &*self.inner;
         if req.method() == Method::OPTIONS && req.uri() == "*" {
             // `OPTIONS *` asks about the server as a whole (RFC 9110 §9.3.7).
             return (None, answer_allow(StatusCode::OK, inner.allow_any()));
         }
-        let (index, params) = match inner.matcher.at(req.uri().path()) {
-            Ok(found) => {
-                let params = (!found.params.is_empty()).then(|| {
-                    let pairs = found.params.iter();
-                    PathParams(pairs.map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
-                });
-                (*found.value, params)
-            }
-            Err(_) => return (None, (inner.fallback.0)(req)),
+        let (index, params) = match hint {
+            Some(index) => (index, None),
+            None => match inner.matcher.at(req.uri().path()) {
+                Ok(found) => {
+                    let params = (!found.params.is_empty()).then(|| {
+                        let pairs = found.params.iter();
+                        PathParams(pairs.map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
+                    });
+                    (*found.value, params)
+                }
+                Err(_) => return (None, (inner.fallback.0)(req)),
+            },
         };
         let path = &inner.paths[index];
         #[cfg(feature = "metrics")]
@@ -644,9 +661,9 @@ impl Router {
         last: &mut LastRoute,
     ) -> Option<InlineAt<'r, 'p>> {
         let inner = &*self.inner;
-        let (index, params) = match last.index {
-            Some(index) if last.path == path.as_bytes() => (index, None),
-            _ => {
+        let (index, params) = match last.find(path) {
+            Some(index) => (index, None),
+            None => {
                 let found = inner.matcher.at(path).ok()?;
                 last.remember(path, *found.value, found.params.is_empty());
                 (*found.value, Some(found.params))
@@ -661,35 +678,23 @@ impl Router {
         })
     }
 
+    /// The route `last` holds for `path`, as a hint for this router's next call
+    /// ([`hinted`]): the Service path then skips the lookup the inline path already made.
+    pub(crate) fn hint(&self, path: &str, last: &LastRoute) -> Option<RouteHint> {
+        let index = last.find(path)?;
+        let router = self.id();
+        Some(RouteHint { router, index })
+    }
+
+    /// This router's identity for a [`RouteHint`]: the address of the state its clones share.
+    fn id(&self) -> usize {
+        Arc::as_ptr(&self.inner) as usize
+    }
+
     /// Whether any route has an inline handler (a layer folds them into Service routes).
     pub(crate) fn has_inline(&self) -> bool {
         let mut paths = self.inner.paths.iter();
         paths.any(|path| !path.methods.inline.is_empty())
-    }
-}
-
-/// The longest path [`LastRoute`] keeps.
-const LAST_ROUTE_PATH: usize = 256;
-
-/// The last path a connection's inline path matched, and its route, kept when the route has
-/// no parameters: a client that repeats a path (a health check, a poller, a load generator)
-/// skips matchit's lookup (~180 instructions). A path matches the same route every time (the
-/// router cannot change once served), so the answer is the same.
-#[derive(Debug, Default)]
-pub(crate) struct LastRoute {
-    path: Vec<u8>,
-    /// The route's position; `None` while nothing is kept.
-    index: Option<usize>,
-}
-
-impl LastRoute {
-    fn remember(&mut self, path: &str, index: usize, plain: bool) {
-        self.path.clear();
-        self.index = None;
-        if plain && path.len() <= LAST_ROUTE_PATH {
-            self.path.extend_from_slice(path.as_bytes());
-            self.index = Some(index);
-        }
     }
 }
 
@@ -754,7 +759,9 @@ impl Service<Request<Body>> for Router {
     }
 
     fn call(&mut self, req: Request<Body>) -> RouteFuture {
-        self.call_with_route(req).1
+        // Taken first, so that no router called from inside a route sees it.
+        let hint = last::take(self.id());
+        self.route_to(req, hint).1
     }
 }
 
@@ -896,7 +903,7 @@ mod tests {
                 .map(|at| (at.route.matched.as_str(), at.params.is_some()))
         };
         assert_eq!(at(&mut last, Method::GET, "/a"), Some(("/a", true)));
-        assert_eq!((&last.path[..], last.index), (&b"/a"[..], Some(0)));
+        assert_eq!(last.find("/a"), Some(0));
         assert_eq!(
             at(&mut last, Method::GET, "/a"),
             Some(("/a", false)),
@@ -908,7 +915,7 @@ mod tests {
             Some(("/b", true)),
             "another"
         );
-        assert_eq!(last.index, Some(1));
+        assert_eq!((last.find("/b"), last.find("/a")), (Some(1), None));
         for _ in 0..2 {
             let routed = at(&mut last, Method::GET, "/p/7");
             assert_eq!(
@@ -916,7 +923,7 @@ mod tests {
                 Some(("/p/{id}", true)),
                 "parameters: matched each time"
             );
-            assert_eq!(last.index, None);
+            assert_eq!(last.find("/p/7"), None);
         }
         assert_eq!(at(&mut last, Method::GET, "/nope"), None);
     }

@@ -491,3 +491,55 @@ async fn an_http_1_0_request_without_keep_alive_is_answered_then_closed() {
     drop(client);
     server.shutdown().await;
 }
+
+/// A Service route answering `text`.
+fn says(text: &'static str) -> pipelined::MethodRouter {
+    pipelined::get(move |_req| async move { text })
+}
+
+/// The Service path reuses the route the inline path matched for the same path
+/// (`Router::hint`, `src/router/last.rs`): every request must still reach its own route, on a
+/// connection that matched others before it, with another method, and through a router
+/// served inside a route (which must not take the outer router's route for its own).
+#[tokio::test]
+async fn a_service_request_reaches_its_own_route_whatever_the_connection_matched_before() {
+    let inner = Router::new().route("/inner", says("inner\n"));
+    let app = Router::new()
+        .route("/inline", get_inline(|_head| Answer::text("inline\n")))
+        .route("/a", says("a\n").post(|_req| async { "post a\n" }))
+        .route("/b", says("b\n"))
+        .route_service("/inner", inner);
+    let server = serve(app).await;
+    let mut client = Client::connect(server.addr).await;
+    let mut wire = Vec::new();
+    for path in ["/inline", "/a", "/a", "/b", "/a?q=1"] {
+        wire.extend_from_slice(get(path).as_bytes());
+    }
+    wire.extend_from_slice(&with_body("POST", "/a", b"x"));
+    for path in ["/b", "/inner", "/inner", "/a/", "/a"] {
+        wire.extend_from_slice(get(path).as_bytes());
+    }
+    client.send(wire).await;
+    let answers: Vec<(u16, String)> = client
+        .responses(11)
+        .await
+        .iter()
+        .map(|r| (r.status, r.text()))
+        .collect();
+    let expected = [
+        (200, "inline\n"),
+        (200, "a\n"),
+        (200, "a\n"),
+        (200, "b\n"),
+        (200, "a\n"),
+        (200, "post a\n"),
+        (200, "b\n"),
+        (200, "inner\n"),
+        (200, "inner\n"),
+        (404, "Not Found\n"),
+        (200, "a\n"),
+    ];
+    let expected: Vec<(u16, String)> = expected.iter().map(|(s, t)| (*s, t.to_string())).collect();
+    assert_eq!(answers, expected);
+    server.shutdown().await;
+}

@@ -20,6 +20,7 @@ use crate::body::Body;
 use crate::proto::encode::RequestInfo;
 use crate::proto::error::EngineError;
 use crate::proto::request::blank_request;
+use crate::router::{hinted, RouteHint};
 use crate::shared::InsertInfo;
 use crate::timing::Stamp;
 use crate::{BoxError, Config};
@@ -116,14 +117,19 @@ where
     /// cost a copy at each (callgrind: ~170 instructions per request). `answer` is left as it
     /// was when the handler panicked: the caller's `Outcome::internal_error()`.
     ///
+    /// `hint`: the route the connection already matched for this request, when the service
+    /// is the `Router` it was matched in (`Router::hint`).
+    ///
     /// Also returns what the answer is counted under: the method and the route a `Router`
     /// reported while it was called (`Labels::unknown()` if the call panicked).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn start(
         &mut self,
         cx: &mut Context<'_>,
         request: &mut Request<Body>,
         info: RequestInfo,
         span: &tracing::Span,
+        hint: Option<RouteHint>,
         answer: &mut Outcome<B>,
     ) -> (Started<B>, Labels) {
         let service = &mut self.service;
@@ -133,7 +139,7 @@ where
         let first = catch_unwind(AssertUnwindSafe(|| {
             // Taken from the connection's slot as the call takes it: its one copy.
             let request = std::mem::replace(request, blank_request());
-            let (future, labels) = call(service, request, metered);
+            let (future, labels) = call(service, request, hint, metered);
             let mut pinned = spare.take().unwrap_or_else(|| Box::pin(None));
             pinned.set(Some(future));
             let polled = pinned.as_mut().as_pin_mut().map(|f| f.poll(cx));
@@ -209,13 +215,14 @@ where
 fn call<S: Service<Request<Body>>>(
     service: &mut S,
     request: Request<Body>,
+    hint: Option<RouteHint>,
     metered: bool,
 ) -> (S::Future, Labels) {
     if !metered {
-        return (service.call(request), Labels::unknown());
+        return (hinted(hint, || service.call(request)), Labels::unknown());
     }
     let labels = Labels::new(request.method());
-    let (future, route) = crate::meter::routed(|| service.call(request));
+    let (future, route) = crate::meter::routed(|| hinted(hint, || service.call(request)));
     (future, labels.routed_to(route))
 }
 
@@ -224,9 +231,10 @@ fn call<S: Service<Request<Body>>>(
 fn call<S: Service<Request<Body>>>(
     service: &mut S,
     request: Request<Body>,
+    hint: Option<RouteHint>,
     _: bool,
 ) -> (S::Future, Labels) {
-    (service.call(request), Labels)
+    (hinted(hint, || service.call(request)), Labels)
 }
 
 /// Turns a handler's result into its outcome; a service error is logged here, once.

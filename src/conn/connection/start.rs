@@ -122,9 +122,16 @@ where
         // service failed), until the dispatcher writes the handler's answer here.
         let mut answer = Outcome::internal_error();
         let (outcome, labels) = match ready {
-            Ok(()) => self
-                .dispatcher
-                .start(cx, &mut self.request, info, &span, &mut answer),
+            Ok(()) => {
+                let path = self.request.uri().path();
+                let hint = self
+                    .inline
+                    .as_ref()
+                    .and_then(|r| r.hint(path, &self.last_route));
+                let request = &mut self.request;
+                let dispatcher = &mut self.dispatcher;
+                dispatcher.start(cx, request, info, &span, hint, &mut answer)
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "service not ready; answering 500");
                 self.request = blank_request();
