@@ -12,7 +12,9 @@
 # inline), ordered-bare (--no-metrics --no-server-timing), ordered-service and
 # ordered-service-bare (the same on /plaintext-service, the same answer through a Service
 # handler), hyper-engine (--engine hyper --no-metrics, /plaintext-service), hyper-peer and
-# pipelined-peer (hyper-peer's service through `pipelined::serve`, default Config) on /plaintext.
+# pipelined-peer (hyper-peer's service through `pipelined::serve`, default Config) on /plaintext;
+# axum-serve and axum-pipelined (one axum app, loadtest/peers/axum-peer, through `axum::serve`
+# and through `pipelined::serve`) on /plaintext.
 # usage: loadtest/callgrind.sh [--check]
 #   --check: run only the cases loadtest/callgrind.baseline names, and fail (exit 1) when one
 #            costs more than 3 % over its recorded figure (CI runs this: the instruction count
@@ -79,6 +81,10 @@ all_cases() {
   fi
   if [ "${PEERS:-1}" != 0 ] && [ -x "$PEERS_DIR/pipelined-peer" ]; then
     echo "pipelined-peer|INT|/plaintext|$PEERS_DIR/pipelined-peer 127.0.0.1:{PORT}"
+  fi
+  if [ "${PEERS:-1}" != 0 ] && [ -x "$PEERS_DIR/axum-peer" ]; then
+    echo "axum-serve|INT|/plaintext|$PEERS_DIR/axum-peer axum 127.0.0.1:{PORT}"
+    echo "axum-pipelined|INT|/plaintext|$PEERS_DIR/axum-peer pipelined 127.0.0.1:{PORT}"
   fi
 }
 
@@ -154,6 +160,7 @@ ratio ordered hyper-peer
 ratio ordered-bare hyper-peer
 ratio ordered ordered-bare
 ratio pipelined-peer hyper-peer
+ratio axum-pipelined axum-serve
 ratio ordered-service hyper-peer
 ratio ordered-service-bare hyper-engine
 ratio ordered-service ordered-service-bare

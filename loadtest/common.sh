@@ -37,7 +37,7 @@ build_peers() {
     # and actix-peer's tracing/log would make pipelined-peer log every span (~150
     # instructions per request that a pipelined app would not pay).
     local peer
-    for peer in hyper-peer actix-peer raw-limit pipelined-peer; do
+    for peer in hyper-peer actix-peer raw-limit pipelined-peer axum-peer; do
       echo "building $peer (cargo build --release --locked -p $peer --manifest-path loadtest/peers/Cargo.toml)" >&2
       cargo build --release --locked --quiet -p "$peer" --manifest-path "$PEERS_MANIFEST" \
         --target-dir "${CARGO_TARGET_DIR:-$HERE/peers/target}" \
@@ -92,6 +92,13 @@ servers() {
       echo "($peer not built in $PEERS_DIR: left out)" >&2
     fi
   done
+  # One axum app, through axum's own server and through pipelined's.
+  if [ -x "$PEERS_DIR/axum-peer" ]; then
+    echo "axum-serve|$PEERS_DIR/axum-peer axum 127.0.0.1:{PORT}"
+    echo "axum-pipelined|$PEERS_DIR/axum-peer pipelined 127.0.0.1:{PORT}"
+  else
+    echo "(axum-peer not built in $PEERS_DIR: left out)" >&2
+  fi
   return 0
 }
 
