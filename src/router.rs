@@ -12,7 +12,7 @@ use tower::{Layer, Service, ServiceExt};
 
 mod last;
 
-pub(crate) use last::{hinted, LastRoute, RouteHint};
+pub(crate) use last::{offer, LastRoute, RouteHint};
 
 use crate::inline::{Answer, HeadView, Inline};
 use crate::response::{IntoResponse, ResponseBody};
@@ -679,7 +679,7 @@ impl Router {
     }
 
     /// The route `last` holds for `path`, as a hint for this router's next call
-    /// ([`hinted`]): the Service path then skips the lookup the inline path already made.
+    /// ([`offer`]): the Service path then skips the lookup the inline path already made.
     pub(crate) fn hint(&self, path: &str, last: &LastRoute) -> Option<RouteHint> {
         let index = last.find(path)?;
         let router = self.id();

@@ -105,8 +105,9 @@ impl Counting {
     pub(super) fn call<T>(&mut self, call: impl FnOnce() -> T) -> T {
         #[cfg(feature = "metrics")]
         if let Some((labels, _)) = &mut self.counted {
-            let (value, route) = meter::routed(call);
-            *labels = labels.routed_to(route);
+            let expecting = meter::expect_route();
+            let value = call();
+            *labels = labels.routed_to(expecting.route());
             return value;
         }
         call()

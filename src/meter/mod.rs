@@ -10,4 +10,4 @@ mod requests;
 mod route;
 
 pub(crate) use requests::{Labels, Requests, Tally};
-pub(crate) use route::{report, routed, RouteLabel};
+pub(crate) use route::{expect_route, report, RouteLabel};

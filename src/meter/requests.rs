@@ -63,7 +63,7 @@ impl Labels {
         }
     }
 
-    /// The same request, once its service reported `route` (see `route::routed`).
+    /// The same request, once its service reported `route` (see `route::expect_route`).
     pub(crate) fn routed_to(self, route: Option<RouteLabel>) -> Self {
         Labels { route, ..self }
     }

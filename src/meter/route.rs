@@ -4,7 +4,7 @@
 //!
 //! The [`Router`](crate::Router) routes a request while the engine calls the service, on the
 //! engine's own thread: it reports the matched pattern into a thread-local slot
-//! ([`report`]), and the engine reads it back right after the call ([`routed`]). A service
+//! ([`report`]), and the engine reads it back right after the call ([`expect_route`]). A service
 //! that is not a `Router`, or a path no pattern matches, reports nothing: `unmatched`.
 //!
 //! Each pattern is interned once, when it is routed ([`RouteLabel::intern`]), so the report is
@@ -61,11 +61,22 @@ pub(crate) fn report(label: RouteLabel) {
     REPORTED.with(|reported| reported.set(Some(label)));
 }
 
-/// Runs `call` (the service's `call`) and returns what it returned with the route it reported.
-pub(crate) fn routed<T>(call: impl FnOnce() -> T) -> (T, Option<RouteLabel>) {
+/// Starts listening for the route of the service call made next, read with
+/// [`Expecting::route`] once it returns. Not a function that takes the call as a closure: a
+/// closure would take the request by value and copy it (264 bytes, once more per request).
+pub(crate) fn expect_route() -> Expecting {
     REPORTED.with(|reported| reported.set(None));
-    let value = call();
-    (value, REPORTED.with(Cell::take))
+    Expecting
+}
+
+/// A route report being listened for ([`expect_route`]).
+pub(crate) struct Expecting;
+
+impl Expecting {
+    /// The route reported since [`expect_route`], if any.
+    pub(crate) fn route(self) -> Option<RouteLabel> {
+        REPORTED.with(Cell::take)
+    }
 }
 
 #[cfg(test)]
@@ -84,13 +95,11 @@ mod tests {
     #[test]
     fn only_a_report_during_the_call_counts() {
         report(RouteLabel::intern("/stale"));
-        let ((), route) = routed(|| ());
-        assert_eq!(route, None);
+        assert_eq!(expect_route().route(), None);
         let label = RouteLabel::intern("/reported");
-        let (n, route) = routed(|| {
-            report(label);
-            7
-        });
-        assert_eq!((n, route), (7, Some(label)));
+        let expecting = expect_route();
+        report(label);
+        assert_eq!(expecting.route(), Some(label));
+        assert_eq!(expect_route().route(), None, "taken");
     }
 }
