@@ -891,6 +891,26 @@ mod tests {
     }
 
     #[test]
+    fn a_hint_names_this_router_and_the_route_kept_for_the_path() {
+        let text = |_: &HeadView<'_>| Answer::text("x");
+        let app = Router::new()
+            .route("/a", get_inline(text))
+            .route("/b", get_inline(text));
+        let other = Router::new().route("/a", get_inline(text));
+        assert_eq!(app.id(), app.clone().id(), "clones are one router");
+        assert_ne!(app.id(), other.id(), "two routers are two");
+        let mut last = LastRoute::default();
+        assert_eq!(app.hint("/b", &last), None, "nothing kept yet");
+        assert!(app.inline_at(&Method::GET, "/b", &mut last).is_some());
+        let hint = RouteHint {
+            router: app.id(),
+            index: 1,
+        };
+        assert_eq!(app.hint("/b", &last), Some(hint));
+        assert_eq!(app.hint("/a", &last), None, "another path");
+    }
+
+    #[test]
     fn the_last_plain_route_is_kept_and_a_route_with_parameters_is_not() {
         let text = |_: &HeadView<'_>| Answer::text("x");
         let app = Router::new()
