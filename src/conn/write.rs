@@ -406,7 +406,7 @@ mod tests {
 
     use http::HeaderMap;
 
-    use super::{recycle_headers, Encoded, Output, Streamed, RECYCLED_HEADERS};
+    use super::{recycle_headers, BodyBox, Encoded, Output, Streamed, RECYCLED_HEADERS};
     use crate::conn::slot::Outcome;
     use crate::proto::encode::{BodyFraming, RequestInfo};
 
@@ -416,6 +416,20 @@ mod tests {
             version: http::Version::HTTP_11,
             head_method: false,
         }
+    }
+
+    /// Encodes `outcome` as the answer to an HTTP/1.1 GET, not the last, untimed; a body to
+    /// stream goes into `spare`'s box when there is one.
+    fn encode<B>(
+        output: &mut Output,
+        outcome: &mut Outcome<B>,
+        spare: &mut Option<BodyBox<B>>,
+    ) -> Encoded<B>
+    where
+        B: http_body::Body<Data = Bytes> + 'static,
+    {
+        let next = &mut HeaderMap::new();
+        output.encode(outcome, get11(), false, None, spare, next)
     }
 
     /// Fills the buffer with `n` bytes' worth of interim responses.
@@ -503,14 +517,7 @@ mod tests {
             .insert(http::header::CONTENT_LENGTH, declared.into());
         let info = get11();
         let mut outcome = Outcome::response(response, info);
-        let Encoded::Stream(mut streaming) = output.encode(
-            &mut outcome,
-            info,
-            false,
-            None,
-            &mut None,
-            &mut HeaderMap::new(),
-        ) else {
+        let Encoded::Stream(mut streaming) = encode(&mut output, &mut outcome, &mut None) else {
             panic!("a body of unknown length is streamed");
         };
         output.poll_stream(&mut streaming, &mut Context::from_waker(Waker::noop()))
@@ -524,14 +531,7 @@ mod tests {
         let spare_at = spare.as_deref().map(|b| b as *const Option<Frames>);
         let body = Frames(VecDeque::from([Bytes::from_static(b"hi")]));
         let mut outcome = Outcome::response(http::Response::new(body), info);
-        let Encoded::Stream(streaming) = output.encode(
-            &mut outcome,
-            info,
-            false,
-            None,
-            &mut spare,
-            &mut HeaderMap::new(),
-        ) else {
+        let Encoded::Stream(streaming) = encode(&mut output, &mut outcome, &mut spare) else {
             panic!("a body of unknown length is streamed");
         };
         assert!(spare.is_none(), "taken, not copied");
@@ -550,14 +550,7 @@ mod tests {
         let info = get11();
         let body = http_body_util::Full::new(Bytes::from_static(b"whole"));
         let mut outcome = Outcome::response(http::Response::new(body), info);
-        let encoded = output.encode(
-            &mut outcome,
-            info,
-            false,
-            None,
-            &mut None,
-            &mut HeaderMap::new(),
-        );
+        let encoded = encode(&mut output, &mut outcome, &mut None);
         assert!(matches!(encoded, Encoded::Whole), "not streamed");
         assert!(output.buf.starts_with(b"HTTP/1.1 200 OK\r\n"));
         assert!(output.buf.ends_with(b"content-length: 5\r\n\r\nwhole"));
