@@ -62,6 +62,8 @@
 #[doc(hidden)]
 pub mod bench;
 mod body;
+#[cfg(feature = "client")]
+pub mod client;
 mod config;
 mod conn;
 mod drain;

@@ -8,5 +8,7 @@ pub(crate) mod decode;
 pub(crate) mod encode;
 pub(crate) mod error;
 pub(crate) mod request;
+#[cfg(any(feature = "client", fuzzing))]
+pub(crate) mod response_head;
 mod target;
 pub(crate) mod trusted;
