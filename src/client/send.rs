@@ -26,6 +26,7 @@ pub struct Builder {
     pub(crate) max_head_bytes: usize,
     pub(crate) max_body_buffer: usize,
     pub(crate) max_discard: u64,
+    pub(crate) max_write_buffer: usize,
 }
 
 impl Default for Builder {
@@ -36,7 +37,8 @@ impl Default for Builder {
 
 impl Builder {
     /// The defaults: depth 16, the RFC's pipelining rules, 64 KiB heads, 64 KiB of body
-    /// buffered per response, 256 KiB discarded for a dropped response.
+    /// buffered per response, 256 KiB discarded for a dropped response, 64 KiB written at a
+    /// time.
     pub fn new() -> Self {
         Builder {
             depth: 16,
@@ -44,6 +46,7 @@ impl Builder {
             max_head_bytes: 64 * 1024,
             max_body_buffer: 64 * 1024,
             max_discard: 256 * 1024,
+            max_write_buffer: 64 * 1024,
         }
     }
 
@@ -86,6 +89,15 @@ impl Builder {
     /// [`Client`](super::Client) sends the idempotent ones again).
     pub fn max_discard(mut self, bytes: u64) -> Self {
         self.max_discard = bytes;
+        self
+    }
+
+    /// Bytes of requests encoded ahead of the socket before the connection stops taking more
+    /// from the queue (a request is never split to fit): enough for a whole pipeline of small
+    /// requests in one write, little enough that a big body is not held twice. Raise it to
+    /// send a larger batch in one write (`pipelined send` does).
+    pub fn max_write_buffer(mut self, bytes: usize) -> Self {
+        self.max_write_buffer = bytes.max(1);
         self
     }
 

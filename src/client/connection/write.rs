@@ -14,11 +14,6 @@ use super::Connection;
 use crate::client::encode::{is_idempotent, BodyKind};
 use crate::client::error::{Error, ErrorKind};
 
-/// Bytes encoded ahead of the socket before the writer stops taking requests: enough for a
-/// whole pipeline of small requests in one write, little enough that a big body does not sit
-/// in memory twice.
-const WRITE_HIGH_WATER: usize = 64 * 1024;
-
 /// A request body being written after its head.
 struct Streaming<B> {
     body: B,
@@ -45,7 +40,7 @@ pub(super) struct Writer<B> {
 impl<B> Writer<B> {
     pub(super) fn new() -> Self {
         Writer {
-            buf: Vec::with_capacity(WRITE_HIGH_WATER),
+            buf: Vec::new(),
             pos: 0,
             body: None,
             unflushed: false,
@@ -97,7 +92,7 @@ where
     /// Moves queued requests (and the body being streamed) onto the write buffer.
     fn encode(&mut self, cx: &mut Context<'_>) -> Result<bool, Error> {
         let mut progress = false;
-        while self.writer.buf.len() < WRITE_HIGH_WATER {
+        while self.writer.buf.len() < self.config.max_write_buffer {
             if self.writer.body.is_some() {
                 if !self.poll_body(cx)? {
                     break;
