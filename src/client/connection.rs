@@ -105,6 +105,8 @@ where
             ErrorKind::Protocol | ErrorKind::Incomplete => error.kind(),
             _ => ErrorKind::NotAnswered,
         };
+        // First, so that a caller woken below finds the connection ended.
+        self.shared.end(&error.to_string());
         for (i, (index, _)) in self.in_flight.drain(..).enumerate() {
             if i == 0 && current == Some(index) {
                 self.shared
@@ -119,7 +121,6 @@ where
                     .unanswered(index, error.for_another(ErrorKind::NotAnswered));
             }
         }
-        self.shared.end(&error.to_string());
         self.done = true;
     }
 

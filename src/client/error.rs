@@ -34,6 +34,9 @@ pub enum ErrorKind {
     /// The request's own body failed partway through being written; the connection closed
     /// after the partial request.
     Body,
+    /// No connection could be made (refused, unreachable, timed out, the TLS handshake
+    /// failed): nothing was sent.
+    Connect,
     /// [`SendRequest::call`](tower::Service::call) without a ready slot: `poll_ready` first.
     NotReady,
 }
@@ -89,13 +92,13 @@ impl Error {
         self.kind
     }
 
-    /// Whether the request may have reached the server: `false` only for
-    /// [`ErrorKind::NotSent`] (and [`ErrorKind::NotReady`], and a request refused before
-    /// writing).
+    /// Whether the request may have reached the server: `false` for [`ErrorKind::NotSent`],
+    /// [`ErrorKind::Connect`], [`ErrorKind::Request`] and [`ErrorKind::NotReady`], where
+    /// nothing was written.
     pub fn may_have_been_processed(&self) -> bool {
         !matches!(
             self.kind,
-            ErrorKind::NotSent | ErrorKind::NotReady | ErrorKind::Request
+            ErrorKind::NotSent | ErrorKind::NotReady | ErrorKind::Request | ErrorKind::Connect
         )
     }
 
@@ -146,7 +149,9 @@ impl fmt::Display for Error {
             ErrorKind::Protocol => write!(f, "invalid response: {}", self.reason),
             ErrorKind::Incomplete => write!(f, "response cut short: {}", self.reason),
             ErrorKind::Body => write!(f, "request body failed: {}", self.reason),
-            ErrorKind::Io | ErrorKind::Request | ErrorKind::NotReady => f.write_str(&self.reason),
+            ErrorKind::Io | ErrorKind::Request | ErrorKind::NotReady | ErrorKind::Connect => {
+                f.write_str(&self.reason)
+            }
         }
     }
 }

@@ -27,7 +27,9 @@
 //!
 //! Two levels: [`handshake`] over a stream you connected ([`SendRequest`], a
 //! `tower::Service`, and the [`Connection`] future that does the I/O, in the style of hyper's
-//! `client::conn::http1`).
+//! `client::conn::http1`); and [`Client`], a pool over it (per authority, N connections ×
+//! depth D, plain TCP or TLS with feature `tls-ring`) that sends a request again on a new
+//! connection when the RFC allows it.
 //!
 //! # Guarantees
 //!
@@ -64,6 +66,7 @@ mod body;
 mod connection;
 mod encode;
 mod error;
+mod pool;
 mod send;
 mod slots;
 
@@ -71,4 +74,5 @@ pub use body::Incoming;
 pub use connection::Connection;
 pub use encode::is_idempotent;
 pub use error::{Error, ErrorKind};
+pub use pool::{Client, ClientBuilder};
 pub use send::{handshake, Builder, ResponseFuture, SendRequest};
