@@ -420,3 +420,17 @@ async fn the_connection_ends_when_every_sender_is_gone_and_nothing_is_owed() {
         .unwrap()
         .unwrap();
 }
+
+/// Senders, futures, bodies and connections move to other tasks, and errors convert into
+/// `Box<dyn Error + Send + Sync>` (`?` in an async main), whatever the request body type.
+#[test]
+fn the_public_types_cross_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<client::Error>();
+    send_sync::<Incoming>();
+    send::<SendRequest<Body>>();
+    send::<client::ResponseFuture>();
+    send::<client::Connection<tokio::net::TcpStream, Body>>();
+    send_sync::<client::Client<Body>>();
+}

@@ -5,6 +5,7 @@
 use std::any::Any;
 use std::fmt;
 use std::io;
+use std::sync::{Mutex, PoisonError};
 
 use http::Request;
 
@@ -47,7 +48,9 @@ pub struct Error {
     reason: String,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
     /// The request itself, when it can be sent again as it was (type-erased: `Request<B>`).
-    request: Option<Box<dyn Any + Send>>,
+    /// In a mutex only so that the error is `Sync` (an error trait object, `BoxError`, must
+    /// be) whatever the body type is; it is never locked while shared.
+    request: Option<Mutex<Box<dyn Any + Send>>>,
 }
 
 impl Error {
@@ -72,7 +75,7 @@ impl Error {
     }
 
     pub(crate) fn with_request<B: Send + 'static>(mut self, request: Request<B>) -> Self {
-        self.request = Some(Box::new(request));
+        self.request = Some(Mutex::new(Box::new(request)));
         self
     }
 
@@ -110,10 +113,14 @@ impl Error {
     ///
     /// `Ok(request)`, or the error back (`Err`) when it holds no request of that type.
     pub fn into_request<B: 'static>(mut self) -> Result<Request<B>, Self> {
-        match self.request.take().map(|r| r.downcast::<Request<B>>()) {
+        let held = self
+            .request
+            .take()
+            .map(|r| r.into_inner().unwrap_or_else(PoisonError::into_inner));
+        match held.map(|r| r.downcast::<Request<B>>()) {
             Some(Ok(request)) => Ok(*request),
             Some(Err(other)) => {
-                self.request = Some(other);
+                self.request = Some(Mutex::new(other));
                 Err(self)
             }
             None => Err(self),
