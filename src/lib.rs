@@ -47,6 +47,8 @@
 //! - `tls-ring`: HTTPS through rustls with its ring provider: `tls::TlsListener` does each
 //!   handshake off the accept loop and lets ALPN pick the engine (`h2`: HTTP/2, `http/1.1`: the
 //!   pipelining engine); `tls::config_from_pem` loads a certificate and key.
+//! - `client`: `pipelined::client`, an HTTP/1.1 client that pipelines (a `tower::Service` per
+//!   connection, and a pool), on the same wire code as the server; no added dependency.
 //!
 //! [`http`], [`http_body`] and [`bytes`] are re-exported, so an application needs no dependency
 //! of its own on them to write a handler or a `Service` (and never two versions of them).
