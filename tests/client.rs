@@ -434,3 +434,33 @@ fn the_public_types_cross_threads() {
     send::<client::Connection<tokio::net::TcpStream, Body>>();
     send_sync::<client::Client<Body>>();
 }
+
+/// A body read to its end gives its slot back at once; dropping that body later, when the slot
+/// already holds the next request, must not abandon the next request's answer (each use of a
+/// slot has its own generation).
+#[tokio::test]
+async fn a_finished_body_dropped_late_does_not_touch_the_next_request_in_its_slot() {
+    let (mut send, mut server) = scripted(Builder::new().pipeline_depth(1));
+    let first = call_all(&mut send, vec![get_req("/0")]).await;
+    read_heads(&mut server, 1).await;
+    server
+        .write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n1\r\na\r\n0\r\n\r\n")
+        .await
+        .unwrap();
+    let mut body = first.into_iter().next().unwrap().await.unwrap().into_body();
+    while let Some(frame) = body.frame().await {
+        frame.unwrap();
+    }
+    // The slot is free again: the second call takes it while the first body is still alive.
+    let second = call_all(&mut send, vec![get_req("/1")]).await;
+    drop(body);
+    read_heads(&mut server, 1).await;
+    server
+        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nsecond")
+        .await
+        .unwrap();
+    let second = second.into_iter().next().unwrap();
+    let response = tokio::time::timeout(common::HANG, second).await;
+    let response = response.expect("the second answer was not thrown away");
+    assert_eq!(text(response.unwrap()).await, "second");
+}
