@@ -1,15 +1,14 @@
 //! `pipelined send` and `pipelined health`: a small HTTP/1.1 client built into the binary.
 //!
 //! curl removed pipelining in 7.65, and no mainstream Rust client pipelines, so the binary
-//! carries its own: every request goes out in one write on one connection (plain or TLS; over
-//! TLS the one write is one batch of records), and the report shows
-//! what the server did with them — when each handler ran, how long each finished answer waited
-//! for earlier ones, and when it arrived. `health` reuses the same client so a container image
-//! needs no curl for its HEALTHCHECK.
+//! uses the project's own, `pipelined::client`: every request goes out in one write on one
+//! connection (plain or TLS; over TLS the one write is one batch of records), and the report
+//! shows what the server did with them — when each handler ran, how long each finished answer
+//! waited for earlier ones, and when it arrived. `health` reuses the same client so a container
+//! image needs no curl for its HEALTHCHECK.
 
 mod cacert;
 mod client;
-mod decode;
 mod report;
 pub mod tls;
 mod url;
@@ -19,9 +18,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use bytes::Bytes;
 use clap::Args;
+use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
 
-use client::Exchange;
+use client::{Body, Exchange};
 use tls::Trust;
 use url::Target;
 
@@ -36,7 +38,8 @@ pub struct SendArgs {
     /// Request method for every request.
     #[arg(long, short = 'X', default_value = "GET")]
     method: String,
-    /// Extra header for every request, 'Name: value' (repeatable).
+    /// Extra header for every request, 'Name: value' (repeatable). Not Content-Length or
+    /// Transfer-Encoding: the client frames each body itself.
     #[arg(long, short = 'H', value_name = "NAME: VALUE")]
     header: Vec<String>,
     /// Body for every request, sent with Content-Length; @FILE reads a file, @- stdin.
@@ -101,19 +104,15 @@ pub struct Sent {
 
 /// Runs `pipelined send`: exit 0 when every request got a response (whatever its status).
 pub fn send(args: SendArgs) -> ExitCode {
-    let (target, wire, sent) = match prepare(&args) {
+    let Batch {
+        target,
+        requests,
+        sent,
+    } = match prepare(&args) {
         Ok(prepared) => prepared,
         Err(e) => return fail(&e),
     };
-    let head = args.method.eq_ignore_ascii_case("HEAD");
-    let exchange = client::exchange(
-        &target,
-        &args.tls.trust(),
-        &wire,
-        sent.len(),
-        head,
-        args.timeout,
-    );
+    let exchange = client::exchange(&target, &args.tls.trust(), requests, args.timeout);
     let mut exchange = match exchange {
         Ok(exchange) => exchange,
         Err(e) => return fail(&e),
@@ -123,7 +122,7 @@ pub fn send(args: SendArgs) -> ExitCode {
     } else if args.json {
         report::json(&target, &sent, &exchange).into_bytes()
     } else {
-        report::text(&target, &sent, &exchange, wire.len()).into_bytes()
+        report::text(&target, &sent, &exchange).into_bytes()
     };
     // A closed stdout (`| head`) is not worth a panic or a second error.
     let mut stdout = std::io::stdout().lock();
@@ -147,14 +146,13 @@ pub fn health(args: HealthArgs) -> ExitCode {
         Ok(target) => target,
         Err(e) => return fail(&e),
     };
-    let wire = request(
-        "GET",
-        &target.path,
-        &target,
-        &["Connection: close".to_owned()],
-        None,
-    );
-    let exchange = client::exchange(&target, &args.tls.trust(), &wire, 1, false, args.timeout);
+    let check = fields(&["Connection: close".to_owned()], &target)
+        .and_then(|fields| request(&Method::GET, &target.path, &fields, &Bytes::new()));
+    let check = match check {
+        Ok(check) => check,
+        Err(e) => return fail(&e),
+    };
+    let exchange = client::exchange(&target, &args.tls.trust(), vec![check], args.timeout);
     let answer = exchange.and_then(|exchange| {
         let Exchange {
             responses, error, ..
@@ -165,17 +163,19 @@ pub fn health(args: HealthArgs) -> ExitCode {
             .ok_or(error.unwrap_or_default())
     });
     match answer {
-        Ok(r) if (200..300).contains(&r.status) => {
+        Ok(r) if r.status.is_success() => {
             let ms = r.arrival.as_secs_f64() * 1000.0;
             println!(
                 "healthy: {url} answered {} {} in {ms:.1} ms",
-                r.status, r.reason
+                r.status.as_u16(),
+                r.reason()
             );
             ExitCode::SUCCESS
         }
         Ok(r) => fail(&format!(
             "unhealthy: {url} answered {} {}",
-            r.status, r.reason
+            r.status.as_u16(),
+            r.reason()
         )),
         Err(e) => fail(&format!("unhealthy: {e}")),
     }
@@ -204,8 +204,15 @@ fn default_health_url() -> Result<String, String> {
     Ok(format!("http://{addr}/healthz"))
 }
 
-/// Checks the arguments and builds the bytes of the whole pipeline.
-fn prepare(args: &SendArgs) -> Result<(Target, Vec<u8>, Vec<Sent>), String> {
+/// What `send` writes: where, every request in order, and each one's path for the report.
+struct Batch {
+    target: Target,
+    requests: Vec<Request<Body>>,
+    sent: Vec<Sent>,
+}
+
+/// Checks the arguments and builds every request of the pipeline, in order.
+fn prepare(args: &SendArgs) -> Result<Batch, String> {
     let target = Target::parse(&args.url)?;
     if target.path.contains('?') {
         return Err(format!(
@@ -213,25 +220,15 @@ fn prepare(args: &SendArgs) -> Result<(Target, Vec<u8>, Vec<Sent>), String> {
             args.url
         ));
     }
-    if args.method.is_empty() || !args.method.bytes().all(is_token) {
-        return Err(format!("`{}` is not a method name", args.method));
-    }
-    for header in &args.header {
-        let (name, value) = header
-            .split_once(':')
-            .ok_or_else(|| format!("header `{header}` needs the form 'Name: value'"))?;
-        if name.is_empty() || !name.bytes().all(is_token) {
-            return Err(format!("`{name}` is not a header name"));
-        }
-        if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
-            return Err(format!(
-                "header `{name}` has a line break or NUL in its value"
-            ));
-        }
-    }
-    let data = args.data.as_deref().map(read_data).transpose()?;
+    let method = Method::from_bytes(args.method.as_bytes())
+        .map_err(|_| format!("`{}` is not a method name", args.method))?;
+    let fields = fields(&args.header, &target)?;
+    let data = match args.data.as_deref() {
+        Some(data) => Bytes::from(read_data(data)?),
+        None => Bytes::new(),
+    };
     let prefix = target.path.trim_end_matches('/');
-    let mut wire = Vec::new();
+    let mut requests = Vec::new();
     let mut sent = Vec::new();
     for path in &args.paths {
         if !path.starts_with('/') && path != "*" {
@@ -246,52 +243,72 @@ fn prepare(args: &SendArgs) -> Result<(Target, Vec<u8>, Vec<Sent>), String> {
             format!("{prefix}{path}")
         };
         for _ in 0..args.repeat {
-            wire.extend(request(
-                &args.method,
-                &path,
-                &target,
-                &args.header,
-                data.as_deref(),
-            ));
+            requests.push(request(&method, &path, &fields, &data)?);
             sent.push(Sent { path: path.clone() });
         }
     }
-    Ok((target, wire, sent))
+    Ok(Batch {
+        target,
+        requests,
+        sent,
+    })
 }
 
-/// One request's bytes. `Host` and the body's `Content-Length` are added unless the user
-/// set them (or `Transfer-Encoding`) with `-H`: the user's header wins, so odd framing can be
-/// tried on purpose.
-fn request(
-    method: &str,
-    path: &str,
-    target: &Target,
-    headers: &[String],
-    data: Option<&[u8]>,
-) -> Vec<u8> {
-    let has = |name: &str| {
-        headers.iter().any(|h| {
-            h.split_once(':')
-                .is_some_and(|(n, _)| n.trim().eq_ignore_ascii_case(name))
-        })
-    };
-    let mut wire = format!("{method} {path} HTTP/1.1\r\n");
-    if !has("host") {
-        wire.push_str(&format!("Host: {}\r\n", target.authority));
-    }
+/// The `-H` fields every request carries, after `Host` (the URL's authority) unless one of
+/// them is a `Host`: the user's header wins. `Content-Length` and `Transfer-Encoding` are
+/// refused rather than dropped: the client frames each body itself.
+fn fields(headers: &[String], target: &Target) -> Result<HeaderMap, String> {
+    let mut given = HeaderMap::new();
     for header in headers {
-        let (name, value) = header.split_once(':').unwrap_or((header, ""));
-        wire.push_str(&format!("{name}: {}\r\n", value.trim()));
-    }
-    if let Some(data) = data {
-        if !has("content-length") && !has("transfer-encoding") {
-            wire.push_str(&format!("Content-Length: {}\r\n", data.len()));
+        let (name, value) = header
+            .split_once(':')
+            .ok_or_else(|| format!("header `{header}` needs the form 'Name: value'"))?;
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| format!("`{name}` is not a header name"))?;
+        if name == CONTENT_LENGTH || name == TRANSFER_ENCODING {
+            return Err(format!(
+                "-H {name}: the client frames each body itself (Content-Length from --data)"
+            ));
         }
+        let value = HeaderValue::from_str(value.trim()).map_err(|_| {
+            format!("header `{name}` has a line break or another control character in its value")
+        })?;
+        given.append(name, value);
     }
-    wire.push_str("\r\n");
-    let mut wire = wire.into_bytes();
-    wire.extend_from_slice(data.unwrap_or_default());
-    wire
+    if given.contains_key(HOST) {
+        return Ok(given);
+    }
+    // RFC 9112 §3.2: Host goes first.
+    let mut fields = HeaderMap::with_capacity(given.len() + 1);
+    let host = HeaderValue::from_str(&target.authority)
+        .expect("a URL's authority is visible ASCII, a valid field value");
+    fields.insert(HOST, host);
+    fields.extend(given);
+    Ok(fields)
+}
+
+/// One request of the pipeline: `method` on `path` (origin form, or `*`), with `fields`
+/// and `data` as its body (none when empty); the client adds the body's framing.
+fn request(
+    method: &Method,
+    path: &str,
+    fields: &HeaderMap,
+    data: &Bytes,
+) -> Result<Request<Body>, String> {
+    let uri: Uri = path
+        .parse()
+        .map_err(|e| format!("path `{path}` is not a request target ({e}); percent-encode it"))?;
+    // `Uri` drops a fragment, which no request carries: sending the rest would be another path.
+    if uri.path_and_query().map(|p| p.as_str()) != Some(path) {
+        return Err(format!(
+            "path `{path}` has a #fragment, which a request does not carry; percent-encode '#' as %23"
+        ));
+    }
+    let mut request = Request::new(Body::new(data.clone()));
+    *request.method_mut() = method.clone();
+    *request.uri_mut() = uri;
+    *request.headers_mut() = fields.clone();
+    Ok(request)
 }
 
 /// `--data`: the string itself, or a file's bytes for `@FILE` (`@-`: standard input).
@@ -307,11 +324,6 @@ fn read_data(data: &str) -> Result<Vec<u8>, String> {
         }
         Some(file) => std::fs::read(file).map_err(|e| format!("cannot read {file}: {e}")),
     }
-}
-
-/// RFC 9110 `tchar`.
-fn is_token(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 fn parse_secs(s: &str) -> Result<Duration, String> {

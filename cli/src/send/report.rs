@@ -14,8 +14,7 @@ use std::fmt::Write;
 
 use serde::{Serialize, Serializer};
 
-use super::client::Exchange;
-use super::decode::Response;
+use super::client::{Exchange, Response};
 use super::url::{Scheme, Target};
 use super::Sent;
 
@@ -59,7 +58,7 @@ fn ms(d: std::time::Duration) -> f64 {
 }
 
 /// The table of responses, then the timeline.
-pub fn text(target: &Target, sent: &[Sent], exchange: &Exchange, bytes: usize) -> String {
+pub fn text(target: &Target, sent: &[Sent], exchange: &Exchange) -> String {
     let mut out = String::new();
     let n = sent.len();
     let plural = if n == 1 { "" } else { "s" };
@@ -69,8 +68,8 @@ pub fn text(target: &Target, sent: &[Sent], exchange: &Exchange, bytes: usize) -
     };
     let _ = writeln!(
         out,
-        "{n} request{plural} to {} in one write ({bytes} bytes) on one {tls}connection\n",
-        target.authority
+        "{n} request{plural} to {} in one write ({} bytes) on one {tls}connection\n",
+        target.authority, exchange.written
     );
     let path_width = sent
         .iter()
@@ -89,7 +88,7 @@ pub fn text(target: &Target, sent: &[Sent], exchange: &Exchange, bytes: usize) -
             out,
             "{:>index_width$}  {:<6}  {:>6.1} ms  {:path_width$}  {}",
             i + 1,
-            r.status,
+            r.status.as_u16(),
             ms(r.arrival),
             sent[i].path,
             preview(&r.body)
@@ -208,7 +207,7 @@ struct Document<'a> {
 struct JsonResponse<'a> {
     index: usize,
     status: u16,
-    reason: &'a str,
+    reason: &'static str,
     path: &'a str,
     arrival_ms: f64,
     handler_ms: Option<f64>,
@@ -224,15 +223,13 @@ struct Headers<'a>(&'a Response);
 
 impl Serialize for Headers<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut names: Vec<&str> = Vec::new();
-        for (name, _) in &self.0.headers {
-            if !names.contains(&name.as_str()) {
-                names.push(name);
-            }
-        }
-        serializer.collect_map(names.into_iter().map(|name| {
-            let joined = self.0.header_values(name).collect::<Vec<_>>().join(", ");
-            (name, joined)
+        serializer.collect_map(self.0.headers.keys().map(|name| {
+            let joined = self
+                .0
+                .header_values(name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            (name.as_str(), joined)
         }))
     }
 }
@@ -251,8 +248,8 @@ pub fn json(target: &Target, sent: &[Sent], exchange: &Exchange) -> String {
             let t = timing(r);
             JsonResponse {
                 index: i + 1,
-                status: r.status,
-                reason: &r.reason,
+                status: r.status.as_u16(),
+                reason: r.reason(),
                 path: &sent.path,
                 arrival_ms: micros(ms(r.arrival)),
                 handler_ms: t.map(|t| micros(t.handler)),
@@ -283,28 +280,33 @@ fn micros(ms: f64) -> f64 {
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+    use http::{HeaderMap, HeaderValue, StatusCode};
+
     use super::*;
 
-    /// Whatever bytes a server puts in a reason, a header or a body, the document parses and
-    /// gives them back (bodies and values that are not UTF-8 with U+FFFD).
+    /// Whatever bytes a server puts in a header or a body, the document parses and gives them
+    /// back (bodies and values that are not UTF-8 with U+FFFD); so does an error quoting them.
     #[test]
     fn json_carries_any_text_the_server_sent() {
         let awkward = "a\"b\\c\nd\u{1}\u{7f}é\u{2028}</script>";
+        // What a field value may hold: no control characters, any other byte.
+        let field = "a\"b\\c\td é\u{2028}</script>";
+        let mut headers = HeaderMap::new();
+        headers.append("x-a", HeaderValue::from_str(field).unwrap());
+        headers.append("x-b", HeaderValue::from_bytes(b"\xff").unwrap());
+        headers.append("x-a", HeaderValue::from_static("second"));
         let response = Response {
-            status: 200,
-            reason: awkward.to_owned(),
-            headers: vec![
-                ("x-a".to_owned(), awkward.as_bytes().to_vec()),
-                ("x-b".to_owned(), b"\xff".to_vec()),
-                ("x-a".to_owned(), b"second".to_vec()),
-            ],
-            body: [awkward.as_bytes(), b"\xfe"].concat(),
+            status: StatusCode::OK,
+            headers,
+            body: Bytes::from([awkward.as_bytes(), b"\xfe"].concat()),
             arrival: std::time::Duration::from_micros(1500),
         };
         let target = Target::parse("http://[::1]:8080").unwrap();
         let exchange = Exchange {
             responses: vec![response],
             raw: Vec::new(),
+            written: 0,
             error: Some(awkward.to_owned()),
         };
         let sent = [Sent {
@@ -317,11 +319,11 @@ mod tests {
         assert_eq!(doc["url"], "http://[::1]:8080");
         assert_eq!(doc["error"], awkward);
         let r = &doc["responses"][0];
-        assert_eq!(r["reason"], awkward);
+        assert_eq!(r["reason"], "OK");
         assert_eq!(r["path"], "/\"");
         assert_eq!(r["arrival_ms"], 1.5);
         assert_eq!(r["handler_ms"], serde_json::Value::Null);
-        assert_eq!(r["headers"]["x-a"], format!("{awkward}, second"));
+        assert_eq!(r["headers"]["x-a"], format!("{field}, second"));
         assert_eq!(r["headers"]["x-b"], "\u{fffd}");
         let names: Vec<&String> = r["headers"].as_object().unwrap().keys().collect();
         assert_eq!(names, ["x-a", "x-b"], "each name once");
