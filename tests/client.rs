@@ -464,3 +464,28 @@ async fn a_finished_body_dropped_late_does_not_touch_the_next_request_in_its_slo
     let response = response.expect("the second answer was not thrown away");
     assert_eq!(text(response.unwrap()).await, "second");
 }
+
+/// A reason phrase of the server's own reaches the caller (`ReasonPhrase`); the standard one
+/// is left to `StatusCode::canonical_reason`.
+#[tokio::test]
+async fn the_servers_own_reason_phrase_is_kept() {
+    let (mut send, mut server) = scripted(Builder::new());
+    let futures = call_all(&mut send, vec![get_req("/0"), get_req("/1")]).await;
+    read_heads(&mut server, 2).await;
+    server
+        .write_all(
+            b"HTTP/1.1 200 Fine Thanks\r\ncontent-length: 0\r\n\r\n\
+              HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut futures = futures.into_iter();
+    let own = futures.next().unwrap().await.unwrap();
+    let phrase = own.extensions().get::<client::ReasonPhrase>().unwrap();
+    assert_eq!(phrase.as_bytes(), b"Fine Thanks");
+    let standard = futures.next().unwrap().await.unwrap();
+    assert!(standard
+        .extensions()
+        .get::<client::ReasonPhrase>()
+        .is_none());
+}

@@ -153,3 +153,16 @@ impl fmt::Debug for Incoming {
         f.debug_struct("Incoming").field("kind", &kind).finish()
     }
 }
+
+/// The reason phrase a server sent, in a response's extensions when it is not the status
+/// code's standard one (`HTTP/1.1 200 Fine Thanks`); with the standard phrase there is none,
+/// and `StatusCode::canonical_reason` gives it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReasonPhrase(pub(crate) Bytes);
+
+impl ReasonPhrase {
+    /// The phrase's bytes, as sent (obs-text included).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}

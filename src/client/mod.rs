@@ -70,7 +70,7 @@ mod pool;
 mod send;
 mod slots;
 
-pub use body::Incoming;
+pub use body::{Incoming, ReasonPhrase};
 pub use connection::Connection;
 pub use encode::is_idempotent;
 pub use error::{Error, ErrorKind};

@@ -32,6 +32,9 @@ pub(crate) struct ResponseHead {
     pub(crate) status: StatusCode,
     pub(crate) version: Version,
     pub(crate) headers: HeaderMap,
+    /// The server's reason phrase, when it is not the status code's standard one (most
+    /// servers send the standard one, which costs nothing to keep).
+    pub(crate) reason: Option<Bytes>,
     pub(crate) framing: BodyFraming,
     /// The server will not answer another request on this connection: it said
     /// `Connection: close`, it speaks HTTP/1.0 without keep-alive, or its framing cannot be
@@ -91,8 +94,13 @@ impl HeadParser {
             Some(0) => Version::HTTP_10,
             _ => Version::HTTP_11,
         };
+        let reason = parsed.reason.unwrap_or_default();
+        let reason_at = reason.as_ptr() as usize - buf.as_ptr() as usize;
+        let reason_range = (status.canonical_reason() != Some(reason))
+            .then_some(reason_at..reason_at + reason.len());
         self.validated.record(buf, parsed.headers);
         let head: Bytes = buf.split_to(len).freeze();
+        let reason = reason_range.map(|range| head.slice(range));
         let mut headers = HeaderMap::with_capacity(self.validated.count());
         for (name, value, _) in self.validated.fields(&head) {
             let name = HeaderName::from_bytes(name)
@@ -105,6 +113,7 @@ impl HeadParser {
             status,
             version,
             headers,
+            reason,
             framing,
             closes,
         }))
@@ -223,7 +232,19 @@ mod tests {
         assert_eq!(head.headers["x-a"], "b");
         assert_eq!(head.framing, BodyFraming::Length(2));
         assert!(!head.closes);
+        assert_eq!(head.reason, None, "the standard phrase is not kept");
         assert_eq!(&buf[..], b"hi");
+    }
+
+    #[test]
+    fn a_reason_phrase_of_the_servers_own_is_kept() {
+        let head = parse(
+            "HTTP/1.1 200 Fine Thanks\r\ncontent-length: 0\r\n\r\n",
+            false,
+        );
+        assert_eq!(head.unwrap().unwrap().reason.unwrap(), "Fine Thanks");
+        let empty = parse("HTTP/1.1 404 \r\ncontent-length: 0\r\n\r\n", false);
+        assert_eq!(empty.unwrap().unwrap().reason.unwrap(), "");
     }
 
     #[test]

@@ -19,7 +19,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
-use pipelined::client::{Builder, Connection, Error, ErrorKind, ResponseFuture};
+use pipelined::client::{Builder, Connection, Error, ErrorKind, ReasonPhrase, ResponseFuture};
 use pipelined::http_body::Body as _;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -53,6 +53,8 @@ pub struct Exchange {
 #[derive(Debug)]
 pub struct Response {
     pub status: StatusCode,
+    /// The server's reason phrase, as text.
+    pub reason: String,
     pub headers: HeaderMap,
     pub body: Bytes,
     /// Since the requests were handed to the connection: when the body's last byte arrived.
@@ -60,10 +62,9 @@ pub struct Response {
 }
 
 impl Response {
-    /// The reason phrase shown: the status code's standard one, since the client hands over
-    /// the status code and not the server's own phrase.
-    pub fn reason(&self) -> &'static str {
-        self.status.canonical_reason().unwrap_or("")
+    /// The reason phrase the server sent.
+    pub fn reason(&self) -> &str {
+        &self.reason
     }
 
     /// Every value of field `name`, as text.
@@ -304,8 +305,14 @@ async fn read_all(
             error,
             in_body: true,
         })?;
+        // The client keeps a phrase only when it is not the status code's standard one.
+        let reason = match head.extensions.get::<ReasonPhrase>() {
+            Some(own) => String::from_utf8_lossy(own.as_bytes()).into_owned(),
+            None => head.status.canonical_reason().unwrap_or("").to_owned(),
+        };
         responses.push(Response {
             status: head.status,
+            reason,
             headers: head.headers,
             body: body.to_bytes(),
             arrival: sent.elapsed(),

@@ -207,7 +207,7 @@ struct Document<'a> {
 struct JsonResponse<'a> {
     index: usize,
     status: u16,
-    reason: &'static str,
+    reason: &'a str,
     path: &'a str,
     arrival_ms: f64,
     handler_ms: Option<f64>,
@@ -298,6 +298,7 @@ mod tests {
         headers.append("x-a", HeaderValue::from_static("second"));
         let response = Response {
             status: StatusCode::OK,
+            reason: awkward.to_owned(),
             headers,
             body: Bytes::from([awkward.as_bytes(), b"\xfe"].concat()),
             arrival: std::time::Duration::from_micros(1500),
@@ -319,7 +320,7 @@ mod tests {
         assert_eq!(doc["url"], "http://[::1]:8080");
         assert_eq!(doc["error"], awkward);
         let r = &doc["responses"][0];
-        assert_eq!(r["reason"], "OK");
+        assert_eq!(r["reason"], awkward);
         assert_eq!(r["path"], "/\"");
         assert_eq!(r["arrival_ms"], 1.5);
         assert_eq!(r["handler_ms"], serde_json::Value::Null);

@@ -13,6 +13,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use super::Connection;
 use crate::client::error::{Error, ErrorKind};
 use crate::client::slots::{Delivery, Head};
+use crate::client::ReasonPhrase;
 use crate::proto::decode::{Decoded, Decoder};
 use crate::proto::request::Framing;
 use crate::proto::response_head::{BodyFraming, HeadError, HeadParser, ResponseHead};
@@ -348,6 +349,9 @@ fn head_of(head: ResponseHead, delivery: Delivery) -> Head {
     *response.status_mut() = head.status;
     *response.version_mut() = head.version;
     *response.headers_mut() = head.headers;
+    if let Some(reason) = head.reason {
+        response.extensions_mut().insert(ReasonPhrase(reason));
+    }
     let (parts, ()) = response.into_parts();
     Head {
         parts,
