@@ -489,3 +489,143 @@ async fn the_servers_own_reason_phrase_is_kept() {
         .get::<client::ReasonPhrase>()
         .is_none());
 }
+
+/// A request body that fails partway fails its own request with `ErrorKind::Body` (some of it
+/// may have reached the server) and closes the connection; the request behind it was never
+/// answered.
+#[tokio::test]
+async fn a_failing_request_body_fails_its_request_and_ends_the_connection() {
+    use http_body_util::combinators::BoxBody;
+
+    type Boxed = BoxBody<Bytes, std::io::Error>;
+    let (ours, mut server) = tokio::io::duplex(1 << 16);
+    let (mut send, connection) = Builder::new()
+        .pipeline_unsafe(true)
+        .handshake::<_, Boxed>(ours);
+    let connection = tokio::spawn(connection);
+    let failing = BoxBody::new(FailsAfterOneFrame(false));
+    let put = Request::put("http://test/upload").body(failing).unwrap();
+    let get = Request::get("http://test/after")
+        .body(BoxBody::default())
+        .unwrap();
+    send.ready().await.unwrap();
+    let put = send.call(put);
+    send.ready().await.unwrap();
+    let get = send.call(get);
+    let error = put.await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Body, "{error}");
+    assert!(error.may_have_been_processed());
+    let behind = get.await.unwrap_err();
+    assert!(
+        matches!(behind.kind(), ErrorKind::NotAnswered | ErrorKind::NotSent),
+        "{behind}"
+    );
+    assert_eq!(
+        connection.await.unwrap().unwrap_err().kind(),
+        ErrorKind::Body
+    );
+    // The connection is closed (the server side reaches its end), whatever of the partial
+    // request reached it.
+    let mut written = Vec::new();
+    tokio::time::timeout(common::HANG, server.read_to_end(&mut written))
+        .await
+        .expect("the connection was closed")
+        .unwrap();
+}
+
+/// A request body of unknown length that yields `part`, then fails.
+struct FailsAfterOneFrame(bool);
+
+impl http_body::Body for FailsAfterOneFrame {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
+        let frame = if self.0 {
+            Err(std::io::Error::other("the disk went away"))
+        } else {
+            Ok(http_body::Frame::data(Bytes::from_static(b"part")))
+        };
+        self.0 = true;
+        std::task::Poll::Ready(Some(frame))
+    }
+}
+
+/// A server that closes between responses, with nothing owed, ends the connection cleanly:
+/// the connection future resolves `Ok`, and a later call fails unsent.
+#[tokio::test]
+async fn a_clean_close_between_responses_ends_the_connection_and_later_calls_are_not_sent() {
+    let (ours, mut server) = tokio::io::duplex(1 << 16);
+    let (mut send, connection) = Builder::new().handshake::<_, Body>(ours);
+    let connection = tokio::spawn(connection);
+    let answer = call_all(&mut send, vec![get_req("/0")]).await;
+    read_heads(&mut server, 1).await;
+    server
+        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+        .await
+        .unwrap();
+    answer.into_iter().next().unwrap().await.unwrap();
+    drop(server);
+    tokio::time::timeout(common::HANG, connection)
+        .await
+        .expect("the connection ended when the server closed")
+        .unwrap()
+        .unwrap();
+    assert!(send.is_closed());
+    let later = send.send_request(get_req("/1")).await.unwrap_err();
+    assert_eq!(later.kind(), ErrorKind::NotSent);
+    assert_eq!(later.into_request::<Body>().unwrap().uri().path(), "/1");
+}
+
+/// A caller waiting in `poll_ready` is woken when a place frees up; a sender dropped with a
+/// place reserved gives it back.
+#[tokio::test]
+async fn a_waiting_caller_is_woken_and_a_dropped_reservation_is_given_back() {
+    let (mut send, mut server) = scripted(Builder::new().pipeline_depth(1));
+    let first = call_all(&mut send, vec![get_req("/0")]).await;
+    let mut waiting = send.clone();
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        waiting.ready().await.unwrap();
+        // Dropped with its place reserved: the place must come back.
+        drop(waiting);
+        ready_tx.send(()).unwrap();
+    });
+    read_heads(&mut server, 1).await;
+    server
+        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+        .await
+        .unwrap();
+    first.into_iter().next().unwrap().await.unwrap();
+    tokio::time::timeout(common::HANG, ready_rx)
+        .await
+        .expect("the waiting caller was woken when the place freed up")
+        .unwrap();
+    let ready = tokio::time::timeout(Duration::ZERO, send.ready()).await;
+    assert!(ready.is_ok(), "the dropped reservation was not given back");
+}
+
+/// The connection ends once the last sender is dropped, also when it has already run and is
+/// parked waiting for work.
+#[tokio::test]
+async fn dropping_the_last_sender_wakes_a_parked_connection_to_end() {
+    let (ours, mut server) = tokio::io::duplex(1 << 16);
+    let (mut send, connection) = Builder::new().handshake::<_, Body>(ours);
+    let connection = tokio::spawn(connection);
+    let answer = call_all(&mut send, vec![get_req("/0")]).await;
+    read_heads(&mut server, 1).await;
+    server
+        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+        .await
+        .unwrap();
+    answer.into_iter().next().unwrap().await.unwrap();
+    drop(send);
+    tokio::time::timeout(common::HANG, connection)
+        .await
+        .expect("the connection ended when its last sender was dropped")
+        .unwrap()
+        .unwrap();
+}

@@ -94,10 +94,14 @@ impl HeadParser {
             Some(0) => Version::HTTP_10,
             _ => Version::HTTP_11,
         };
-        let reason = parsed.reason.unwrap_or_default();
-        let reason_at = reason.as_ptr() as usize - buf.as_ptr() as usize;
-        let reason_range = (status.canonical_reason() != Some(reason))
-            .then_some(reason_at..reason_at + reason.len());
+        // A phrase httparse found is a slice of `buf`; an absent or empty one is not kept.
+        let reason_range = parsed
+            .reason
+            .filter(|r| !r.is_empty() && status.canonical_reason() != Some(*r))
+            .map(|r| {
+                let at = r.as_ptr() as usize - buf.as_ptr() as usize;
+                at..at + r.len()
+            });
         self.validated.record(buf, parsed.headers);
         let head: Bytes = buf.split_to(len).freeze();
         let reason = reason_range.map(|range| head.slice(range));
@@ -243,8 +247,10 @@ mod tests {
             false,
         );
         assert_eq!(head.unwrap().unwrap().reason.unwrap(), "Fine Thanks");
-        let empty = parse("HTTP/1.1 404 \r\ncontent-length: 0\r\n\r\n", false);
-        assert_eq!(empty.unwrap().unwrap().reason.unwrap(), "");
+        for none in ["HTTP/1.1 404 \r\n", "HTTP/1.1 404\r\n"] {
+            let head = parse(&format!("{none}content-length: 0\r\n\r\n"), false);
+            assert_eq!(head.unwrap().unwrap().reason, None, "{none:?}");
+        }
     }
 
     #[test]
