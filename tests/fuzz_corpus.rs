@@ -1,5 +1,6 @@
 //! Replays the fuzz corpus under plain `cargo test`: every file in `fuzz/corpus/*/` and
-//! `fuzz/artifacts-regressions/` goes through `serve_connection` over an in-memory duplex,
+//! `fuzz/artifacts-regressions/` (the client target's aside: they are server answers, replayed
+//! by `tests/fuzz_client_corpus.rs`) goes through `serve_connection` over an in-memory duplex,
 //! exactly as the `connection` fuzz target does (the harness is the same file), and the output
 //! must be well-formed HTTP/1.1 responses in request order, none skipped, nothing after a
 //! closing one. No fuzzer or nightly toolchain is needed to keep these inputs passing.
@@ -17,12 +18,27 @@ fn files_in(dir: &Path) -> impl Iterator<Item = PathBuf> {
         .map(|entry| entry.expect("a readable directory entry").path())
 }
 
-/// Every corpus file of every target, and every kept reproducer, sorted.
+/// Whether `path` is an input of the `client_responses` target (its corpus directory or one of
+/// its reproducers): a server's answers, which that target's own replay
+/// (`tests/fuzz_client_corpus.rs`) feeds to the client.
+fn is_client_input(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|name| name.to_str())
+        .is_some_and(|name| name == "client_responses" || name.starts_with("client_responses-"))
+}
+
+/// Every corpus file of every server-side target, and every kept reproducer of one, sorted.
 fn inputs() -> Vec<PathBuf> {
     let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
-    let mut dirs: Vec<PathBuf> = files_in(&fuzz.join("corpus")).collect();
+    let mut dirs: Vec<PathBuf> = files_in(&fuzz.join("corpus"))
+        .filter(|dir| !is_client_input(dir))
+        .collect();
     dirs.push(fuzz.join("artifacts-regressions"));
-    let mut files: Vec<PathBuf> = dirs.iter().flat_map(|d| files_in(d)).collect();
+    let mut files: Vec<PathBuf> = dirs
+        .iter()
+        .flat_map(|d| files_in(d))
+        .filter(|file| !is_client_input(file))
+        .collect();
     files.sort();
     files
 }
