@@ -629,3 +629,22 @@ async fn dropping_the_last_sender_wakes_a_parked_connection_to_end() {
         .unwrap()
         .unwrap();
 }
+
+/// A connection whose task is aborted fails the requests it owed (`NotAnswered`, handed back)
+/// instead of leaving them waiting for ever, and its senders see it closed.
+#[tokio::test]
+async fn an_aborted_connection_task_fails_what_it_owed() {
+    let (ours, mut server) = tokio::io::duplex(1 << 16);
+    let (mut send, connection) = Builder::new().handshake::<_, Body>(ours);
+    let connection = tokio::spawn(connection);
+    let answer = call_all(&mut send, vec![get_req("/0")]).await;
+    read_heads(&mut server, 1).await;
+    connection.abort();
+    let error = tokio::time::timeout(common::HANG, answer.into_iter().next().unwrap())
+        .await
+        .expect("the owed request was failed when its connection went")
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::NotAnswered);
+    assert_eq!(error.into_request::<Body>().unwrap().uri().path(), "/0");
+    assert!(send.is_closed());
+}

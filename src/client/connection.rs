@@ -90,7 +90,9 @@ where
             && !self.writer.is_busy()
             && (self.closing || self.shared.idle_for_good())
     }
+}
 
+impl<T, B: Body + Send + 'static> Connection<T, B> {
     /// The connection ends with `error`. The response being read fails with it; the front
     /// request, when its response was malformed or cut off in the head, too, as does a request
     /// whose own body failed; every other written request still unanswered fails
@@ -127,6 +129,20 @@ where
     fn end_cleanly(&mut self, why: &str) {
         self.shared.end(why);
         self.done = true;
+    }
+}
+
+impl<T, B: Body + Send + 'static> Drop for Connection<T, B> {
+    /// A connection dropped before it ended (its task aborted, or never spawned) fails every
+    /// request still owed, as a connection lost would, rather than leaving them waiting for
+    /// ever.
+    fn drop(&mut self) {
+        if !self.done {
+            self.fail(&Error::new(
+                ErrorKind::NotAnswered,
+                "the connection's task was dropped before the connection ended",
+            ));
+        }
     }
 }
 

@@ -112,7 +112,10 @@ impl HeadParser {
             headers.append(name, value);
         }
         let (framing, untrusted) = framing(status, &headers, request_was_head)?;
-        let closes = untrusted || !keeps_alive(version, &headers);
+        // An HTTP/1.0 message with Transfer-Encoding: its framing "ought to be handled as
+        // faulty", and the connection closed after it (RFC 9112 §6.1).
+        let te_on_1_0 = version == Version::HTTP_10 && headers.contains_key(TRANSFER_ENCODING);
+        let closes = untrusted || te_on_1_0 || !keeps_alive(version, &headers);
         Ok(Some(ResponseHead {
             status,
             version,
@@ -304,6 +307,9 @@ mod tests {
         ));
         assert!(closes(
             "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-length: 3\r\n\r\n"
+        ));
+        assert!(closes(
+            "HTTP/1.0 200 OK\r\nconnection: keep-alive\r\ntransfer-encoding: chunked\r\n\r\n"
         ));
     }
 
