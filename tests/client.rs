@@ -648,3 +648,35 @@ async fn an_aborted_connection_task_fails_what_it_owed() {
     assert_eq!(error.into_request::<Body>().unwrap().uri().path(), "/0");
     assert!(send.is_closed());
 }
+
+/// Requests still queued when the connection ends (here a POST held back behind an unanswered
+/// GET, and a GET behind it) fail `NotSent`, handed back whole: nothing of them was written.
+#[tokio::test]
+async fn requests_still_queued_at_the_end_fail_not_sent() {
+    let (mut send, mut server) = scripted(Builder::new());
+    let post = Request::post("http://test/p")
+        .body(Full::new(Bytes::from_static(b"x")))
+        .unwrap();
+    let futures = call_all(&mut send, vec![get_req("/0"), post, get_req("/2")]).await;
+    assert_eq!(
+        read_heads(&mut server, 1).await,
+        "GET /0 HTTP/1.1\r\nhost: test\r\n\r\n"
+    );
+    drop(server);
+    let mut outcomes = Vec::new();
+    for future in futures {
+        outcomes.push(future.await.unwrap_err());
+    }
+    let kinds: Vec<ErrorKind> = outcomes.iter().map(client::Error::kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            ErrorKind::NotAnswered,
+            ErrorKind::NotSent,
+            ErrorKind::NotSent
+        ]
+    );
+    let post = outcomes.remove(1).into_request::<Body>().unwrap();
+    assert_eq!((post.method(), post.uri().path()), (&Method::POST, "/p"));
+    assert_eq!(post.into_body().collect().await.unwrap().to_bytes(), "x");
+}
