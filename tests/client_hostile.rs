@@ -1109,7 +1109,6 @@ async fn a_reset_mid_body_fails_that_body_and_the_rest_not_answered() {
 /// began"); it fails as cut short (`Incomplete`) or with the I/O error, as it does when a
 /// FIN cuts the head instead.
 #[tokio::test]
-#[ignore = "client bug: a read error with part of a head buffered fails the front NotAnswered"]
 async fn a_reset_mid_head_fails_that_response_as_begun() {
     let calls = gets(2);
     let script = Script {

@@ -69,6 +69,12 @@ impl Error {
         error
     }
 
+    /// The same failure, counted as another kind (an I/O error that cut a response short).
+    pub(crate) fn with_kind(mut self, kind: ErrorKind) -> Self {
+        self.kind = kind;
+        self
+    }
+
     pub(crate) fn with_source(mut self, source: crate::BoxError) -> Self {
         self.source = Some(source);
         self

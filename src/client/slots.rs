@@ -323,14 +323,17 @@ impl<B: Body + Send + 'static> Shared<B> {
         release_if_done(&mut state, index);
     }
 
-    /// Fails a written request whose response never began: `NotAnswered`, with the request
-    /// when it was kept.
+    /// Fails a written request: `NotAnswered` when its response never began (with the request
+    /// when it was kept), or the kind of the failure that cut its response short.
     pub(crate) fn unanswered(&self, index: u32, error: Error) {
         let mut state = self.lock();
         let slot = &mut state.slots[index as usize];
-        let error = match slot.request.take() {
-            Some(request) => error.with_request(request),
-            None => error,
+        // Handed back only when nothing of its answer arrived: a request whose response began
+        // was processed, and is not to be sent again.
+        let request = slot.request.take();
+        let error = match request {
+            Some(request) if error.kind() == ErrorKind::NotAnswered => error.with_request(request),
+            _ => error,
         };
         slot.finished = true;
         if !slot.abandoned {

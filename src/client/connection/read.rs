@@ -133,12 +133,27 @@ where
                     reader.eof = true
                 }
                 Poll::Ready(Err(e)) => {
-                    return Err(self.broken_or(Error::io(e, "reading the responses")))
+                    let error = Error::io(e, "reading the responses");
+                    // Part of a head already in: that response began, so its request is not
+                    // "not answered" (as at a clean close, `at_eof`).
+                    let error = if self.head_begun() {
+                        error.with_kind(ErrorKind::Incomplete)
+                    } else {
+                        error
+                    };
+                    return Err(self.broken_or(error));
                 }
                 Poll::Pending => return Ok(progress),
             }
             progress = true;
         }
+    }
+
+    /// Whether bytes of the front request's response head have arrived.
+    fn head_begun(&self) -> bool {
+        matches!(self.reader.at, At::Head)
+            && !self.reader.buf.is_empty()
+            && !self.in_flight.is_empty()
     }
 
     /// One step of decoding at the front of the read buffer.
