@@ -680,3 +680,62 @@ async fn requests_still_queued_at_the_end_fail_not_sent() {
     assert_eq!((post.method(), post.uri().path()), (&Method::POST, "/p"));
     assert_eq!(post.into_body().collect().await.unwrap().to_bytes(), "x");
 }
+
+/// The discard bound is inclusive: a dropped response with exactly `max_discard` body bytes
+/// left is read and thrown away, and the connection goes on to the next answer.
+#[tokio::test]
+async fn a_dropped_body_of_exactly_the_discard_bound_keeps_the_connection() {
+    let (mut send, mut server) = scripted(Builder::new().max_discard(10));
+    let mut futures = call_all(&mut send, vec![get_req("/0"), get_req("/1")]).await;
+    read_heads(&mut server, 2).await;
+    drop(futures.remove(0));
+    server
+        .write_all(
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\na\r\n0123456789\r\n0\r\n\r\n\
+              HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nnext",
+        )
+        .await
+        .unwrap();
+    assert_eq!(text(futures.remove(0).await.unwrap()).await, "next");
+}
+
+/// A request body that yields more than its exact size hint said (the Content-Length the head
+/// announced) fails its request (`ErrorKind::Body`) instead of desyncing the server.
+#[tokio::test]
+async fn a_body_longer_than_its_size_hint_fails_its_request() {
+    let (ours, _server) = tokio::io::duplex(1 << 16);
+    let (mut send, connection) = Builder::new().handshake::<_, LiesAboutSize>(ours);
+    tokio::spawn(connection);
+    let put = Request::put("http://test/x")
+        .body(LiesAboutSize(false))
+        .unwrap();
+    send.ready().await.unwrap();
+    let error = send.call(put).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Body, "{error}");
+    assert!(
+        error.to_string().contains("longer than its size hint"),
+        "{error}"
+    );
+}
+
+/// Says it is 2 bytes long, then yields 3.
+struct LiesAboutSize(bool);
+
+impl http_body::Body for LiesAboutSize {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        let done = std::mem::replace(&mut self.0, true);
+        std::task::Poll::Ready(
+            (!done).then(|| Ok(http_body::Frame::data(Bytes::from_static(b"abc")))),
+        )
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(2)
+    }
+}
