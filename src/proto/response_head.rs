@@ -111,16 +111,18 @@ impl HeadParser {
         let head: Bytes = buf.split_to(len).freeze();
         let reason = reason_range.map(|range| head.slice(range));
         let mut headers = HeaderMap::with_capacity(self.validated.count());
+        let mut facts = Facts::default();
         for (name, value, _) in self.validated.fields(&head) {
             let name = HeaderName::from_bytes(name)
                 .map_err(|_| HeadError::Malformed("an invalid field name"))?;
+            facts.note(&name, value.as_bytes());
             headers.append(name, value);
         }
-        let (framing, untrusted) = framing(status, &headers, request_was_head)?;
+        let (framing, untrusted) = facts.framing(status, request_was_head)?;
         // An HTTP/1.0 message with Transfer-Encoding: its framing "ought to be handled as
         // faulty", and the connection closed after it (RFC 9112 §6.1).
-        let te_on_1_0 = version == Version::HTTP_10 && headers.contains_key(TRANSFER_ENCODING);
-        let closes = untrusted || te_on_1_0 || !keeps_alive(version, &headers);
+        let te_on_1_0 = version == Version::HTTP_10 && facts.transfer_encoding;
+        let closes = untrusted || te_on_1_0 || !facts.keeps_alive(version);
         Ok(Some(ResponseHead {
             status,
             version,
@@ -132,55 +134,82 @@ impl HeadParser {
     }
 }
 
-/// How the body is delimited, and whether that framing leaves the connection unusable after
-/// it (RFC 9112 §6.3, in its order).
-fn framing(
-    status: StatusCode,
-    headers: &HeaderMap,
-    request_was_head: bool,
-) -> Result<(BodyFraming, bool), HeadError> {
-    if request_was_head
-        || status.is_informational()
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED
-    {
-        return Ok((BodyFraming::Empty, false));
-    }
-    if headers.contains_key(TRANSFER_ENCODING) {
-        let chunked_last = last_token(headers, TRANSFER_ENCODING)
-            .is_some_and(|last| last.eq_ignore_ascii_case(b"chunked"));
-        let framing = if chunked_last {
-            BodyFraming::Chunked
-        } else {
-            BodyFraming::UntilClose
-        };
-        // Transfer-Encoding overrides Content-Length, but a message with both "ought to be
-        // handled as an error" (§6.3 point 3): answer this one, trust nothing after it.
-        return Ok((framing, headers.contains_key(CONTENT_LENGTH)));
-    }
-    Ok((content_length(headers)?, false))
+/// What the framing and keep-alive rules read, gathered while the map is built: one look at
+/// each field instead of a map lookup per rule afterwards (~300 instructions a response).
+#[derive(Default)]
+struct Facts {
+    /// Content-Length: the one length every value and list member agrees on, or why not.
+    /// Judged only when the length frames the body (§6.3 point 5).
+    length: Option<Result<u64, &'static str>>,
+    transfer_encoding: bool,
+    /// The last member of the last Transfer-Encoding value is `chunked`.
+    chunked_last: bool,
+    close: bool,
+    keep_alive: bool,
 }
 
-/// The body length Content-Length announces: every value (and every member of a list) must be
-/// the same decimal number (§6.3 point 5); none means the body runs to the close.
-fn content_length(headers: &HeaderMap) -> Result<BodyFraming, HeadError> {
-    let mut length = None;
-    for value in headers.get_all(CONTENT_LENGTH) {
-        for member in value.as_bytes().split(|&b| b == b',') {
-            let member = member.trim_ascii();
-            let n =
-                parse_decimal(member).ok_or(HeadError::Malformed("an invalid Content-Length"))?;
-            if length.is_some_and(|l| l != n) {
-                return Err(HeadError::Malformed("conflicting Content-Length values"));
+impl Facts {
+    fn note(&mut self, name: &HeaderName, value: &[u8]) {
+        if name == CONTENT_LENGTH {
+            for member in value.split(|&b| b == b',') {
+                self.length = Some(match (self.length, parse_decimal(member.trim_ascii())) {
+                    (Some(Err(why)), _) => Err(why),
+                    (_, None) => Err("an invalid Content-Length"),
+                    (Some(Ok(l)), Some(n)) if l != n => Err("conflicting Content-Length values"),
+                    (_, Some(n)) => Ok(n),
+                });
             }
-            length = Some(n);
+        } else if name == TRANSFER_ENCODING {
+            self.transfer_encoding = true;
+            self.chunked_last = value
+                .rsplit(|&b| b == b',')
+                .next()
+                .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        } else if name == CONNECTION {
+            for token in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                self.close |= token.eq_ignore_ascii_case(b"close");
+                self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+            }
         }
     }
-    Ok(match length {
-        None => BodyFraming::UntilClose,
-        Some(0) => BodyFraming::Empty,
-        Some(n) => BodyFraming::Length(n),
-    })
+
+    /// How the body is delimited, and whether that framing leaves the connection unusable
+    /// after it (RFC 9112 §6.3, in its order).
+    fn framing(
+        &self,
+        status: StatusCode,
+        request_was_head: bool,
+    ) -> Result<(BodyFraming, bool), HeadError> {
+        if request_was_head
+            || status.is_informational()
+            || status == StatusCode::NO_CONTENT
+            || status == StatusCode::NOT_MODIFIED
+        {
+            return Ok((BodyFraming::Empty, false));
+        }
+        if self.transfer_encoding {
+            let framing = if self.chunked_last {
+                BodyFraming::Chunked
+            } else {
+                BodyFraming::UntilClose
+            };
+            // Transfer-Encoding overrides Content-Length, but a message with both "ought to be
+            // handled as an error" (§6.3 point 3): answer this one, trust nothing after it.
+            return Ok((framing, self.length.is_some()));
+        }
+        Ok(match self.length {
+            None => (BodyFraming::UntilClose, false),
+            Some(Err(why)) => return Err(HeadError::Malformed(why)),
+            Some(Ok(0)) => (BodyFraming::Empty, false),
+            Some(Ok(n)) => (BodyFraming::Length(n), false),
+        })
+    }
+
+    /// Whether the server keeps the connection open after this response (RFC 9112 §9.3):
+    /// HTTP/1.1 unless it says `close`, HTTP/1.0 only if it says `keep-alive`.
+    fn keeps_alive(&self, version: Version) -> bool {
+        !self.close && (version == Version::HTTP_11 || self.keep_alive)
+    }
 }
 
 /// A non-empty run of ASCII digits as a number that fits in a `u64`.
@@ -192,32 +221,6 @@ fn parse_decimal(digits: &[u8]) -> Option<u64> {
         let digit = b.is_ascii_digit().then(|| u64::from(b - b'0'))?;
         n.checked_mul(10)?.checked_add(digit)
     })
-}
-
-/// The last comma-separated member of the last value of `name`.
-fn last_token(headers: &HeaderMap, name: HeaderName) -> Option<&[u8]> {
-    let last = headers.get_all(name).iter().next_back()?;
-    last.as_bytes()
-        .rsplit(|&b| b == b',')
-        .next()
-        .map(<[u8]>::trim_ascii)
-}
-
-/// Whether the server keeps the connection open after this response (RFC 9112 §9.3):
-/// HTTP/1.1 unless it says `close`, HTTP/1.0 only if it says `keep-alive`.
-fn keeps_alive(version: Version, headers: &HeaderMap) -> bool {
-    let has = |token: &[u8]| {
-        headers.get_all(CONNECTION).iter().any(|value| {
-            value
-                .as_bytes()
-                .split(|&b| b == b',')
-                .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
-        })
-    };
-    if has(b"close") {
-        return false;
-    }
-    version == Version::HTTP_11 || has(b"keep-alive")
 }
 
 #[cfg(test)]
