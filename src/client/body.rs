@@ -166,3 +166,38 @@ impl ReasonPhrase {
         &self.0
     }
 }
+
+/// The request bodies the client sends: any [`http_body::Body`] that can move to the
+/// connection's task and whose error converts into a `BoxError`. A *sealed* alias, as the
+/// server's [`HttpService`](crate::HttpService) is: it cannot be implemented directly, every
+/// body of the right shape implements it, and the bound is written once instead of at every
+/// item of the client.
+pub trait RequestBody:
+    Body<Data = <Self as RequestBody>::Chunk, Error = <Self as RequestBody>::Failure>
+    + Send
+    + Unpin
+    + 'static
+    + sealed::Sealed
+{
+    /// The body's `Data`.
+    type Chunk: bytes::Buf + Send;
+    /// The body's `Error`.
+    type Failure: Into<crate::BoxError>;
+}
+
+impl<B> RequestBody for B
+where
+    B: Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<crate::BoxError>,
+{
+    type Chunk = B::Data;
+    type Failure = B::Error;
+}
+
+mod sealed {
+    /// Keeps [`RequestBody`](super::RequestBody) implemented by its blanket impl alone.
+    pub trait Sealed {}
+
+    impl<B> Sealed for B {}
+}

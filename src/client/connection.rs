@@ -13,6 +13,7 @@
 mod read;
 mod write;
 
+use crate::client::RequestBody;
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
@@ -58,9 +59,7 @@ pub struct Connection<T, B: Body + Send + 'static> {
 impl<T, B> Connection<T, B>
 where
     T: AsyncRead + AsyncWrite + Unpin,
-    B: Body + Send + Unpin + 'static,
-    B::Data: Send,
-    B::Error: Into<crate::BoxError>,
+    B: RequestBody,
 {
     pub(crate) fn new(io: T, shared: Arc<Shared<B>>, config: Builder) -> Self {
         Connection {
@@ -158,9 +157,7 @@ fn current_kind(error: &Error) -> ErrorKind {
 impl<T, B> Future for Connection<T, B>
 where
     T: AsyncRead + AsyncWrite + Unpin,
-    B: Body + Send + Unpin + 'static,
-    B::Data: Send,
-    B::Error: Into<crate::BoxError>,
+    B: RequestBody,
 {
     type Output = Result<(), Error>;
 

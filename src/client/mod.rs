@@ -70,7 +70,7 @@ mod pool;
 mod send;
 mod slots;
 
-pub use body::{Incoming, ReasonPhrase};
+pub use body::{Incoming, ReasonPhrase, RequestBody};
 pub use connection::Connection;
 pub use encode::is_idempotent;
 pub use error::{Error, ErrorKind};

@@ -1,6 +1,7 @@
 //! A small pooled client over the connection-level API: per authority, up to N connections,
 //! each pipelining up to D requests, and the retries RFC 9112 §9.3.1 allows.
 
+use crate::client::RequestBody;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -124,9 +125,7 @@ impl ClientBuilder {
     /// The client.
     pub fn build<B>(self) -> Client<B>
     where
-        B: Body + Send + Unpin + 'static,
-        B::Data: Send,
-        B::Error: Into<crate::BoxError>,
+        B: RequestBody,
     {
         Client {
             inner: Arc::new(Inner {
@@ -202,9 +201,7 @@ impl Client<http_body_util::Full<bytes::Bytes>> {
 
 impl<B> Client<B>
 where
-    B: Body + Send + Unpin + 'static,
-    B::Data: Send,
-    B::Error: Into<crate::BoxError>,
+    B: RequestBody,
 {
     /// Sends `request` (its URI absolute: `http://host:port/path`) and waits for its response
     /// head; the body streams from the connection.
@@ -399,9 +396,7 @@ fn no_tls(authority: &Authority) -> Error {
 /// boxed future per request.
 impl<B> tower::Service<Request<B>> for Client<B>
 where
-    B: Body + Send + Unpin + 'static,
-    B::Data: Send,
-    B::Error: Into<crate::BoxError>,
+    B: RequestBody,
 {
     type Response = Response<Incoming>;
     type Error = Error;

@@ -2,6 +2,7 @@
 //! request in a slot of its own and resolves to its response, and the [`Builder`] that makes
 //! the pair.
 
+use crate::client::RequestBody;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -111,9 +112,7 @@ impl Builder {
     pub fn handshake<T, B>(&self, io: T) -> (SendRequest<B>, Connection<T, B>)
     where
         T: AsyncRead + AsyncWrite + Unpin,
-        B: Body + Send + Unpin + 'static,
-        B::Data: Send,
-        B::Error: Into<crate::BoxError>,
+        B: RequestBody,
     {
         let shared = Arc::new(Shared::new(self.depth));
         let send = SendRequest {
@@ -128,9 +127,7 @@ impl Builder {
 pub fn handshake<T, B>(io: T) -> (SendRequest<B>, Connection<T, B>)
 where
     T: AsyncRead + AsyncWrite + Unpin,
-    B: Body + Send + Unpin + 'static,
-    B::Data: Send,
-    B::Error: Into<crate::BoxError>,
+    B: RequestBody,
 {
     Builder::new().handshake(io)
 }
@@ -146,11 +143,7 @@ pub struct SendRequest<B: Body + Send + 'static> {
     reserved: Option<u32>,
 }
 
-impl<B: Body + Send + Unpin + 'static> SendRequest<B>
-where
-    B::Data: Send,
-    B::Error: Into<crate::BoxError>,
-{
+impl<B: RequestBody> SendRequest<B> {
     /// Waits until the connection has room for another request.
     ///
     /// # Return Value
@@ -181,11 +174,7 @@ where
     }
 }
 
-impl<B: Body + Send + Unpin + 'static> tower::Service<Request<B>> for SendRequest<B>
-where
-    B::Data: Send,
-    B::Error: Into<crate::BoxError>,
-{
+impl<B: RequestBody> tower::Service<Request<B>> for SendRequest<B> {
     type Response = Response<Incoming>;
     type Error = Error;
     type Future = ResponseFuture;

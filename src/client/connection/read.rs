@@ -2,12 +2,13 @@
 //! written request (`in_flight`'s front), 1xx answers skipped, a dropped caller's body
 //! discarded within its bound, and how a close or a bad byte ends the connection.
 
+use crate::client::RequestBody;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::BytesMut;
 use http::{Response, StatusCode};
-use http_body::{Body, Frame};
+use http_body::Frame;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::Connection;
@@ -97,9 +98,7 @@ enum Step {
 impl<T, B> Connection<T, B>
 where
     T: AsyncRead + AsyncWrite + Unpin,
-    B: Body + Send + Unpin + 'static,
-    B::Data: Send,
-    B::Error: Into<crate::BoxError>,
+    B: RequestBody,
 {
     /// Decodes what is buffered and reads more. `Ok(true)`: progress.
     pub(super) fn poll_read(&mut self, cx: &mut Context<'_>) -> Result<bool, Error> {

@@ -1,13 +1,13 @@
 //! The writing side: which queued request may go on the wire now (RFC 9112 §9.3.2), its head
 //! and body onto the write buffer, and the buffer onto the socket.
 
+use crate::client::RequestBody;
 use std::io::Write;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Buf;
 use http::Request;
-use http_body::Body;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::Connection;
@@ -75,9 +75,7 @@ impl<B> Writer<B> {
 impl<T, B> Connection<T, B>
 where
     T: AsyncRead + AsyncWrite + Unpin,
-    B: Body + Send + Unpin + 'static,
-    B::Data: Send,
-    B::Error: Into<crate::BoxError>,
+    B: RequestBody,
 {
     /// Encodes what may be written and writes what the socket takes. `Ok(true)`: progress.
     pub(super) fn poll_write(&mut self, cx: &mut Context<'_>) -> Result<bool, Error> {
