@@ -739,3 +739,118 @@ impl http_body::Body for LiesAboutSize {
         http_body::SizeHint::with_exact(2)
     }
 }
+
+/// An empty request body that owns a sender on its own connection (a body type carrying a
+/// handle for follow-up calls): dropping it takes the connection's lock, so the connection must
+/// never drop a request while holding it.
+struct OwnsSender {
+    _send: Option<SendRequest<OwnsSender>>,
+}
+
+impl http_body::Body for OwnsSender {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        std::task::Poll::Ready(None)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        true
+    }
+}
+
+/// Runs `f` on a thread of its own; whether it finished within `HANG` (a deadlock never does).
+fn finishes(f: impl FnOnce() + Send + 'static) -> bool {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        f();
+        let _ = tx.send(());
+    });
+    rx.recv_timeout(common::HANG).is_ok()
+}
+
+fn on_a_runtime(f: impl std::future::Future<Output = ()>) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(f);
+}
+
+/// A request whose caller left before it was written, then the connection's end: its body is
+/// dropped after the lock, not under it (found in review: a deadlock).
+#[test]
+fn a_cancelled_queued_request_is_dropped_outside_the_lock_at_the_end() {
+    let done = finishes(|| {
+        on_a_runtime(async {
+            let (ours, _theirs) = tokio::io::duplex(1 << 16);
+            let (mut send, connection) = client::handshake::<_, OwnsSender>(ours);
+            send.ready().await.unwrap();
+            let body = OwnsSender {
+                _send: Some(send.clone()),
+            };
+            drop(send.call(Request::get("http://t/").body(body).unwrap()));
+            drop(connection);
+        })
+    });
+    assert!(done, "deadlock: the end dropped a request under the lock");
+}
+
+/// A kept request not handed back (its response began, then was cut) is dropped after the
+/// lock (found in review: a deadlock).
+#[test]
+fn a_kept_request_not_handed_back_is_dropped_outside_the_lock() {
+    let done = finishes(|| {
+        on_a_runtime(async {
+            let (ours, mut theirs) = tokio::io::duplex(1 << 16);
+            let (mut send, connection) = client::handshake::<_, OwnsSender>(ours);
+            let connection = tokio::spawn(connection);
+            send.ready().await.unwrap();
+            let body = OwnsSender {
+                _send: Some(send.clone()),
+            };
+            let answer = send.call(Request::get("http://t/").body(body).unwrap());
+            let mut buf = [0u8; 1024];
+            let _ = theirs.read(&mut buf).await.unwrap();
+            theirs
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-le")
+                .await
+                .unwrap();
+            drop(theirs);
+            assert_eq!(answer.await.unwrap_err().kind(), ErrorKind::Incomplete);
+            let _ = connection.await;
+        })
+    });
+    assert!(done, "deadlock: a request was dropped under the lock");
+}
+
+/// A request whose caller left before it was written is never written.
+#[tokio::test]
+async fn a_request_cancelled_before_it_was_written_is_never_written() {
+    let (mut send, mut server) = scripted(Builder::new());
+    let post = Request::post("http://test/p")
+        .body(Full::default())
+        .unwrap();
+    let mut futures = call_all(&mut send, vec![get_req("/0"), post, get_req("/2")]).await;
+    assert_eq!(
+        read_heads(&mut server, 1).await,
+        "GET /0 HTTP/1.1\r\nhost: test\r\n\r\n"
+    );
+    // The POST waits behind the unanswered GET; its caller leaves.
+    drop(futures.remove(1));
+    server
+        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(read_heads(&mut server, 1).await.starts_with("GET /2 "));
+    server
+        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\n2")
+        .await
+        .unwrap();
+    futures.remove(0).await.unwrap();
+    assert_eq!(text(futures.remove(0).await.unwrap()).await, "2");
+}

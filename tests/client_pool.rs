@@ -279,3 +279,25 @@ async fn https_goes_through_tls_with_alpn_http_1_1() {
         assert_eq!(body_text(response.unwrap()).await, format!("HTTP/1.1 /{i}"));
     }
 }
+
+/// A request dropped while its connection is being opened gives that place back: the next
+/// request to the authority is not left waiting for a connection nobody opens (found in
+/// review).
+#[tokio::test]
+async fn a_request_dropped_mid_connect_gives_its_place_back() {
+    let (addr, _accepted) = counting_server().await;
+    let client = Client::builder().connections(1).build::<Body>();
+    let uri = format!("http://localhost:{}/0", addr.port());
+    {
+        let mut first = Box::pin(client.request(Request::get(&uri).body(Body::default()).unwrap()));
+        let pending =
+            std::future::poll_fn(|cx| std::task::Poll::Ready(first.as_mut().poll(cx).is_pending()))
+                .await;
+        assert!(pending, "the first request is still connecting");
+    }
+    let second = client.request(Request::get(&uri).body(Body::default()).unwrap());
+    let response = tokio::time::timeout(common::HANG, second)
+        .await
+        .expect("the second request found a connection");
+    assert_eq!(body_text(response.unwrap()).await, "/0");
+}

@@ -55,7 +55,8 @@
 //!   (the server's own decoder, `proto::decode`), a body delimited by the close, HEAD, 1xx
 //!   before the final answer (skipped), 204 and 304. A malformed head or body, a head over
 //!   [`Builder::max_head_bytes`], or an answer nobody asked for ends the connection as above.
-//! - **Cancellation.** Dropping a response future or a body before its end never desyncs the
+//! - **Cancellation.** Dropping a response future before its request was written means it is
+//!   never written. Dropping a response future or a body later never desyncs the
 //!   connection: the rest of that response is read and thrown away (up to
 //!   [`Builder::max_discard`] bytes; past that the connection closes and the requests behind it
 //!   fail `NotAnswered`).

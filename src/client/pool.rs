@@ -161,6 +161,36 @@ impl<B: Body + Send + 'static> Default for Pool<B> {
     }
 }
 
+/// Connections that ended before a request could be placed on one, before `checkout` gives
+/// up with the last one's error.
+const CHECKOUT_ATTEMPTS: usize = 3;
+
+/// A connection being opened, counted in its pool's `opening` until dropped.
+struct Opening<'a, B: Body + Send + 'static> {
+    inner: &'a Inner<B>,
+    authority: &'a Authority,
+}
+
+impl<B: Body + Send + 'static> Opening<'_, B> {
+    fn pool<R>(&self, f: impl FnOnce(&mut Pool<B>) -> R) -> R {
+        let mut pools = self
+            .inner
+            .pools
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        f(pools.entry(self.authority.clone()).or_default())
+    }
+}
+
+impl<B: Body + Send + 'static> Drop for Opening<'_, B> {
+    fn drop(&mut self) {
+        self.pool(|pool| {
+            pool.opening -= 1;
+            pool.opened.notify_waiters();
+        });
+    }
+}
+
 /// Where a request goes.
 enum Pick<B: Body + Send + 'static> {
     Use(SendRequest<B>),
@@ -240,6 +270,7 @@ where
     /// requests owed; a new one when every open one owes some and the limit (counting those
     /// being opened) allows; else the least loaded one's next free place.
     async fn checkout(&self, authority: &Authority) -> Result<SendRequest<B>, Error> {
+        let mut ended = 0;
         loop {
             let mut send = match self.pick(authority) {
                 Pick::Use(send) => send,
@@ -249,9 +280,12 @@ where
                     continue;
                 }
             };
-            // The connection may have ended since it was picked: pick again.
-            if send.ready().await.is_ok() {
-                return Ok(send);
+            // The connection may have ended since it was picked: pick again, a few times (a
+            // server that closes every connection at once must not be dialled for ever).
+            match send.ready().await {
+                Ok(()) => return Ok(send),
+                Err(error) if ended == CHECKOUT_ATTEMPTS => return Err(error),
+                Err(_) => ended += 1,
             }
         }
     }
@@ -285,18 +319,16 @@ where
 
     /// Opens a connection counted in `opening`, and adds it to the pool.
     async fn open(&self, authority: &Authority) -> Result<SendRequest<B>, Error> {
+        // Counted out of `opening` (and the waiters woken) when this ends, also when the
+        // caller is dropped partway through the connect.
+        let opening = Opening {
+            inner: &self.inner,
+            authority,
+        };
         let connected = self.connect(authority).await;
-        let mut pools = self
-            .inner
-            .pools
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let pool = pools.entry(authority.clone()).or_default();
-        pool.opening -= 1;
         if let Ok(send) = &connected {
-            pool.open.push(send.clone());
+            opening.pool(|pool| pool.open.push(send.clone()));
         }
-        pool.opened.notify_waiters();
         connected
     }
 

@@ -11,8 +11,10 @@
 //! generation, and a handle names both.
 //!
 //! One mutex guards everything here: each request takes it a few times (call, write, head,
-//! take), never across an await, and nothing a caller supplies runs under it except a
-//! request's own drop.
+//! take), never across an await. A request is dropped only after the guard (its body's or
+//! extensions' drop is the caller's code, and may drop a `SendRequest` of this very
+//! connection); what runs under it of the caller's is the body's `is_end_stream` and
+//! `size_hint`, read to encode the head.
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -252,19 +254,38 @@ impl<B: Body + Send + 'static> Shared<B> {
         out: &mut Vec<u8>,
         allow: impl FnOnce(&Request<B>) -> bool,
     ) -> Option<ToWrite<B>> {
+        // Declared before the guard, so dropped after it: a request's drop is the caller's
+        // code, and may drop a `SendRequest` of this connection (which takes this lock).
+        let mut cancelled = Vec::new();
         let mut state = self.lock();
-        let &index = state.queue.front()?;
+        let index = loop {
+            let &index = state.queue.front()?;
+            let slot = &mut state.slots[index as usize];
+            if !slot.abandoned {
+                break index;
+            }
+            // Its caller left before it was written: it is never sent.
+            cancelled.extend(slot.request.take());
+            slot.finished = true;
+            state.queue.pop_front();
+            release_if_done(&mut state, index);
+        };
         let slot = &mut state.slots[index as usize];
         let request = slot.request.as_ref()?;
         if !allow(request) {
             return None;
         }
         let written = encode::head(request, out);
-        let body = match written.body {
-            encode::BodyKind::Empty => None,
-            _ => slot.request.take().map(|r| r.into_body()),
+        let (parts, body) = match written.body {
+            encode::BodyKind::Empty => (None, None),
+            _ => match slot.request.take().map(Request::into_parts) {
+                Some((parts, body)) => (Some(parts), Some(body)),
+                None => (None, None),
+            },
         };
         state.queue.pop_front();
+        drop(state);
+        drop((cancelled, parts));
         Some(ToWrite {
             slot: index,
             written,
@@ -326,6 +347,9 @@ impl<B: Body + Send + 'static> Shared<B> {
     /// Fails a written request: `NotAnswered` when its response never began (with the request
     /// when it was kept), or the kind of the failure that cut its response short.
     pub(crate) fn unanswered(&self, index: u32, error: Error) {
+        // Dropped after the guard (see `next_to_write`): a request not handed back, or the
+        // error of a caller that left.
+        let mut leftover: (Option<Request<B>>, Option<Error>) = (None, None);
         let mut state = self.lock();
         let slot = &mut state.slots[index as usize];
         // Handed back only when nothing of its answer arrived: a request whose response began
@@ -333,10 +357,15 @@ impl<B: Body + Send + 'static> Shared<B> {
         let request = slot.request.take();
         let error = match request {
             Some(request) if error.kind() == ErrorKind::NotAnswered => error.with_request(request),
-            _ => error,
+            other => {
+                leftover.0 = other;
+                error
+            }
         };
         slot.finished = true;
-        if !slot.abandoned {
+        if slot.abandoned {
+            leftover.1 = Some(error);
+        } else {
             slot.answer = Answer::Ready(Err(error));
             slot.wake();
         }
@@ -346,16 +375,20 @@ impl<B: Body + Send + 'static> Shared<B> {
     /// The connection ended: every queued request fails unsent (with its request), every
     /// later call too, and callers waiting for a slot hear of it.
     pub(crate) fn end(&self, why: &str) {
+        // Dropped after the guard (see `next_to_write`): the requests of callers that left.
+        let mut cancelled = Vec::new();
         let mut state = self.lock();
         state.ended = Some(why.to_owned());
         while let Some(index) = state.queue.pop_front() {
             let slot = &mut state.slots[index as usize];
-            let mut error = Error::new(ErrorKind::NotSent, why);
-            if let Some(request) = slot.request.take() {
-                error = error.with_request(request);
-            }
             slot.finished = true;
-            if !slot.abandoned {
+            if slot.abandoned {
+                cancelled.extend(slot.request.take());
+            } else {
+                let mut error = Error::new(ErrorKind::NotSent, why);
+                if let Some(request) = slot.request.take() {
+                    error = error.with_request(request);
+                }
                 slot.answer = Answer::Ready(Err(error));
                 slot.wake();
             }

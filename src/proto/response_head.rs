@@ -39,9 +39,10 @@ pub(crate) struct ResponseHead {
     pub(crate) reason: Option<Bytes>,
     pub(crate) framing: BodyFraming,
     /// The server will not answer another request on this connection: it said
-    /// `Connection: close`, it speaks HTTP/1.0 without keep-alive, or its framing cannot be
-    /// trusted to end where the next response starts (Transfer-Encoding beside
-    /// Content-Length, §6.3 point 3).
+    /// `Connection: close`, it speaks HTTP/1.0 without keep-alive, the body runs to the
+    /// close, or its framing cannot be trusted to end where the next response starts
+    /// (Transfer-Encoding beside Content-Length, §6.3 point 3; Transfer-Encoding on
+    /// HTTP/1.0, §6.1).
     pub(crate) closes: bool,
 }
 
@@ -122,7 +123,10 @@ impl HeadParser {
         // An HTTP/1.0 message with Transfer-Encoding: its framing "ought to be handled as
         // faulty", and the connection closed after it (RFC 9112 §6.1).
         let te_on_1_0 = version == Version::HTTP_10 && facts.transfer_encoding;
-        let closes = untrusted || te_on_1_0 || !facts.keeps_alive(version);
+        // A body that runs to the close is the last thing on this connection, whatever the
+        // fields say: nothing more is written behind it.
+        let to_the_close = framing == BodyFraming::UntilClose;
+        let closes = untrusted || te_on_1_0 || to_the_close || !facts.keeps_alive(version);
         Ok(Some(ResponseHead {
             status,
             version,

@@ -271,8 +271,9 @@ where
             }
             Some(left) => *left -= len,
             None => {
+                // The caller left since the last frame: this one counts as discarded too.
                 if self.shared.push_frame(slot, frame).is_none() {
-                    *discard = Some(self.config.max_discard);
+                    *discard = Some(self.config.max_discard.saturating_sub(len));
                 }
             }
         }
