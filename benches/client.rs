@@ -11,8 +11,10 @@ use bytes::Bytes;
 use http::{Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Empty};
 use pipelined::client::{self, ResponseFuture, SendRequest};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tower::Service;
+
+#[path = "../tests/common/canned.rs"]
+mod canned;
 
 fn main() {
     divan::main();
@@ -30,37 +32,6 @@ Server: L\r\nDate: Thu, 26 Nov 2026 00:00:00 GMT\r\n\r\nHello, World!";
 const MINIMAL: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\nHello, World!";
 
 const BODY: &[u8] = b"Hello, World!";
-
-/// Answers every request head (each `\r\n\r\n`) it reads with `response`, all the answers to
-/// one read in one write; its buffers are made once, so its share of the time stays small.
-async fn scripted_server(mut io: DuplexStream, response: &'static [u8]) {
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut out = Vec::with_capacity(response.len() * DEPTH * 4);
-    // How much of "\r\n\r\n" the bytes read so far end with: a head may be split across reads.
-    let mut matched = 0;
-    loop {
-        let n = match io.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        out.clear();
-        for &byte in &buf[..n] {
-            matched = match (matched, byte) {
-                (0 | 2, b'\r') => matched + 1,
-                (1 | 3, b'\r') => 1,
-                (1, b'\n') => 2,
-                (3, b'\n') => {
-                    out.extend_from_slice(response);
-                    0
-                }
-                _ => 0,
-            };
-        }
-        if io.write_all(&out).await.is_err() {
-            return;
-        }
-    }
-}
 
 /// A GET built without allocating (a static `Uri`), so the caller's cost stays out of it.
 fn request() -> Request<Empty<Bytes>> {
@@ -96,7 +67,7 @@ fn bench_with(bencher: divan::Bencher, response: &'static [u8]) {
         .build()
         .unwrap();
     let (ours, theirs) = tokio::io::duplex(256 * 1024);
-    rt.spawn(scripted_server(theirs, response));
+    rt.spawn(canned::serve(theirs, response));
     let (mut send, connection) = client::handshake::<_, Empty<Bytes>>(ours);
     rt.spawn(connection);
     let mut pending = Vec::with_capacity(DEPTH);

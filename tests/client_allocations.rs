@@ -33,8 +33,10 @@ use http::header::CONTENT_LENGTH;
 use http::{HeaderMap, HeaderValue, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Empty};
 use pipelined::client::{self, ResponseFuture, SendRequest};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tower::Service;
+
+#[path = "common/canned.rs"]
+mod canned;
 
 /// Requests per pipelined batch: the client's default depth, wrk's pipelining script.
 const PER_BATCH: usize = 16;
@@ -52,38 +54,6 @@ const WARM: usize = 2;
 const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\nHello, World!";
 
 const BODY: &[u8] = b"Hello, World!";
-
-/// A server that answers every request head (each `\r\n\r\n`) it reads with [`RESPONSE`],
-/// all the answers to one read in one write; its buffers are made once, so it allocates
-/// nothing per request and is not counted against the client.
-async fn scripted_server(mut io: DuplexStream) {
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut out = Vec::with_capacity(RESPONSE.len() * PER_BATCH * 4);
-    // How much of "\r\n\r\n" the bytes read so far end with: a head may be split across reads.
-    let mut matched = 0;
-    loop {
-        let n = match io.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        out.clear();
-        for &byte in &buf[..n] {
-            matched = match (matched, byte) {
-                (0 | 2, b'\r') => matched + 1,
-                (1 | 3, b'\r') => 1,
-                (1, b'\n') => 2,
-                (3, b'\n') => {
-                    out.extend_from_slice(RESPONSE);
-                    0
-                }
-                _ => 0,
-            };
-        }
-        if io.write_all(&out).await.is_err() {
-            return;
-        }
-    }
-}
 
 /// A request the client can send, built without allocating: its `Uri` is static bytes.
 fn request() -> Request<Empty<Bytes>> {
@@ -135,7 +105,7 @@ fn allocations_per_batch() -> Vec<u64> {
         .build()
         .unwrap();
     let (ours, theirs) = tokio::io::duplex(64 * 1024);
-    let server = runtime.spawn(scripted_server(theirs));
+    let server = runtime.spawn(canned::serve(theirs, RESPONSE));
     let (mut send, connection) = client::handshake::<_, Empty<Bytes>>(ours);
     let connection = runtime.spawn(connection);
     let mut pending = Vec::with_capacity(PER_BATCH);
