@@ -6,9 +6,9 @@
 //! cargo run --example client --features client -- http://127.0.0.1:8080/delay/20
 //! ```
 //!
-//! Against this project's server the 100 answers of `/delay/20` arrive together after ~20 ms
-//! (the handlers ran at once); against a serial server (`pipelined serve --engine hyper`), one
-//! every 20 ms.
+//! Against this project's server the 100 answers of `/delay/20` arrive in four rounds of
+//! ~20 ms (it runs up to 32 requests of a connection at once: measured, the last after 86 ms);
+//! against a serial server (`pipelined serve --engine hyper`) they take 100 × 20 ms (2,155 ms).
 
 use std::time::Instant;
 
