@@ -854,3 +854,60 @@ async fn a_request_cancelled_before_it_was_written_is_never_written() {
     futures.remove(0).await.unwrap();
     assert_eq!(text(futures.remove(0).await.unwrap()).await, "2");
 }
+
+/// A body says what it knows: an empty answer is at its end at once with an exact size of 0;
+/// a body that came whole with its head has its exact size until read; a streamed one with a
+/// Content-Length counts down, a chunked one knows no size.
+#[tokio::test]
+async fn bodies_report_their_size_and_end() {
+    use http_body::Body as _;
+
+    let (mut send, mut server) = scripted(Builder::new().max_body_buffer(1));
+    let futures = call_all(
+        &mut send,
+        (0..4).map(|i| get_req(&format!("/{i}"))).collect(),
+    )
+    .await;
+    read_heads(&mut server, 4).await;
+    server
+        .write_all(
+            b"HTTP/1.1 204 No Content\r\n\r\n\
+              HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nwhole\
+              HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut futures = futures.into_iter();
+    let empty = futures.next().unwrap().await.unwrap().into_body();
+    assert!(empty.is_end_stream());
+    assert_eq!(empty.size_hint().exact(), Some(0));
+    let mut whole = futures.next().unwrap().await.unwrap().into_body();
+    assert!(!whole.is_end_stream());
+    assert_eq!(whole.size_hint().exact(), Some(5));
+    whole.frame().await.unwrap().unwrap();
+    assert!(whole.is_end_stream());
+    let mut chunked = futures.next().unwrap().await.unwrap().into_body();
+    assert_eq!(chunked.size_hint().exact(), None);
+    assert!(!chunked.is_end_stream());
+    server
+        .write_all(b"2\r\nab\r\n0\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(
+        chunked.frame().await.unwrap().unwrap().into_data().unwrap(),
+        "ab"
+    );
+    assert!(chunked.frame().await.is_none());
+    assert!(chunked.is_end_stream());
+    let mut counted = futures.next().unwrap().await.unwrap().into_body();
+    assert_eq!(counted.size_hint().exact(), Some(6));
+    server.write_all(b"abc").await.unwrap();
+    assert_eq!(
+        counted.frame().await.unwrap().unwrap().into_data().unwrap(),
+        "abc"
+    );
+    assert_eq!(counted.size_hint().exact(), Some(3));
+    server.write_all(b"def").await.unwrap();
+    counted.frame().await.unwrap().unwrap();
+    assert!(counted.frame().await.is_none());
+}
