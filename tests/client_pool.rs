@@ -171,7 +171,7 @@ async fn connections_are_opened_only_when_needed_and_up_to_the_limit() {
 }
 
 #[tokio::test]
-async fn a_refused_connection_is_a_connect_error_and_a_relative_uri_a_request_error() {
+async fn a_refused_connection_is_a_connect_error_and_a_relative_or_ftp_uri_a_request_error() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     drop(listener);
@@ -190,6 +190,11 @@ async fn a_refused_connection_is_a_connect_error_and_a_relative_uri_a_request_er
         client.request(relative).await.unwrap_err().kind(),
         ErrorKind::Request
     );
+    let other_scheme = Request::get("ftp://127.0.0.1/x")
+        .body(Body::default())
+        .unwrap();
+    let error = client.request(other_scheme).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Request, "{error}");
 }
 
 /// This project's server answering each path with itself, counting the connections it
@@ -300,4 +305,27 @@ async fn a_request_dropped_mid_connect_gives_its_place_back() {
         .await
         .expect("the second request found a connection");
     assert_eq!(body_text(response.unwrap()).await, "/0");
+}
+
+/// `retries(0)`: a GET left unanswered is not sent again.
+#[tokio::test]
+async fn retries_zero_sends_nothing_again() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            counter.fetch_add(1, Ordering::SeqCst);
+            read_paths(&mut stream, 1).await;
+        }
+    });
+    let client = Client::builder().retries(0).build::<Body>();
+    let get = Request::get(format!("http://{addr}/"))
+        .body(Body::default())
+        .unwrap();
+    let error = client.request(get).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::NotAnswered);
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
 }
