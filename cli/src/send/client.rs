@@ -114,7 +114,7 @@ pub fn exchange(
 }
 
 /// The TLS handshake on `tcp`, within what is left of the timeout.
-async fn handshake(
+pub(crate) async fn handshake(
     tls: &Tls,
     tcp: TcpStream,
     target: &Target,
@@ -129,7 +129,7 @@ async fn handshake(
 }
 
 /// Tries each address `target` resolves to until one accepts.
-async fn connect(
+pub(crate) async fn connect(
     target: &Target,
     deadline: Instant,
     timeout: Duration,
@@ -452,7 +452,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     }
 }
 
-fn is_reset(e: &io::Error) -> bool {
+pub(crate) fn is_reset(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         io::ErrorKind::ConnectionReset

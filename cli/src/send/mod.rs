@@ -8,10 +8,10 @@
 //! image needs no curl for its HEALTHCHECK.
 
 mod cacert;
-mod client;
-mod report;
+pub(crate) mod client;
+pub(crate) mod report;
 pub mod tls;
-mod url;
+pub(crate) mod url;
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -62,9 +62,9 @@ pub struct SendArgs {
     tls: TlsArgs,
 }
 
-/// How `https://` servers are trusted, for `send` and `health` alike.
+/// How `https://` servers are trusted, for `send`, `health` and `load` alike.
 #[derive(Args)]
-struct TlsArgs {
+pub struct TlsArgs {
     /// https: accept any server certificate (self-signed, expired, for another name). Still
     /// encrypted, but the server is not authenticated: for test servers only.
     #[arg(long, short = 'k', conflicts_with = "cacert")]
@@ -76,7 +76,7 @@ struct TlsArgs {
 
 impl TlsArgs {
     /// Which server certificates `--insecure` and `--cacert` let through.
-    fn trust(&self) -> Trust {
+    pub(crate) fn trust(&self) -> Trust {
         match (&self.cacert, self.insecure) {
             (_, true) => Trust::Anything,
             (Some(path), false) => Trust::CaFile(path.clone()),
@@ -258,6 +258,22 @@ fn prepare(args: &SendArgs) -> Result<Batch, String> {
 /// them is a `Host`: the user's header wins. `Content-Length` and `Transfer-Encoding` are
 /// refused rather than dropped: the client frames each body itself.
 fn fields(headers: &[String], target: &Target) -> Result<HeaderMap, String> {
+    let given = parse_fields(headers)?;
+    if given.contains_key(HOST) {
+        return Ok(given);
+    }
+    // RFC 9112 §3.2: Host goes first.
+    let mut fields = HeaderMap::with_capacity(given.len() + 1);
+    let host = HeaderValue::from_str(&target.authority)
+        .expect("a URL's authority is visible ASCII, a valid field value");
+    fields.insert(HOST, host);
+    fields.extend(given);
+    Ok(fields)
+}
+
+/// The `-H` fields as given, each checked: a name and a value without control characters,
+/// and no framing field.
+pub(crate) fn parse_fields(headers: &[String]) -> Result<HeaderMap, String> {
     let mut given = HeaderMap::new();
     for header in headers {
         let (name, value) = header
@@ -275,16 +291,7 @@ fn fields(headers: &[String], target: &Target) -> Result<HeaderMap, String> {
         })?;
         given.append(name, value);
     }
-    if given.contains_key(HOST) {
-        return Ok(given);
-    }
-    // RFC 9112 §3.2: Host goes first.
-    let mut fields = HeaderMap::with_capacity(given.len() + 1);
-    let host = HeaderValue::from_str(&target.authority)
-        .expect("a URL's authority is visible ASCII, a valid field value");
-    fields.insert(HOST, host);
-    fields.extend(given);
-    Ok(fields)
+    Ok(given)
 }
 
 /// One request of the pipeline: `method` on `path` (origin form, or `*`), with `fields`
@@ -312,7 +319,7 @@ fn request(
 }
 
 /// `--data`: the string itself, or a file's bytes for `@FILE` (`@-`: standard input).
-fn read_data(data: &str) -> Result<Vec<u8>, String> {
+pub(crate) fn read_data(data: &str) -> Result<Vec<u8>, String> {
     match data.strip_prefix('@') {
         None => Ok(data.as_bytes().to_vec()),
         Some("-") => {

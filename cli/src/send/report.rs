@@ -12,6 +12,7 @@
 use std::borrow::Cow;
 use std::fmt::Write;
 
+use http::HeaderValue;
 use serde::{Serialize, Serializer};
 
 use super::client::{Exchange, Response};
@@ -32,8 +33,17 @@ pub struct Timing {
 
 /// `handler` and `queue` durations from the response's `Server-Timing` fields, if it has both.
 pub fn timing(response: &Response) -> Option<Timing> {
+    let values = response.headers.get_all("server-timing");
+    timing_of(values.iter().map(HeaderValue::as_bytes))
+}
+
+/// `handler` and `queue` durations from `Server-Timing` field values, if they have both.
+pub fn timing_of<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> Option<Timing> {
     let (mut handler, mut queue) = (None, None);
-    for value in response.header_values("server-timing") {
+    for value in values {
+        let Ok(value) = std::str::from_utf8(value) else {
+            continue;
+        };
         for metric in value.split(',') {
             let mut params = metric.split(';').map(str::trim);
             let name = params.next().unwrap_or_default();

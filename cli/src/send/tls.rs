@@ -43,9 +43,14 @@ pub struct Tls {
 impl Tls {
     /// The client's TLS settings for `trust`; fails when that trust store cannot be loaded.
     pub fn new(trust: &Trust) -> Result<Tls, String> {
-        let mut config = client_config(trust)?;
         // `send` pipelines HTTP/1.1, so a server must not pick HTTP/2 for it.
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Tls::with_alpn(trust, b"http/1.1")
+    }
+
+    /// The same, offering `protocol` alone by ALPN (`load --http2` offers `h2`).
+    pub fn with_alpn(trust: &Trust, protocol: &[u8]) -> Result<Tls, String> {
+        let mut config = client_config(trust)?;
+        config.alpn_protocols = vec![protocol.to_vec()];
         Ok(Tls {
             connector: TlsConnector::from(Arc::new(config)),
             trust: trust.clone(),
