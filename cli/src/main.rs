@@ -5,6 +5,7 @@ mod alloc;
 mod demo;
 mod fanout;
 mod hyper_engine;
+mod load;
 mod prometheus;
 mod send;
 mod work;
@@ -43,6 +44,8 @@ enum Command {
     Send(send::SendArgs),
     /// Exit 0 if the server answers 2xx, 1 otherwise (for container health checks).
     Health(send::HealthArgs),
+    /// Load-test a URL, as oha does, with --pipeline N requests outstanding per connection.
+    Load(load::LoadArgs),
 }
 
 /// How log lines are written.
@@ -146,6 +149,7 @@ fn main() -> ExitCode {
         // The client needs neither the runtime nor the log subscriber.
         Some(Command::Send(args)) => return send::send(args),
         Some(Command::Health(args)) => return send::health(args),
+        Some(Command::Load(args)) => return load::load(args),
         None => cli.serve,
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));

@@ -1,0 +1,462 @@
+//! One HTTP/1.1 connection of the run: the request's bytes, encoded once, written up to
+//! `--pipeline` deep; responses read in place off one buffer and matched to requests in order.
+//!
+//! Why not `pipelined::client`: its per-request future and per-response `http::Response`
+//! (a `HeaderMap` built and dropped) cost ~8,000 instructions a response under callgrind,
+//! 2.7x wrk's whole budget, which made this tool the bottleneck of every pipelined figure
+//! (issue #21 point 5). A load generator needs four facts of a response (status, framing,
+//! keep-alive, the `Server-Timing` queue wait), read here by [`super::framing`] with the
+//! client's rules; the same request sent over and over needs encoding once.
+//!
+//! The ordering is `queue`: the requests written or waiting to be, oldest first; each complete
+//! response answers its front. When the connection ends early, what it owed fails as the
+//! client's would: the response being read `incomplete` (or `protocol`, `reset`), the other
+//! written ones `not answered`, the rest `not sent`. Latency runs from the write that finished
+//! a request (or, under `-q`, its scheduled time) to its response's last byte.
+
+use std::collections::VecDeque;
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Sleep;
+
+use super::framing::{parse_head, Chunked, Framing, MAX_HEAD};
+use super::plan::Stream;
+use super::stats::Failure;
+use super::worker::{Start, Worker};
+
+/// Bytes asked of the socket per read: 16 KiB holds a hundred small responses.
+const READ_SIZE: usize = 16 * 1024;
+/// Under `-q`, how early the timer is set before a request is due; the rest of the wait is
+/// spent yielding to the thread's other connections, because tokio's timer fires on 1 ms ticks
+/// and would add up to a millisecond to every latency.
+const SPIN: Duration = Duration::from_millis(1);
+
+/// Opens connections one after another for as long as the run has requests for them.
+pub async fn connection(worker: &Worker) {
+    // A scheduled request taken but not yet written goes on to the next connection.
+    let mut held = None;
+    while worker.more() || held.is_some() {
+        held = match worker.plan.open().await {
+            Ok(Stream::Plain(tcp)) => Conn::new(worker, tcp, held).run().await,
+            Ok(Stream::Tls(tls)) => Conn::new(worker, tls, held).run().await,
+            Err(()) => {
+                match held {
+                    Some(_) => worker.failed(Failure::Connect),
+                    None => worker.connect_failed(),
+                }
+                None
+            }
+        };
+    }
+}
+
+/// A request on this connection.
+struct Entry {
+    /// When its latency counts from: its scheduled time under `-q`, else set when written.
+    since: Option<Instant>,
+    written: bool,
+    /// Already counted as a `-t` timeout: its response, if it comes, is read and not counted.
+    timed_out: bool,
+}
+
+/// Where the reader is in the response stream.
+enum Reading {
+    Head,
+    Body {
+        status: u16,
+        hol_wait: Option<f64>,
+        closes: bool,
+        body: Body,
+        bytes: u64,
+    },
+}
+
+enum Body {
+    Length(u64),
+    Chunked(Chunked),
+    UntilClose,
+}
+
+/// Why the connection ended.
+#[derive(Clone, Copy)]
+enum End {
+    /// The server closed its side.
+    Eof,
+    /// The server said its last response was its last (`Connection: close` and the like).
+    Closed,
+    Io(Failure),
+    /// Bytes that are not the response owed.
+    Protocol,
+}
+
+struct Conn<'w, T> {
+    worker: &'w Worker,
+    io: T,
+    /// One request's bytes.
+    request: &'w [u8],
+    /// Requests outstanding at most.
+    depth: usize,
+    request_is_head: bool,
+    timeout: Option<Duration>,
+    /// Requests to write, and how much of them is written.
+    out: Vec<u8>,
+    out_at: usize,
+    flushed: bool,
+    /// The requests owed a response, oldest first; the last `unwritten` are not fully
+    /// written yet.
+    queue: VecDeque<Entry>,
+    unwritten: usize,
+    /// Bytes read and not yet used: `input[used..filled]`.
+    input: Vec<u8>,
+    used: usize,
+    filled: usize,
+    reading: Reading,
+    /// A scheduled request whose time has not come.
+    held: Option<Instant>,
+    timer: Pin<Box<Sleep>>,
+    /// Writing failed: nothing more is written, and the connection ends when reading does.
+    broken: bool,
+}
+
+impl<'w, T: AsyncRead + AsyncWrite + Unpin> Conn<'w, T> {
+    fn new(worker: &'w Worker, io: T, held: Option<Instant>) -> Self {
+        let plan = &*worker.plan;
+        Conn {
+            worker,
+            io,
+            request: &plan.template.wire,
+            // A request that asks the server to close is the last its connection answers.
+            depth: if plan.template.closes { 1 } else { plan.depth },
+            request_is_head: plan.template.is_head,
+            timeout: plan.timeout,
+            out: Vec::with_capacity(plan.depth * plan.template.wire.len()),
+            out_at: 0,
+            flushed: true,
+            queue: VecDeque::with_capacity(plan.depth),
+            unwritten: 0,
+            input: vec![0; READ_SIZE],
+            used: 0,
+            filled: 0,
+            reading: Reading::Head,
+            held,
+            timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
+            broken: false,
+        }
+    }
+
+    /// Runs until the run has nothing more for this connection or it ends; returns the
+    /// scheduled request it was holding, if any.
+    async fn run(mut self) -> Option<Instant> {
+        match poll_fn(|cx| self.poll(cx)).await {
+            Ok(()) => {}
+            Err(end) => self.fail_owed(end),
+        }
+        self.held
+    }
+
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), End>> {
+        loop {
+            let spin = self.fill();
+            let wrote = !self.broken
+                && self.write(cx).unwrap_or_else(|_| {
+                    self.broken = true;
+                    false
+                });
+            // After a failed write the reading goes on: answers the server sent before it
+            // reset are still in the socket (Linux hands them over before the error), and the
+            // reset that failed the write ends the reading too, once they are read.
+            let read = self.read(cx)?;
+            self.expire();
+            if self.queue.is_empty() && self.held.is_none() && !self.worker.more() {
+                return Poll::Ready(Ok(()));
+            }
+            if wrote || read {
+                continue;
+            }
+            if spin {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            if self.poll_timer(cx) {
+                continue;
+            }
+            return Poll::Pending;
+        }
+    }
+
+    /// Takes requests up to the depth and queues their bytes. Returns whether a scheduled
+    /// one is due within `SPIN` (the caller yields rather than sleeps).
+    fn fill(&mut self) -> bool {
+        while self.queue.len() < self.depth {
+            let since = match self.held.take() {
+                Some(at) => Some(at),
+                None => match self.worker.take() {
+                    None => return false,
+                    Some(Start::Now) => None,
+                    Some(Start::At(at)) => Some(at),
+                },
+            };
+            if let Some(at) = since.filter(|at| *at > Instant::now()) {
+                self.held = Some(at);
+                return at <= Instant::now() + SPIN;
+            }
+            self.queue.push_back(Entry {
+                since,
+                written: false,
+                timed_out: false,
+            });
+            self.unwritten += 1;
+            self.out.extend_from_slice(self.request);
+        }
+        false
+    }
+
+    /// Writes what is queued. `Ok(true)`: some went out.
+    fn write(&mut self, cx: &mut Context<'_>) -> Result<bool, End> {
+        if self.out_at == self.out.len() {
+            if !self.flushed {
+                // TLS: records the last write left in rustls' buffer.
+                if let Poll::Ready(r) = Pin::new(&mut self.io).poll_flush(cx) {
+                    r.map_err(|e| End::Io(Failure::of_io(&e)))?;
+                    self.flushed = true;
+                }
+            }
+            return Ok(false);
+        }
+        let n = match Pin::new(&mut self.io).poll_write(cx, &self.out[self.out_at..]) {
+            Poll::Pending => return Ok(false),
+            Poll::Ready(Ok(0)) => return Err(End::Io(Failure::Reset)),
+            Poll::Ready(Ok(n)) => n,
+            Poll::Ready(Err(e)) => return Err(End::Io(Failure::of_io(&e))),
+        };
+        let len = self.request.len();
+        let done_before = self.out_at / len;
+        self.out_at += n;
+        let newly = self.out_at / len - done_before;
+        if newly > 0 {
+            let now = Instant::now();
+            let first = self.queue.len() - self.unwritten;
+            for entry in self.queue.range_mut(first..first + newly) {
+                entry.written = true;
+                entry.since.get_or_insert(now);
+            }
+            self.unwritten -= newly;
+        }
+        if self.out_at == self.out.len() {
+            self.out.clear();
+            self.out_at = 0;
+        }
+        self.flushed = false;
+        Ok(true)
+    }
+
+    /// Reads once and takes every complete response off the buffer. `Ok(true)`: bytes came.
+    fn read(&mut self, cx: &mut Context<'_>) -> Result<bool, End> {
+        self.make_room();
+        let mut buf = ReadBuf::new(&mut self.input[self.filled..]);
+        match Pin::new(&mut self.io).poll_read(cx, &mut buf) {
+            Poll::Pending => Ok(false),
+            Poll::Ready(Ok(())) if buf.filled().is_empty() => Err(End::Eof),
+            Poll::Ready(Ok(())) => {
+                self.filled += buf.filled().len();
+                self.parse()?;
+                Ok(true)
+            }
+            Poll::Ready(Err(e)) => Err(End::Io(Failure::of_io(&e))),
+        }
+    }
+
+    /// Moves unread bytes to the front, and grows the buffer when a head needs more.
+    fn make_room(&mut self) {
+        if self.used == self.filled {
+            (self.used, self.filled) = (0, 0);
+        } else if self.filled == self.input.len() {
+            self.input.copy_within(self.used..self.filled, 0);
+            (self.filled, self.used) = (self.filled - self.used, 0);
+            if self.filled == self.input.len() {
+                // A head longer than the buffer (parse_head refuses one past MAX_HEAD).
+                let grown = (self.input.len() * 2).min(MAX_HEAD + READ_SIZE);
+                self.input.resize(grown, 0);
+            }
+        }
+    }
+
+    /// Takes complete responses (and parts of a body) off the buffer.
+    fn parse(&mut self) -> Result<(), End> {
+        loop {
+            let buf = &self.input[self.used..self.filled];
+            match &mut self.reading {
+                Reading::Head => {
+                    if buf.is_empty() {
+                        return Ok(());
+                    }
+                    // An answer to nothing written is not an answer to anything.
+                    if self.queue.front().is_none_or(|e| !e.written) {
+                        return Err(End::Protocol);
+                    }
+                    let Some(head) =
+                        parse_head(buf, self.request_is_head).map_err(|_| End::Protocol)?
+                    else {
+                        return Ok(());
+                    };
+                    self.used += head.len;
+                    match head.status {
+                        // Switching protocols was never asked for.
+                        101 => return Err(End::Protocol),
+                        // 1xx: the final answer follows.
+                        100..=199 => continue,
+                        _ => {}
+                    }
+                    let body = match head.framing {
+                        Framing::Empty => {
+                            self.answered(head.status, 0, head.hol_wait, head.closes)?;
+                            continue;
+                        }
+                        Framing::Length(n) => Body::Length(n),
+                        Framing::Chunked => Body::Chunked(Chunked::Size),
+                        Framing::UntilClose => Body::UntilClose,
+                    };
+                    self.reading = Reading::Body {
+                        status: head.status,
+                        hol_wait: head.hol_wait,
+                        closes: head.closes,
+                        body,
+                        bytes: 0,
+                    };
+                }
+                Reading::Body { body, bytes, .. } => {
+                    let (used, done) = match body {
+                        Body::Length(left) => {
+                            let take = (*left).min(buf.len() as u64);
+                            *left -= take;
+                            *bytes += take;
+                            (take as usize, *left == 0)
+                        }
+                        Body::Chunked(state) => {
+                            let step = state.decode(buf).map_err(|_| End::Protocol)?;
+                            *bytes += step.data;
+                            (step.used, step.done)
+                        }
+                        Body::UntilClose => {
+                            *bytes += buf.len() as u64;
+                            (buf.len(), false)
+                        }
+                    };
+                    self.used += used;
+                    if !done {
+                        return Ok(());
+                    }
+                    self.finish_body()?;
+                }
+            }
+        }
+    }
+
+    /// The body being read has ended: its response is complete.
+    fn finish_body(&mut self) -> Result<(), End> {
+        if let Reading::Body {
+            status,
+            hol_wait,
+            closes,
+            bytes,
+            ..
+        } = std::mem::replace(&mut self.reading, Reading::Head)
+        {
+            self.answered(status, bytes, hol_wait, closes)?;
+        }
+        Ok(())
+    }
+
+    /// Counts a complete response for the front request.
+    fn answered(
+        &mut self,
+        status: u16,
+        bytes: u64,
+        hol_wait: Option<f64>,
+        closes: bool,
+    ) -> Result<(), End> {
+        let entry = self
+            .queue
+            .pop_front()
+            .expect("checked before its head was read");
+        if !entry.timed_out {
+            let since = entry.since.expect("set when written");
+            self.worker.answered(since, status, bytes, hol_wait);
+        }
+        if closes {
+            return Err(End::Closed);
+        }
+        Ok(())
+    }
+
+    /// Counts each request past its `-t` limit as a timeout (once).
+    fn expire(&mut self) {
+        let Some(limit) = self.timeout else { return };
+        let now = Instant::now();
+        for entry in self.queue.iter_mut() {
+            match entry.since {
+                Some(since) if since + limit <= now => {
+                    if !entry.timed_out {
+                        entry.timed_out = true;
+                        self.worker.failed(Failure::Timeout);
+                    }
+                }
+                // Later requests started later.
+                _ => break,
+            }
+        }
+    }
+
+    /// Sets the timer for the next scheduled request or `-t` limit. `true`: it has passed.
+    fn poll_timer(&mut self, cx: &mut Context<'_>) -> bool {
+        let due = self.held.map(|at| at - SPIN);
+        let limit = self.timeout.and_then(|limit| {
+            let oldest = self.queue.iter().find(|e| !e.timed_out)?.since?;
+            Some(oldest + limit)
+        });
+        let Some(wake) = due.into_iter().chain(limit).min() else {
+            return false;
+        };
+        let wake = tokio::time::Instant::from_std(wake);
+        if self.timer.deadline() != wake {
+            self.timer.as_mut().reset(wake);
+        }
+        self.timer.as_mut().poll(cx).is_ready()
+    }
+
+    /// The connection ended with `end`: a response running to the close is complete; every
+    /// other request it owed fails with what is known of it.
+    fn fail_owed(&mut self, mut end: End) {
+        if let (
+            End::Eof,
+            Reading::Body {
+                body: Body::UntilClose,
+                ..
+            },
+        ) = (end, &self.reading)
+        {
+            // Its end is the close: complete (`Err(Closed)`: it was the last, as its framing
+            // said). Whatever was owed after it is not answered.
+            let _ = self.finish_body();
+            end = End::Closed;
+        }
+        let mid_response = matches!(self.reading, Reading::Body { .. }) || self.used < self.filled;
+        for (i, entry) in self.queue.drain(..).enumerate() {
+            if entry.timed_out {
+                continue;
+            }
+            let failure = match (entry.written, i, end) {
+                (false, _, _) => Failure::NotSent,
+                (true, _, End::Io(failure)) => failure,
+                (true, 0, End::Protocol) => Failure::Protocol,
+                (true, 0, End::Eof) if mid_response => Failure::Incomplete,
+                (true, _, _) => Failure::NotAnswered,
+            };
+            self.worker.failed(failure);
+        }
+    }
+}

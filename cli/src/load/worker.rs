@@ -1,0 +1,156 @@
+//! One load thread's share of the run: its connections, its requests (a count, or until the
+//! run ends), its schedule under `-q`, and its counts.
+//!
+//! A thread's connections all run on its own current-thread runtime, so what they share is
+//! plain cells: nothing per request crosses threads but one store for the live view.
+
+use std::cell::{Cell, RefCell};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::plan::Plan;
+use super::stats::{Failure, Progress, Stats};
+
+/// A fixed schedule (`-q`): this thread's k-th request is due at `start + (k·threads +
+/// index) / rate`, so the threads' requests interleave into one evenly spaced sequence.
+pub struct Pace {
+    start: Instant,
+    /// Seconds between this thread's requests: threads / rate.
+    every: f64,
+    /// Seconds from `start` to this thread's first request: index / rate.
+    first: f64,
+    next: Cell<u64>,
+}
+
+impl Pace {
+    pub fn new(start: Instant, rate: f64, threads: usize, index: usize) -> Pace {
+        Pace {
+            start,
+            every: threads as f64 / rate,
+            first: index as f64 / rate,
+            next: Cell::new(0),
+        }
+    }
+
+    fn take(&self) -> Instant {
+        let k = self.next.get();
+        self.next.set(k + 1);
+        self.start + Duration::from_secs_f64(self.first + k as f64 * self.every)
+    }
+}
+
+/// What a thread's connections share.
+pub struct Worker {
+    pub plan: Arc<Plan>,
+    stats: RefCell<Stats>,
+    answered: Cell<u64>,
+    errors: Cell<u64>,
+    progress: Arc<[Progress]>,
+    index: usize,
+    /// Requests this thread may still begin (`u64::MAX` for a timed run).
+    budget: Cell<u64>,
+    pace: Option<Pace>,
+}
+
+/// A request about to begin: when its latency counts from.
+pub enum Start {
+    /// Now, when it is handed to the connection (no `-q`).
+    Now,
+    /// Its scheduled time (`-q`), which may be past.
+    At(Instant),
+}
+
+impl Worker {
+    pub fn new(
+        plan: Arc<Plan>,
+        budget: u64,
+        pace: Option<Pace>,
+        progress: Arc<[Progress]>,
+        index: usize,
+    ) -> Worker {
+        Worker {
+            plan,
+            stats: RefCell::new(Stats::default()),
+            answered: Cell::new(0),
+            errors: Cell::new(0),
+            progress,
+            index,
+            budget: Cell::new(budget),
+            pace,
+        }
+    }
+
+    /// Whether requests remain to begin.
+    pub fn more(&self) -> bool {
+        self.budget.get() > 0
+    }
+
+    /// Begins a request, if any remain.
+    pub fn take(&self) -> Option<Start> {
+        let left = self.budget.get();
+        if left == 0 {
+            return None;
+        }
+        self.budget.set(left - 1);
+        self.stats.borrow_mut().issued += 1;
+        Some(match &self.pace {
+            None => Start::Now,
+            Some(pace) => Start::At(pace.take()),
+        })
+    }
+
+    /// A complete response: `since` is when its latency began.
+    pub fn answered(&self, since: Instant, status: u16, body_bytes: u64, hol_wait: Option<f64>) {
+        let latency = since.elapsed();
+        let mut stats = self.stats.borrow_mut();
+        stats.answered(latency, status, body_bytes);
+        if let Some(ms) = hol_wait {
+            stats.hol_wait(Duration::from_secs_f64(ms / 1000.0));
+        }
+        self.answered.set(self.answered.get() + 1);
+        self.publish();
+    }
+
+    pub fn failed(&self, failure: Failure) {
+        self.stats.borrow_mut().failed(failure);
+        self.errors.set(self.errors.get() + 1);
+        self.publish();
+    }
+
+    /// A request that could not begin on any connection: counted as begun and failed.
+    pub fn connect_failed(&self) {
+        if self.take().is_some() {
+            self.failed(Failure::Connect);
+        }
+    }
+
+    fn publish(&self) {
+        self.progress[self.index].publish(self.answered.get(), self.errors.get());
+    }
+
+    /// The counts so far, leaving empty ones behind.
+    pub fn take_stats(&self) -> Stats {
+        std::mem::take(&mut *self.stats.borrow_mut())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threads_interleave_into_one_even_schedule() {
+        let start = Instant::now();
+        let at = |pace: &Pace| pace.take().duration_since(start).as_secs_f64();
+        // 1,000 requests per second over two threads: thread 0 at 0, 2, 4 ms, thread 1 at 1,
+        // 3, 5 ms.
+        let (a, b) = (
+            Pace::new(start, 1000.0, 2, 0),
+            Pace::new(start, 1000.0, 2, 1),
+        );
+        let times: Vec<f64> = (0..3).flat_map(|_| [at(&a), at(&b)]).collect();
+        for (k, t) in times.iter().enumerate() {
+            assert!((t - k as f64 / 1000.0).abs() < 1e-6, "request {k} at {t}");
+        }
+    }
+}
