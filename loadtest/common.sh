@@ -129,6 +129,24 @@ wrk_run() {
             END{printf "%s%s %s\n", r, err, n}'
 }
 
+# pload_run URL CONNS PIPELINE: `pipelined load` ($BIN) on one thread, PIPELINE requests
+# outstanding per connection (1: one at a time), on /plaintext for SECS, pinned to LOAD_CPU and
+# bounded by a timeout. Prints "REQ_PER_SEC[!] ANSWERED", as wrk_run does (! on failed requests,
+# non-2xx answers, or none answered; the requests still in flight at the deadline are not
+# errors); "0! 0" when it printed nothing.
+pload_run() {
+  timeout -k 5 $((SECS + 30)) taskset -c "$LOAD_CPU" "$BIN" load --no-tui --json --threads 1 \
+    -c "$2" --pipeline "$3" -z "${SECS}s" "$1/plaintext" 2>/dev/null \
+    | python3 -c '
+import json, sys
+try:
+    d = json.load(sys.stdin)
+except ValueError:
+    sys.exit(print("0! 0"))
+bad = not d["requests"]["answered"] or d["requests"]["errors"] + sum(n for c, n in d["status_codes"].items() if not c.startswith("2"))
+print(str(int(d["req_per_sec"])) + ("!" if bad else ""), d["requests"]["answered"])' || true
+}
+
 # cpu_ns TICKS_BEFORE TICKS_AFTER REQUESTS: server CPU per request in ns.
 cpu_ns() {
   awk -v a="$1" -v b="$2" -v n="$3" -v t="$TCK" \

@@ -9,6 +9,10 @@
 #                           windows divided by the requests wrk completed (lower is better;
 #                           still meaningful when wrk, not the server, is the bottleneck)
 #   plain_c64_wrk/_oha      one request at a time per connection, req/s (oha when installed)
+#   pload16_c64, pload1_c64 `pipelined load --threads 1 -c 64` (this binary's load generator),
+#                           --pipeline DEPTH and --pipeline 1, req/s (answered / elapsed);
+#                           beside wrk's pipelined16_c64 and plain_c64_wrk (loadtest/load.sh
+#                           compares the generators themselves)
 #   h2load_c256/_c1024      h2load --h1 -m DEPTH on /plaintext, req/s; with the server's CPU per
 #                           request (cpu_ns_h2load_*) and its idle share (idle_pct_h2load_*:
 #                           high when h2load, not the server, is the bottleneck)
@@ -16,7 +20,8 @@
 # usage: loadtest/compare.sh
 # env: ROUNDS (2; the best round per cell is kept), DURATION (5s, whole seconds), DEPTH (16),
 #      CSV (results/latest.csv), SKIP_BUILD=1, PEERS=0 (see common.sh)
-# needs: wrk, h2load (apt-get install wrk nghttp2-client); oha optional (cargo install oha)
+# needs: wrk, h2load (apt-get install wrk nghttp2-client); oha optional (cargo install oha);
+#        the binary's `load` subcommand (built here unless SKIP_BUILD=1)
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 load_settings
@@ -40,6 +45,11 @@ for round in $(seq "$ROUNDS"); do
           | python3 -c 'import json,sys; print(int(json.load(sys.stdin)["summary"]["requestsPerSec"]))')
       echo "$round $name plain_c64_oha $o" >> "$raw"
     fi
+    # pipelined load (this binary's generator, one thread), wrk's depth and one at a time.
+    read -r rps _ < <(pload_run "$url" 64 "$DEPTH") || rps='0!'
+    echo "$round $name pload${DEPTH}_c64 $rps" >> "$raw"
+    read -r rps _ < <(pload_run "$url" 64 1) || rps='0!'
+    echo "$round $name pload1_c64 $rps" >> "$raw"
     h2load_rows "$round" "$name" "$url" "$raw" 256 1024
     if [ "$name" != raw-limit ]; then
       b=$(taskset -c "$LOAD_CPU" python3 "$HERE/batch_latency.py" "127.0.0.1:$port" /delay/20 16 9)
