@@ -36,7 +36,8 @@ struct Document<'a> {
     interrupted: bool,
     elapsed_secs: f64,
     requests: Requests,
-    /// Answered / total: the share of requests that got a response, whatever its status.
+    /// Answered / (answered + errors): the share of finished requests that got a response,
+    /// whatever its status (requests aborted at the end finished neither way).
     success_rate: f64,
     /// Answered requests per second of the run.
     req_per_sec: f64,
@@ -121,10 +122,10 @@ fn document<'a>(settings: &'a Settings, run: &Finished) -> Document<'a> {
             errors,
             aborted: stats.issued - answered - errors,
         },
-        success_rate: if stats.issued == 0 {
+        success_rate: if answered + errors == 0 {
             0.0
         } else {
-            answered as f64 / stats.issued as f64
+            answered as f64 / (answered + errors) as f64
         },
         req_per_sec: answered as f64 / secs,
         body_bytes: stats.body_bytes,
