@@ -59,8 +59,6 @@ struct Entry {
     /// When its latency counts from: its scheduled time under `-q`, else set when written.
     since: Option<Instant>,
     written: bool,
-    /// Already counted as a `-t` timeout: its response, if it comes, is read and not counted.
-    timed_out: bool,
 }
 
 /// Where the reader is in the response stream.
@@ -91,6 +89,9 @@ enum End {
     Io(Failure),
     /// Bytes that are not the response owed.
     Protocol,
+    /// The oldest request passed its `-t` limit: every written request is behind it, and
+    /// HTTP/1.1 cannot take one back, so the connection is given up.
+    TimedOut,
 }
 
 struct Conn<'w, T> {
@@ -118,8 +119,10 @@ struct Conn<'w, T> {
     /// A scheduled request whose time has not come.
     held: Option<Instant>,
     timer: Pin<Box<Sleep>>,
-    /// Writing failed: nothing more is written, and the connection ends when reading does.
-    broken: bool,
+    /// Writing failed (with this kind): nothing more is written, and the connection ends when
+    /// reading does. The reading reports the same end as a plain close (Linux reports a reset
+    /// once, to whichever call meets it first), so the write's kind is kept for it.
+    broken: Option<Failure>,
 }
 
 impl<'w, T: AsyncRead + AsyncWrite + Unpin> Conn<'w, T> {
@@ -144,7 +147,7 @@ impl<'w, T: AsyncRead + AsyncWrite + Unpin> Conn<'w, T> {
             reading: Reading::Head,
             held,
             timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
-            broken: false,
+            broken: None,
         }
     }
 
@@ -161,16 +164,25 @@ impl<'w, T: AsyncRead + AsyncWrite + Unpin> Conn<'w, T> {
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), End>> {
         loop {
             let spin = self.fill();
-            let wrote = !self.broken
-                && self.write(cx).unwrap_or_else(|_| {
-                    self.broken = true;
-                    false
-                });
+            let wrote = self.broken.is_none()
+                && match self.write(cx) {
+                    Ok(wrote) => wrote,
+                    Err(end) => {
+                        self.broken = Some(match end {
+                            End::Io(failure) => failure,
+                            _ => Failure::Other,
+                        });
+                        false
+                    }
+                };
             // After a failed write the reading goes on: answers the server sent before it
             // reset are still in the socket (Linux hands them over before the error), and the
             // reset that failed the write ends the reading too, once they are read.
-            let read = self.read(cx)?;
-            self.expire();
+            let read = match (self.read(cx), self.broken) {
+                (Err(End::Eof), Some(failure)) => return Poll::Ready(Err(End::Io(failure))),
+                (read, _) => read?,
+            };
+            self.expire()?;
             if self.queue.is_empty() && self.held.is_none() && !self.worker.more() {
                 return Poll::Ready(Ok(()));
             }
@@ -207,7 +219,6 @@ impl<'w, T: AsyncRead + AsyncWrite + Unpin> Conn<'w, T> {
             self.queue.push_back(Entry {
                 since,
                 written: false,
-                timed_out: false,
             });
             self.unwritten += 1;
             self.out.extend_from_slice(self.request);
@@ -383,42 +394,31 @@ impl<'w, T: AsyncRead + AsyncWrite + Unpin> Conn<'w, T> {
             .queue
             .pop_front()
             .expect("checked before its head was read");
-        if !entry.timed_out {
-            let since = entry.since.expect("set when written");
-            self.worker.answered(since, status, bytes, hol_wait);
-        }
+        let since = entry.since.expect("set when written");
+        self.worker.answered(since, status, bytes, hol_wait);
         if closes {
             return Err(End::Closed);
         }
         Ok(())
     }
 
-    /// Counts each request past its `-t` limit as a timeout (once).
-    fn expire(&mut self) {
-        let Some(limit) = self.timeout else { return };
-        let now = Instant::now();
-        for entry in self.queue.iter_mut() {
-            match entry.since {
-                Some(since) if since + limit <= now => {
-                    if !entry.timed_out {
-                        entry.timed_out = true;
-                        self.worker.failed(Failure::Timeout);
-                    }
-                }
-                // Later requests started later.
-                _ => break,
-            }
+    /// Ends the connection when its oldest request has passed its `-t` limit.
+    fn expire(&self) -> Result<(), End> {
+        match self.deadline() {
+            Some(deadline) if deadline <= Instant::now() => Err(End::TimedOut),
+            _ => Ok(()),
         }
+    }
+
+    /// When the oldest request passes its `-t` limit.
+    fn deadline(&self) -> Option<Instant> {
+        Some(self.queue.front()?.since? + self.timeout?)
     }
 
     /// Sets the timer for the next scheduled request or `-t` limit. `true`: it has passed.
     fn poll_timer(&mut self, cx: &mut Context<'_>) -> bool {
         let due = self.held.map(|at| at - SPIN);
-        let limit = self.timeout.and_then(|limit| {
-            let oldest = self.queue.iter().find(|e| !e.timed_out)?.since?;
-            Some(oldest + limit)
-        });
-        let Some(wake) = due.into_iter().chain(limit).min() else {
+        let Some(wake) = due.into_iter().chain(self.deadline()).min() else {
             return false;
         };
         let wake = tokio::time::Instant::from_std(wake);
@@ -446,11 +446,10 @@ impl<'w, T: AsyncRead + AsyncWrite + Unpin> Conn<'w, T> {
         }
         let mid_response = matches!(self.reading, Reading::Body { .. }) || self.used < self.filled;
         for (i, entry) in self.queue.drain(..).enumerate() {
-            if entry.timed_out {
-                continue;
-            }
             let failure = match (entry.written, i, end) {
+                (_, 0, End::TimedOut) => Failure::Timeout,
                 (false, _, _) => Failure::NotSent,
+                (true, _, End::TimedOut) => Failure::Timeout,
                 (true, _, End::Io(failure)) => failure,
                 (true, 0, End::Protocol) => Failure::Protocol,
                 (true, 0, End::Eof) if mid_response => Failure::Incomplete,
