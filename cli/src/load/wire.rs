@@ -164,17 +164,7 @@ impl<'w, T: AsyncRead + AsyncWrite + Unpin> Conn<'w, T> {
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), End>> {
         loop {
             let spin = self.fill();
-            let wrote = self.broken.is_none()
-                && match self.write(cx) {
-                    Ok(wrote) => wrote,
-                    Err(end) => {
-                        self.broken = Some(match end {
-                            End::Io(failure) => failure,
-                            _ => Failure::Other,
-                        });
-                        false
-                    }
-                };
+            let wrote = self.write_unless_broken(cx);
             // After a failed write the reading goes on: answers the server sent before it
             // reset are still in the socket (Linux hands them over before the error), and the
             // reset that failed the write ends the reading too, once they are read.
@@ -200,10 +190,11 @@ impl<'w, T: AsyncRead + AsyncWrite + Unpin> Conn<'w, T> {
         }
     }
 
-    /// Takes requests up to the depth and queues their bytes. Returns whether a scheduled
-    /// one is due within `SPIN` (the caller yields rather than sleeps).
+    /// Takes requests up to the depth and queues their bytes (none once writing has failed).
+    /// Returns whether a scheduled one is due within `SPIN` (the caller yields rather than
+    /// sleeps).
     fn fill(&mut self) -> bool {
-        while self.queue.len() < self.depth {
+        while self.queue.len() < self.depth && self.broken.is_none() {
             let since = match self.held.take() {
                 Some(at) => Some(at),
                 None => match self.worker.take() {
@@ -224,6 +215,21 @@ impl<'w, T: AsyncRead + AsyncWrite + Unpin> Conn<'w, T> {
             self.out.extend_from_slice(self.request);
         }
         false
+    }
+
+    /// Writes what is queued, unless writing has failed before; a failure is kept in
+    /// `broken`. Returns whether some went out.
+    fn write_unless_broken(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.broken.is_some() {
+            return false;
+        }
+        self.write(cx).unwrap_or_else(|end| {
+            self.broken = Some(match end {
+                End::Io(failure) => failure,
+                _ => Failure::Other,
+            });
+            false
+        })
     }
 
     /// Writes what is queued. `Ok(true)`: some went out.
