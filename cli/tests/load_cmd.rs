@@ -19,6 +19,7 @@ use std::thread;
 use std::time::Duration;
 
 use common::binary::Binary;
+use common::scripted::ERROR_KINDS;
 use serde_json::{json, Value};
 
 /// The demo's `/plaintext` body.
@@ -41,18 +42,6 @@ const TOP_LEVEL: [&str; 12] = [
     "status_codes",
     "errors",
     "head_of_line_wait_ms",
-];
-
-/// Every error kind, each always present in `errors`.
-const ERROR_KINDS: [&str; 8] = [
-    "connect",
-    "timeout",
-    "reset",
-    "not_answered",
-    "not_sent",
-    "incomplete",
-    "protocol",
-    "other",
 ];
 
 /// The keys of `latency_ms` and `head_of_line_wait_ms`, in rising order of value (but

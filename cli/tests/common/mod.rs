@@ -4,5 +4,6 @@
 pub mod binary;
 pub mod load;
 pub mod pki;
+pub mod scripted;
 pub mod tools;
 pub mod wire;
