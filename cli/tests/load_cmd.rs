@@ -336,7 +336,7 @@ fn requests_a_closing_server_never_answered_are_errors() {
 /// Rule: the same when the server closes with requests unread, so its kernel resets the
 /// connection: the client never reports more answers than the server wrote, and the rest are
 /// errors of an ended connection (among them `reset`). (That it reports exactly as many is
-/// `answers_sent_before_a_reset_are_counted`, ignored: it fails today.)
+/// `answers_sent_before_a_reset_are_counted`.)
 #[test]
 fn requests_a_resetting_server_never_answered_are_errors() {
     let (url, written) = scripted_server(3, Close::Abrupt);
@@ -622,4 +622,175 @@ fn answers_sent_before_a_reset_are_counted() {
             "attempt {attempt}: answers the server wrote were not counted: {doc:#}"
         );
     }
+}
+
+/// Rule (review of #21): an answer may begin before its request is fully written, and large
+/// bodies pipelined leave the write buffer bounded. The demo's `/echo` streams the body back as
+/// it arrives, so with 12 MB bodies (more than loopback's socket buffers hold) its answer
+/// starts while the request is still being written: 4 POSTs, 2 deep, all answered with their
+/// bodies.
+#[test]
+fn large_bodies_are_answered_while_they_are_still_being_written() {
+    const SIZE: usize = 12_000_000;
+    let server = demo(&[]);
+    let file = common::pki::TempFile::new("load-large-body", &"x".repeat(SIZE));
+    let doc = json(&[
+        &server.url("/echo"),
+        "-m",
+        "POST",
+        "-D",
+        file.path(),
+        "-n",
+        "4",
+        "-c",
+        "1",
+        "--pipeline",
+        "2",
+    ]);
+    assert_eq!(counts(&doc), (4, 4, 0, 0), "{doc:#}");
+    assert_eq!(int(&doc["body_bytes"]), 4 * SIZE as u64, "{doc:#}");
+}
+
+/// Rule (issue #21 point 1): https with `--insecure` and with `--cacert`, HTTP/1.1 pipelined
+/// and `--http2` (ALPN h2); a certificate the tool does not trust is one line before any load.
+#[test]
+fn https_runs_with_insecure_or_cacert_and_refuses_an_untrusted_server() {
+    let pki = common::pki::ca_signed("pipelined load test CA");
+    let cert = common::pki::TempFile::new("load-cert.pem", &pki.chain_pem);
+    let key = common::pki::TempFile::new("load-key.pem", &pki.key_pem);
+    let ca = common::pki::TempFile::new("load-ca.pem", &pki.ca_pem);
+    let server = demo(&["--tls-cert", cert.path(), "--tls-key", key.path()]);
+    let url = server.url("/plaintext");
+    assert!(url.starts_with("https://"), "{url}");
+    for extra in [&["-k"][..], &["--cacert", ca.path()], &["-k", "--http2"]] {
+        let args = [
+            &[url.as_str(), "-n", "100", "-c", "2", "--pipeline", "8"],
+            extra,
+        ]
+        .concat();
+        let doc = json(&args);
+        assert_eq!(counts(&doc), (100, 100, 0, 0), "{extra:?}: {doc:#}");
+        assert_eq!(int(&doc["body_bytes"]), 100 * PLAINTEXT.len() as u64);
+    }
+    let out = run(&[url.as_str(), "-n", "10", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("pipelined load: TLS handshake with "),
+        "{err}"
+    );
+    assert!(err.contains("--insecure or --cacert"), "{err}");
+}
+
+/// Rule (issue #21 point 3, -q): latency counts from each request's scheduled time, so a
+/// server that stalls is charged for the requests it held up, even those the tool could not
+/// send meanwhile (no coordinated omission). One connection, one request at a time, 100 a
+/// second; the server holds its first answer 300 ms: the ~29 requests due meanwhile leave late,
+/// and their latencies, from their schedule, add up to far more than the one stall would.
+#[test]
+fn a_fixed_schedule_charges_a_stall_to_every_request_it_held_up() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            thread::spawn(move || {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let mut answered = 0;
+                while let Ok(n @ 1..) = stream.read(&mut chunk) {
+                    buf.extend_from_slice(&chunk[..n]);
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buf.drain(..end + 4);
+                        if answered == 0 {
+                            // The stall under test, on the server's side.
+                            thread::sleep(Duration::from_millis(300));
+                        }
+                        answered += 1;
+                        if stream.write_all(OK).is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let doc = json(&[&url, "-q", "100", "-n", "40", "-c", "1", "--pipeline", "1"]);
+    assert_eq!(counts(&doc), (40, 40, 0, 0), "{doc:#}");
+    let latency = &doc["latency_ms"];
+    // Without the schedule, only the first request would see the stall: p50 near zero.
+    assert!(num(&latency["p50"]) >= 50.0, "{latency:#}");
+    assert!(num(&latency["max"]) >= 250.0, "{latency:#}");
+    assert!(num(&latency["mean"]) * 40.0 >= 2_000.0, "{latency:#}");
+}
+
+/// Rule (issue #21 point 2): Ctrl-C stops the run early and the summary is still printed,
+/// saying so. The tool is interrupted once the server has seen its first request.
+#[test]
+fn ctrl_c_stops_early_and_still_prints_the_summary() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let (seen, first) = mpsc::channel();
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let seen = seen.clone();
+            thread::spawn(move || {
+                let mut chunk = [0u8; 4096];
+                while let Ok(1..) = stream.read(&mut chunk) {
+                    let _ = seen.send(());
+                    if stream.write_all(OK).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let child = Command::new(env!("CARGO_BIN_EXE_pipelined"))
+        .args(["load", &url, "-z", "60s", "-c", "1", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    first
+        .recv_timeout(HANG)
+        .expect("a request reached the server");
+    let interrupted = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let out = child.wait_with_output().unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", stderr(&out)));
+    assert_eq!(doc["interrupted"], Value::Bool(true), "{doc:#}");
+    let (total, answered, errors, aborted) = counts(&doc);
+    assert!(answered >= 1, "{doc:#}");
+    assert_eq!(errors, 0, "{doc:#}");
+    assert!(aborted <= 1, "one request in flight at most: {doc:#}");
+    assert!(num(&doc["elapsed_secs"]) < 60.0, "{doc:#}");
+    assert_eq!(total, answered + aborted);
+}
+
+/// Rule (-q with -z): the requests counted are those the schedule had due by the end: none
+/// taken ahead of its time is counted as aborted. 10 a second for 1 s on 20 connections: 11
+/// due (at 0, 0.1, ... 1.0 s), not the 20 a connection each would hold.
+#[test]
+fn a_timed_schedule_counts_what_was_due_not_what_was_held() {
+    let server = demo(&[]);
+    let doc = json(&[
+        &server.url("/plaintext"),
+        "-q",
+        "10",
+        "-z",
+        "1s",
+        "-c",
+        "20",
+    ]);
+    let (total, answered, errors, aborted) = counts(&doc);
+    assert_eq!(errors, 0, "{doc:#}");
+    assert!((10..=12).contains(&total), "{doc:#}");
+    assert!(aborted <= 2, "{doc:#}");
+    assert_eq!(total, answered + aborted, "{doc:#}");
 }

@@ -46,9 +46,9 @@ pub struct LoadArgs {
     /// Request body, read from a file.
     #[arg(short = 'D', value_name = "FILE")]
     pub body_file: Option<PathBuf>,
-    /// Give up on a request after this long: 5s, 500ms… It counts as a timeout, and so do
-    /// the requests written behind it: HTTP/1.1 cannot take a request back, so its connection
-    /// is closed and a new one opened. Default: no limit.
+    /// Give up on a request this long after it was written: 5s, 500ms… It counts as a
+    /// timeout; HTTP/1.1 cannot take a request back, so its connection is closed (the requests
+    /// in flight behind it count as not answered) and a new one opened. Default: no limit.
     #[arg(short = 't', long = "timeout", value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
     /// Speak HTTP/2 (hyper's client; prior knowledge on http://, ALPN h2 on https://), for

@@ -401,4 +401,30 @@ mod tests {
         );
         assert!(Chunked::Size.decode(b"zz\r\n").is_err());
     }
+
+    /// A chunk-size line or trailer section with no end in sight is refused once it passes
+    /// `MAX_HEAD`, and not a byte before: the connection cannot be read further, and an
+    /// unbounded one would grow the read buffer without limit.
+    #[test]
+    fn endless_chunk_lines_and_trailers_are_refused_past_the_limit() {
+        let line = |len: usize| {
+            let mut line = b"1;".to_vec();
+            line.resize(len, b'a');
+            line
+        };
+        let waiting = || {
+            Ok(Decoded {
+                used: 0,
+                data: 0,
+                done: false,
+            })
+        };
+        assert_eq!(Chunked::Size.decode(&line(MAX_HEAD)), waiting());
+        assert!(Chunked::Size.decode(&line(MAX_HEAD + 1)).is_err());
+        let trailer = vec![b'a'; MAX_HEAD];
+        assert_eq!(Chunked::Trailers.decode(&trailer), waiting());
+        assert!(Chunked::Trailers
+            .decode(&[&trailer[..], b"a"].concat())
+            .is_err());
+    }
 }

@@ -6,7 +6,7 @@ use std::error::Error as _;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use http::HeaderValue;
@@ -15,7 +15,7 @@ use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::plan::Stream;
+use super::plan::{Body, Stream};
 use super::stats::Failure;
 use super::worker::{Start, Worker};
 use crate::send::report::timing_of;
@@ -47,56 +47,78 @@ where
         Err(_) => return worker.connect_failed(),
     };
     let connection = tokio::task::spawn_local(connection);
-    let mut streams = Streams::new();
+    let mut open = Open {
+        worker,
+        streams: Streams::new(),
+    };
     loop {
-        while streams.len() < plan.depth && !send.is_closed() {
+        while open.streams.len() < plan.depth && !send.is_closed() {
             let Some(start) = worker.take() else { break };
             let since = match start {
                 Start::Now => Instant::now(),
                 Start::At(at) => {
-                    wait_until(worker, at, &mut streams).await;
+                    wait_until(worker, at, &mut open.streams).await;
                     at
                 }
             };
-            let mut send = send.clone();
+            worker.begin();
             let request = plan.template.request();
-            let limit = plan.timeout;
-            streams.push(Box::pin(async move {
-                let exchange = async {
-                    let response = send.send_request(request).await.map_err(failure)?;
-                    let status = response.status().as_u16();
-                    let hol_wait = timing_of(
-                        response
-                            .headers()
-                            .get_all("server-timing")
-                            .iter()
-                            .map(HeaderValue::as_bytes),
-                    )
-                    .map(|t| t.queue);
-                    let mut body = response.into_body();
-                    let mut bytes = 0;
-                    while let Some(frame) = body.frame().await {
-                        let frame = frame.map_err(failure)?;
-                        bytes += frame.data_ref().map_or(0, |d| d.len() as u64);
-                    }
-                    Ok((status, bytes, hol_wait))
-                };
-                let outcome = match limit {
-                    None => exchange.await,
-                    Some(limit) => tokio::time::timeout_at((since + limit).into(), exchange)
-                        .await
-                        .unwrap_or(Err(Failure::Timeout)),
-                };
-                (since, outcome)
-            }));
+            open.streams
+                .push(stream(send.clone(), request, since, plan.timeout));
         }
-        let Some(outcome) = streams.next().await else {
+        let Some(outcome) = open.streams.next().await else {
             break;
         };
         count(worker, outcome);
     }
     drop(send);
     connection.abort();
+}
+
+/// One request's stream: its response read to the end, within `-t` of being sent when given.
+/// Its latency counts from `since`.
+fn stream(
+    mut send: http2::SendRequest<Body>,
+    request: http::Request<Body>,
+    since: Instant,
+    limit: Option<Duration>,
+) -> Pin<Box<dyn Future<Output = Outcome>>> {
+    let sent = Instant::now();
+    Box::pin(async move {
+        let exchange = async {
+            let response = send.send_request(request).await.map_err(failure)?;
+            let status = response.status().as_u16();
+            let values = response.headers().get_all("server-timing");
+            let hol_wait = timing_of(values.iter().map(HeaderValue::as_bytes)).map(|t| t.queue);
+            let mut body = response.into_body();
+            let mut bytes = 0;
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(failure)?;
+                bytes += frame.data_ref().map_or(0, |d| d.len() as u64);
+            }
+            Ok((status, bytes, hol_wait))
+        };
+        let outcome = match limit {
+            None => exchange.await,
+            Some(limit) => tokio::time::timeout_at((sent + limit).into(), exchange)
+                .await
+                .unwrap_or(Err(Failure::Timeout)),
+        };
+        (since, outcome)
+    })
+}
+
+/// A connection's open streams; those still open when it is dropped (the run ended) are
+/// aborted, neither answered nor failed.
+struct Open<'w> {
+    worker: &'w Worker,
+    streams: Streams,
+}
+
+impl Drop for Open<'_> {
+    fn drop(&mut self) {
+        self.worker.aborted(self.streams.len());
+    }
 }
 
 /// The streams of one connection, each timed as it ends.

@@ -166,7 +166,14 @@ impl Plan {
             .peer_addr()
             .map_err(|e| format!("cannot connect to {}: {e}", target.authority))?;
         if let Some(tls) = &tls {
-            handshake(tls, tcp, &target, deadline, CONNECT_TIMEOUT).await?;
+            let stream = handshake(tls, tcp, &target, deadline, CONNECT_TIMEOUT).await?;
+            let agreed = stream.get_ref().1.alpn_protocol();
+            if args.http2 && agreed != Some(b"h2".as_slice()) {
+                return Err(format!(
+                    "{} did not agree to HTTP/2 (ALPN h2); leave out --http2",
+                    target.authority
+                ));
+            }
         }
         let template = Template::new(method, uri, headers, body, &target);
         Ok(Plan {

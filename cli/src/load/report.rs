@@ -120,7 +120,7 @@ fn document<'a>(settings: &'a Settings, run: &Finished) -> Document<'a> {
             total: stats.issued,
             answered,
             errors,
-            aborted: stats.issued - answered - errors,
+            aborted: stats.aborted,
         },
         success_rate: if answered + errors == 0 {
             0.0
@@ -195,7 +195,11 @@ pub fn text(settings: &Settings, run: &Finished) -> String {
         let from = if settings.rate.is_some() {
             "from each request's scheduled time"
         } else {
-            "from when each request was written"
+            if settings.http_version == "2" {
+                "from when each request was handed to hyper's HTTP/2 client"
+            } else {
+                "from when each request's first byte was written"
+            }
         };
         let _ = writeln!(out, "\nLatency ({from} to its response's last byte):");
         for (name, value) in latency.rows() {
@@ -303,13 +307,14 @@ mod tests {
     }
 
     #[test]
-    fn aborted_is_what_was_begun_and_not_finished() {
+    fn the_document_reports_the_counts_as_kept() {
         let mut run = Finished {
             stats: super::super::stats::Stats::default(),
             elapsed: Duration::from_secs(2),
             interrupted: false,
         };
         run.stats.issued = 10;
+        run.stats.aborted = 8;
         run.stats.answered(Duration::from_millis(1), 200, 3);
         run.stats.failed(Failure::Reset);
         let settings = Settings {

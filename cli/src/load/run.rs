@@ -184,8 +184,10 @@ impl Share {
             }
             Instant::now()
         });
-        // Counted before the connections are dropped: what finished within the run.
-        Ok((worker.take_stats(), ended))
+        // Dropping the connections counts what they still had in flight as aborted.
+        drop(connections);
+        drop(local);
+        Ok((worker.take_stats(ended), ended))
     }
 }
 

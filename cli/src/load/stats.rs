@@ -96,6 +96,9 @@ pub struct Stats {
     pub body_bytes: u64,
     /// Requests begun: handed to a connection, or given up when none could be made.
     pub issued: u64,
+    /// Requests begun and still in flight when the run ended (`-z`, Ctrl-C), and under `-q`
+    /// those due that never left: neither answered nor failed.
+    pub aborted: u64,
 }
 
 impl Default for Stats {
@@ -107,6 +110,7 @@ impl Default for Stats {
             failures: BTreeMap::new(),
             body_bytes: 0,
             issued: 0,
+            aborted: 0,
         }
     }
 }
@@ -152,6 +156,7 @@ impl Stats {
         }
         self.body_bytes += other.body_bytes;
         self.issued += other.issued;
+        self.aborted += other.aborted;
     }
 }
 

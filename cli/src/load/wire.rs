@@ -9,13 +9,16 @@
 //! client's rules; the same request sent over and over needs encoding once.
 //!
 //! The ordering is `queue`: the requests written or waiting to be, oldest first; each complete
-//! response answers its front. When the connection ends early, what it owed fails as the
-//! client's would: the response being read `incomplete` (or `protocol`, `reset`), the other
-//! written ones `not answered`, the rest `not sent`. Latency runs from the write that finished
-//! a request (or, under `-q`, its scheduled time) to its response's last byte.
+//! response answers its front. A request is in flight from the write that carries its first
+//! byte (a server may answer before the rest arrives, as `/echo` streams). When the connection
+//! ends early, what it owed fails as the client's would: the front request with the cause
+//! (`incomplete`, `protocol`, `reset`, `timeout`), the other ones in flight `not answered`, the
+//! rest `not sent`. Latency runs from the write that carried a request's first byte (under
+//! `-q`, from its scheduled time) to its response's last byte.
 
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
+use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -45,7 +48,10 @@ pub async fn connection(worker: &Worker) {
             Ok(Stream::Tls(tls)) => Conn::new(worker, tls, held).run().await,
             Err(()) => {
                 match held {
-                    Some(_) => worker.failed(Failure::Connect),
+                    Some(_) => {
+                        worker.begin();
+                        worker.failed(Failure::Connect);
+                    }
                     None => worker.connect_failed(),
                 }
                 None
@@ -56,9 +62,20 @@ pub async fn connection(worker: &Worker) {
 
 /// A request on this connection.
 struct Entry {
-    /// When its latency counts from: its scheduled time under `-q`, else set when written.
-    since: Option<Instant>,
-    written: bool,
+    /// Where its bytes begin in what the connection has written and will write.
+    offset: u64,
+    /// Its time in the `-q` schedule: its latency counts from there.
+    scheduled: Option<Instant>,
+    /// When the write that carried its first byte returned: from then on it is in flight
+    /// (the server may answer it, even before the rest of it arrives); its latency counts
+    /// from here without `-q`, and its `-t` limit always.
+    started: Option<Instant>,
+}
+
+impl Entry {
+    fn since(&self) -> Option<Instant> {
+        self.scheduled.or(self.started)
+    }
 }
 
 /// Where the reader is in the response stream.
@@ -103,14 +120,17 @@ struct Conn<'w, T> {
     depth: usize,
     request_is_head: bool,
     timeout: Option<Duration>,
-    /// Requests to write, and how much of them is written.
+    /// Request bytes not yet written, from `out_at` on (what is before it went out).
     out: Vec<u8>,
     out_at: usize,
     flushed: bool,
-    /// The requests owed a response, oldest first; the last `unwritten` are not fully
-    /// written yet.
+    /// Bytes of requests queued and written on this connection so far.
+    queued: u64,
+    sent: u64,
+    /// The requests owed a response, oldest first; the last `unstarted` have none of their
+    /// bytes written yet.
     queue: VecDeque<Entry>,
-    unwritten: usize,
+    unstarted: usize,
     /// Bytes read and not yet used: `input[used..filled]`.
     input: Vec<u8>,
     used: usize,
@@ -123,6 +143,14 @@ struct Conn<'w, T> {
     /// reading does. The reading reports the same end as a plain close (Linux reports a reset
     /// once, to whichever call meets it first), so the write's kind is kept for it.
     broken: Option<Failure>,
+}
+
+/// A connection dropped with requests in flight (the run ended): they are aborted, neither
+/// answered nor failed.
+impl<T> Drop for Conn<'_, T> {
+    fn drop(&mut self) {
+        self.worker.aborted(self.queue.len());
+    }
 }
 
 impl<'w, T: AsyncRead + AsyncWrite + Unpin> Conn<'w, T> {
@@ -139,8 +167,10 @@ impl<'w, T: AsyncRead + AsyncWrite + Unpin> Conn<'w, T> {
             out: Vec::with_capacity(plan.depth * plan.template.wire.len()),
             out_at: 0,
             flushed: true,
+            queued: 0,
+            sent: 0,
             queue: VecDeque::with_capacity(plan.depth),
-            unwritten: 0,
+            unstarted: 0,
             input: vec![0; READ_SIZE],
             used: 0,
             filled: 0,
@@ -195,7 +225,7 @@ impl<'w, T: AsyncRead + AsyncWrite + Unpin> Conn<'w, T> {
     /// sleeps).
     fn fill(&mut self) -> bool {
         while self.queue.len() < self.depth && self.broken.is_none() {
-            let since = match self.held.take() {
+            let scheduled = match self.held.take() {
                 Some(at) => Some(at),
                 None => match self.worker.take() {
                     None => return false,
@@ -203,16 +233,25 @@ impl<'w, T: AsyncRead + AsyncWrite + Unpin> Conn<'w, T> {
                     Some(Start::At(at)) => Some(at),
                 },
             };
-            if let Some(at) = since.filter(|at| *at > Instant::now()) {
+            if let Some(at) = scheduled.filter(|at| *at > Instant::now()) {
                 self.held = Some(at);
                 return at <= Instant::now() + SPIN;
             }
+            self.worker.begin();
             self.queue.push_back(Entry {
-                since,
-                written: false,
+                offset: self.queued,
+                scheduled,
+                started: None,
             });
-            self.unwritten += 1;
+            self.unstarted += 1;
+            if self.out_at > 0 {
+                // What went out is dropped before more is queued: the buffer holds at most
+                // `depth` requests, however slowly the server reads.
+                self.out.drain(..self.out_at);
+                self.out_at = 0;
+            }
             self.out.extend_from_slice(self.request);
+            self.queued += self.request.len() as u64;
         }
         false
     }
@@ -250,25 +289,29 @@ impl<'w, T: AsyncRead + AsyncWrite + Unpin> Conn<'w, T> {
             Poll::Ready(Ok(n)) => n,
             Poll::Ready(Err(e)) => return Err(End::Io(Failure::of_io(&e))),
         };
-        let len = self.request.len();
-        let done_before = self.out_at / len;
         self.out_at += n;
-        let newly = self.out_at / len - done_before;
-        if newly > 0 {
-            let now = Instant::now();
-            let first = self.queue.len() - self.unwritten;
-            for entry in self.queue.range_mut(first..first + newly) {
-                entry.written = true;
-                entry.since.get_or_insert(now);
-            }
-            self.unwritten -= newly;
-        }
+        self.sent += n as u64;
+        self.mark_started();
         if self.out_at == self.out.len() {
             self.out.clear();
             self.out_at = 0;
         }
         self.flushed = false;
         Ok(true)
+    }
+
+    /// Notes the requests whose first byte the last write carried.
+    fn mark_started(&mut self) {
+        let mut now = None;
+        while self.unstarted > 0 {
+            let next = self.queue.len() - self.unstarted;
+            let entry = &mut self.queue[next];
+            if entry.offset >= self.sent {
+                break;
+            }
+            entry.started = Some(*now.get_or_insert_with(Instant::now));
+            self.unstarted -= 1;
+        }
     }
 
     /// Reads once and takes every complete response off the buffer. `Ok(true)`: bytes came.
@@ -283,6 +326,9 @@ impl<'w, T: AsyncRead + AsyncWrite + Unpin> Conn<'w, T> {
                 self.parse()?;
                 Ok(true)
             }
+            // A TLS peer that closes without close_notify: the close it would be on TCP (a
+            // response cut short is still `incomplete`).
+            Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => Err(End::Eof),
             Poll::Ready(Err(e)) => Err(End::Io(Failure::of_io(&e))),
         }
     }
@@ -312,7 +358,7 @@ impl<'w, T: AsyncRead + AsyncWrite + Unpin> Conn<'w, T> {
                         return Ok(());
                     }
                     // An answer to nothing written is not an answer to anything.
-                    if self.queue.front().is_none_or(|e| !e.written) {
+                    if self.queue.front().is_none_or(|e| e.started.is_none()) {
                         return Err(End::Protocol);
                     }
                     let Some(head) =
@@ -400,7 +446,7 @@ impl<'w, T: AsyncRead + AsyncWrite + Unpin> Conn<'w, T> {
             .queue
             .pop_front()
             .expect("checked before its head was read");
-        let since = entry.since.expect("set when written");
+        let since = entry.since().expect("started before its head was read");
         self.worker.answered(since, status, bytes, hol_wait);
         if closes {
             return Err(End::Closed);
@@ -418,12 +464,16 @@ impl<'w, T: AsyncRead + AsyncWrite + Unpin> Conn<'w, T> {
 
     /// When the oldest request passes its `-t` limit.
     fn deadline(&self) -> Option<Instant> {
-        Some(self.queue.front()?.since? + self.timeout?)
+        Some(self.queue.front()?.started? + self.timeout?)
     }
 
     /// Sets the timer for the next scheduled request or `-t` limit. `true`: it has passed.
     fn poll_timer(&mut self, cx: &mut Context<'_>) -> bool {
-        let due = self.held.map(|at| at - SPIN);
+        // Once writing has failed a held request will not be queued: no wake for it.
+        let due = self
+            .held
+            .filter(|_| self.broken.is_none())
+            .map(|at| at - SPIN);
         let Some(wake) = due.into_iter().chain(self.deadline()).min() else {
             return false;
         };
@@ -451,17 +501,18 @@ impl<'w, T: AsyncRead + AsyncWrite + Unpin> Conn<'w, T> {
             end = End::Closed;
         }
         let mid_response = matches!(self.reading, Reading::Body { .. }) || self.used < self.filled;
+        // Only the front request meets the cause; the others written were cut off by it.
         for (i, entry) in self.queue.drain(..).enumerate() {
-            let failure = match (entry.written, i, end) {
-                (_, 0, End::TimedOut) => Failure::Timeout,
+            let failure = match (entry.started.is_some(), i, end) {
                 (false, _, _) => Failure::NotSent,
-                (true, _, End::TimedOut) => Failure::Timeout,
-                (true, _, End::Io(failure)) => failure,
+                (true, 0, End::TimedOut) => Failure::Timeout,
+                (true, 0, End::Io(failure)) => failure,
                 (true, 0, End::Protocol) => Failure::Protocol,
                 (true, 0, End::Eof) if mid_response => Failure::Incomplete,
                 (true, _, _) => Failure::NotAnswered,
             };
             self.worker.failed(failure);
         }
+        self.unstarted = 0;
     }
 }

@@ -37,6 +37,15 @@ impl Pace {
         self.next.set(k + 1);
         self.start + Duration::from_secs_f64(self.first + k as f64 * self.every)
     }
+
+    /// How many of this thread's requests were due by `end`.
+    fn due_by(&self, end: Instant) -> u64 {
+        let elapsed = end.saturating_duration_since(self.start).as_secs_f64() - self.first;
+        if elapsed < 0.0 {
+            return 0;
+        }
+        (elapsed / self.every).floor() as u64 + 1
+    }
 }
 
 /// What a thread's connections share.
@@ -49,6 +58,8 @@ pub struct Worker {
     index: usize,
     /// Requests this thread may still begin (`u64::MAX` for a timed run).
     budget: Cell<u64>,
+    /// What it was given to begin with.
+    share: u64,
     pace: Option<Pace>,
 }
 
@@ -76,6 +87,7 @@ impl Worker {
             progress,
             index,
             budget: Cell::new(budget),
+            share: budget,
             pace,
         }
     }
@@ -85,18 +97,29 @@ impl Worker {
         self.budget.get() > 0
     }
 
-    /// Begins a request, if any remain.
+    /// Takes the next request of this thread's share, if any remain (under `-q` possibly
+    /// not due yet: it is [`Worker::begin`] that counts it).
     pub fn take(&self) -> Option<Start> {
         let left = self.budget.get();
         if left == 0 {
             return None;
         }
         self.budget.set(left - 1);
-        self.stats.borrow_mut().issued += 1;
         Some(match &self.pace {
             None => Start::Now,
             Some(pace) => Start::At(pace.take()),
         })
+    }
+
+    /// A request handed to a connection (or failed for want of one): it now ends answered,
+    /// failed or aborted.
+    pub fn begin(&self) {
+        self.stats.borrow_mut().issued += 1;
+    }
+
+    /// Requests in flight when the run ended, neither answered nor failed.
+    pub fn aborted(&self, n: usize) {
+        self.stats.borrow_mut().aborted += n as u64;
     }
 
     /// A complete response: `since` is when its latency began.
@@ -120,6 +143,7 @@ impl Worker {
     /// A request that could not begin on any connection: counted as begun and failed.
     pub fn connect_failed(&self) {
         if self.take().is_some() {
+            self.begin();
             self.failed(Failure::Connect);
         }
     }
@@ -128,9 +152,18 @@ impl Worker {
         self.progress[self.index].publish(self.answered.get(), self.errors.get());
     }
 
-    /// The counts so far, leaving empty ones behind.
-    pub fn take_stats(&self) -> Stats {
-        std::mem::take(&mut *self.stats.borrow_mut())
+    /// The counts of a run that ended at `end`, leaving empty ones behind. Under `-q` the
+    /// requests the schedule had due by then that no connection was free to send are counted
+    /// as begun and aborted: a server that held every connection is charged for them too.
+    pub fn take_stats(&self, end: Instant) -> Stats {
+        let mut stats = std::mem::take(&mut *self.stats.borrow_mut());
+        if let Some(pace) = &self.pace {
+            let due = pace.due_by(end).min(self.share);
+            let missed = due.saturating_sub(stats.issued);
+            stats.issued += missed;
+            stats.aborted += missed;
+        }
+        stats
     }
 }
 
