@@ -15,6 +15,7 @@ pub struct LoadArgs {
     #[arg(short = 'n', default_value_t = 200, value_name = "N",
           value_parser = clap::value_parser!(u64).range(1..))]
     pub requests: u64,
+    // At most 100,000: each is a socket, and a file descriptor, for the whole run.
     /// Connections, each kept open for the whole run (a closed one is reopened).
     #[arg(short = 'c', default_value_t = 50, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
@@ -28,6 +29,7 @@ pub struct LoadArgs {
     /// (no coordinated omission). Default: as fast as the server answers.
     #[arg(short = 'q', value_name = "RATE", value_parser = parse_rate)]
     pub rate: Option<f64>,
+    // At most 4,096: each connection holds this many requests' bytes to write.
     /// Requests each connection keeps outstanding: HTTP/1.1 pipelining (1: one at a time, as
     /// oha does); with --http2, concurrent streams per connection.
     #[arg(long, default_value_t = 1, value_name = "N",
@@ -62,6 +64,7 @@ pub struct LoadArgs {
     /// stderr there is none anyway.
     #[arg(long)]
     pub no_tui: bool,
+    // At most 1,024: past the cores there are, threads only take turns.
     /// Load-generating threads, the connections split among them (default: one per core this
     /// process may run on; `taskset -c 0` makes it one).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
