@@ -528,7 +528,7 @@ fn a_reset_under_pipelined_requests_never_makes_answers() {
 /// `not_answered`. Linux reports a pending socket error once: the write's `ECONNRESET`
 /// consumes it and the read then returns 0, an end of stream; the engine keeps the write's
 /// kind for it (wire.rs `Conn::broken`). Made deterministic here: -n 100 -c 1 --pipeline 100
-/// with 60 kB bodies (`-m POST -D file`) fill the socket buffers, so a write is pending when
+/// with 200 kB bodies (`-m POST -D file`) fill the socket buffers, so a write is pending when
 /// the server (which reads only the first request's head) closes with the rest unread, a
 /// reset; the pending write meets it before any read. Expected: the front request on each
 /// reset connection `reset`, the others in flight `not_answered`, the rest `not_sent` (before
@@ -541,7 +541,9 @@ fn a_reset_met_by_a_write_is_counted_as_a_reset() {
     });
     let url = server.url();
     let body = std::env::temp_dir().join(format!("load_hostile_body_{}", std::process::id()));
-    std::fs::write(&body, vec![b'x'; 60_000]).unwrap();
+    // 100 x 200 kB: far more than the socket buffers of both ends hold, so some requests are
+    // still waiting to be written when the reset comes.
+    std::fs::write(&body, vec![b'x'; 200_000]).unwrap();
     let n = 100;
     let run = load(
         &url,
@@ -562,6 +564,10 @@ fn a_reset_met_by_a_write_is_counted_as_a_reset() {
     let d = &run.doc;
     assert_eq!(run.answered(), 0, "{d:#}");
     assert!(run.error("reset") >= 1, "no reset counted\n{d:#}");
+    assert!(
+        run.error("not_sent") >= 1,
+        "every request counted as written\n{d:#}"
+    );
     run.errors_only(&["reset", "not_answered", "not_sent"]);
 }
 
