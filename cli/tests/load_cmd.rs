@@ -765,8 +765,9 @@ fn ctrl_c_stops_early_and_still_prints_the_summary() {
     let doc: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", stderr(&out)));
     assert_eq!(doc["interrupted"], Value::Bool(true), "{doc:#}");
+    // The first request was sent; its answer may or may not have been read by the stop.
     let (total, answered, errors, aborted) = counts(&doc);
-    assert!(answered >= 1, "{doc:#}");
+    assert!(total >= 1, "{doc:#}");
     assert_eq!(errors, 0, "{doc:#}");
     assert!(aborted <= 1, "one request in flight at most: {doc:#}");
     assert!(num(&doc["elapsed_secs"]) < 60.0, "{doc:#}");

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::watch;
 use tokio::task::{JoinSet, LocalSet};
 
@@ -45,6 +46,16 @@ const TICK: Duration = Duration::from_millis(100);
 
 /// Runs the load and gathers every thread's counts.
 pub fn run(plan: Arc<Plan>, shape: &Shape, view: &mut View) -> Result<Finished, String> {
+    // The watcher's runtime and its Ctrl-C handler exist before the first request: from then
+    // on Ctrl-C stops the run and prints the summary, rather than killing the process.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let interrupt = {
+        let _entered = runtime.enter();
+        signal(SignalKind::interrupt()).map_err(|e| format!("cannot watch for Ctrl-C: {e}"))?
+    };
     let threads = shape.threads.min(shape.connections).max(1);
     let progress: Arc<[Progress]> = (0..threads).map(|_| Progress::default()).collect();
     // One stop signal every thread can wait on: a watch keeps only the latest value, so a
@@ -70,7 +81,8 @@ pub fn run(plan: Arc<Plan>, shape: &Shape, view: &mut View) -> Result<Finished, 
             .map_err(|e| format!("cannot start a load thread: {e}"))?;
         handles.push(handle);
     }
-    let interrupted = watch_run(&handles, &progress, start, stop, view)?;
+    let interrupted =
+        runtime.block_on(watch_run(&handles, &progress, start, stop, view, interrupt));
     view.finish();
     let mut stats = Stats::default();
     let mut end = start;
@@ -94,42 +106,35 @@ fn split(n: u64, parts: usize, index: usize) -> u64 {
     n / parts + u64::from((index as u64) < n % parts)
 }
 
-/// Redraws the live view until every thread has ended; on Ctrl-C tells them to stop. Returns
-/// whether Ctrl-C was pressed.
-fn watch_run(
+/// Redraws the live view until every thread has ended; on Ctrl-C (`interrupt`) tells them to
+/// stop. Returns whether Ctrl-C was pressed.
+async fn watch_run(
     handles: &[thread::JoinHandle<Result<(Stats, Instant), String>>],
     progress: &[Progress],
     start: Instant,
     stop: watch::Sender<bool>,
     view: &mut View,
-) -> Result<bool, String> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    Ok(runtime.block_on(async {
-        let mut tick = tokio::time::interval(TICK);
-        let ctrl_c = tokio::signal::ctrl_c();
-        tokio::pin!(ctrl_c);
-        let mut interrupted = false;
-        loop {
-            tokio::select! {
-                _ = &mut ctrl_c, if !interrupted => {
-                    interrupted = true;
-                    // The threads may have ended already; nobody left to tell is fine.
-                    let _ = stop.send(true);
-                }
-                _ = tick.tick() => {
-                    let answered: u64 = progress.iter().map(Progress::answered).sum();
-                    let errors: u64 = progress.iter().map(Progress::errors).sum();
-                    view.update(answered + errors, errors, start.elapsed());
-                    if handles.iter().all(|h| h.is_finished()) {
-                        return interrupted;
-                    }
+    mut interrupt: Signal,
+) -> bool {
+    let mut tick = tokio::time::interval(TICK);
+    let mut interrupted = false;
+    loop {
+        tokio::select! {
+            _ = interrupt.recv(), if !interrupted => {
+                interrupted = true;
+                // The threads may have ended already; nobody left to tell is fine.
+                let _ = stop.send(true);
+            }
+            _ = tick.tick() => {
+                let answered: u64 = progress.iter().map(Progress::answered).sum();
+                let errors: u64 = progress.iter().map(Progress::errors).sum();
+                view.update(answered + errors, errors, start.elapsed());
+                if handles.iter().all(|h| h.is_finished()) {
+                    return interrupted;
                 }
             }
         }
-    }))
+    }
 }
 
 /// One thread's part of the run.
