@@ -795,3 +795,22 @@ fn a_timed_schedule_counts_what_was_due_not_what_was_held() {
     assert!(aborted <= 2, "{doc:#}");
     assert_eq!(total, answered + aborted, "{doc:#}");
 }
+
+/// Rule (-t): a limit no answer comes near costs nothing: every request of a healthy server is
+/// answered, none counted as a timeout (the silent server's side is in load_hostile.rs).
+#[test]
+fn a_generous_timeout_times_nothing_out() {
+    let server = demo(&[]);
+    let doc = json(&[
+        &server.url("/plaintext"),
+        "-t",
+        "30s",
+        "-n",
+        "200",
+        "-c",
+        "2",
+        "--pipeline",
+        "8",
+    ]);
+    assert_eq!(counts(&doc), (200, 200, 0, 0), "{doc:#}");
+}
