@@ -27,6 +27,9 @@
 # git, as compare.sh's raw files are).
 # usage: loadtest/load.sh
 # env: ROUNDS (3), DURATION (5s, whole seconds; "5" is accepted), CONNS (64), DEPTH (16),
+#      SERVER_QUOTA (a percentage of one core the server may use, through a cgroup v1 CPU
+#      quota: 40 makes it the bottleneck at /plaintext under every tool, so their figures must
+#      agree; needs root and /sys/fs/cgroup/cpu),
 #      TARGET (/plaintext: the path every tool asks for; /delay/5 makes the server, not the
 #      tools, set the rate: 64 x 16 requests each held 5 ms, which every tool can keep up with,
 #      so their figures must agree; raw-limit serves /plaintext only),
@@ -58,6 +61,17 @@ DEPTH=${DEPTH:-16}
 PORT=${PORT:-9500}
 SERVERS=${SERVERS:-ordered hyper-peer raw-limit}
 TARGET=${TARGET:-/plaintext}
+SERVER_QUOTA=${SERVER_QUOTA:-}
+case "$SERVER_QUOTA" in ''|[1-9]|[1-9][0-9]) ;; *) echo "SERVER_QUOTA: a percentage of one core, 1-99" >&2; exit 2;; esac
+# SERVER_QUOTA: the server may use this share of its core (a cgroup v1 CPU quota over 10 ms
+# periods), so that it, not any of the tools, is the bottleneck at /plaintext too.
+CGROUP=/sys/fs/cgroup/cpu/pipelined-load-server
+throttle() {
+  mkdir -p "$CGROUP" || { echo "SERVER_QUOTA needs a writable cgroup v1 cpu controller ($CGROUP)" >&2; exit 2; }
+  echo 10000 > "$CGROUP/cpu.cfs_period_us"
+  echo $((SERVER_QUOTA * 100)) > "$CGROUP/cpu.cfs_quota_us"
+  echo "$1" > "$CGROUP/cgroup.procs"
+}
 case "$TARGET" in /*) ;; *) echo "TARGET must be a path, like /plaintext or /delay/5" >&2; exit 2;; esac
 case "$ROUNDS$CONNS$DEPTH$PORT" in *[!0-9]*) echo "ROUNDS, CONNS, DEPTH, PORT: numbers" >&2; exit 2;; esac
 # Every tool stops by itself after SECS; this bounds one that would not (killed 5 s later still).
@@ -157,7 +171,7 @@ log="$HERE/results/raw-load-$stamp-out.txt"
 : > "$raw"; : > "$log"
 out=$(mktemp); err=$(mktemp); tf=$(mktemp)
 SERVER_PID=
-trap '[ -n "$SERVER_PID" ] && stop; rm -f "$out" "$err" "$tf"' EXIT
+trap '[ -n "$SERVER_PID" ] && stop; rm -f "$out" "$err" "$tf"; [ -z "$SERVER_QUOTA" ] || rmdir "$CGROUP" 2>/dev/null || true' EXIT
 trap 'exit 130' INT TERM
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 TCK=$(getconf CLK_TCK)
@@ -170,6 +184,8 @@ header() {
   echo
   local s
   for s in "${picked[@]}"; do echo "    ${s%%|*}: taskset -c $SERVER_CPU ${s#*|}"; done
+  [ -z "$SERVER_QUOTA" ] || printf '\nEach server held to %s %% of its core (cgroup v1 cpu.cfs_quota_us %s per cpu.cfs_period_us 10000).\n' \
+    "$SERVER_QUOTA" "$((SERVER_QUOTA * 100))"
   echo
   echo "Each tool on CPU $LOAD_CPU, one at a time, in this order in odd rounds and the reverse in even ones"
   echo "(each under timeout -k 5 $LIMIT):"
@@ -214,6 +230,7 @@ for round in $(seq "$ROUNDS"); do
   for s in "${picked[@]}"; do
     name=${s%%|*}; cmd=${s#*|}
     start "$name" "$port" ${cmd//\{PORT\}/$port}
+    [ -z "$SERVER_QUOTA" ] || throttle "$SERVER_PID"
     for tool in $order; do measure "$round" "$name" "http://127.0.0.1:$port" "$tool"; done
     stop; SERVER_PID=
     port=$((port + 1))
