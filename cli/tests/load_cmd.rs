@@ -19,14 +19,11 @@ use std::thread;
 use std::time::Duration;
 
 use common::binary::Binary;
-use common::scripted::ERROR_KINDS;
+use common::scripted::{run_load, ERROR_KINDS, HANG};
 use serde_json::{json, Value};
 
 /// The demo's `/plaintext` body.
 const PLAINTEXT: &str = "Hello, World!";
-
-/// A run still going after this long has hung: it is killed and its test fails.
-const HANG: Duration = Duration::from_secs(120);
 
 /// The JSON document's top-level keys, exactly.
 const TOP_LEVEL: [&str; 12] = [
@@ -58,32 +55,7 @@ fn demo(extra: &[&str]) -> Binary {
 
 /// Runs `pipelined load` with `args` to completion (killed, and the test failed, after `HANG`).
 fn run(args: &[&str]) -> Output {
-    let child = Command::new(env!("CARGO_BIN_EXE_pipelined"))
-        .arg("load")
-        .args(args)
-        .env_remove("PIPELINED_BIND")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary runs");
-    let pid = child.id();
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(HANG) {
-        Ok(out) => out.expect("the binary's output"),
-        Err(_) => {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-            panic!(
-                "`pipelined load {}` still running after {HANG:?}",
-                args.join(" ")
-            );
-        }
-    }
+    run_load(args, HANG)
 }
 
 /// Runs `pipelined load --json` with `args`, and returns its exit code and document.

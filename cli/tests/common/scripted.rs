@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -453,13 +453,13 @@ pub fn load(url: &str, n: u64, args: &[&str]) -> Run {
     load_guarded(url, n, args, HANG)
 }
 
-pub fn load_guarded(url: &str, n: u64, args: &[&str], hang: Duration) -> Run {
-    let n_text = n.to_string();
-    let mut all = vec!["load", "--no-tui", "--json", "-n", &n_text];
-    all.extend_from_slice(args);
-    all.push(url);
+/// Runs `pipelined load` with `args` to completion; a run still going after `hang` is killed
+/// and the test fails.
+pub fn run_load(args: &[&str], hang: Duration) -> Output {
     let child = Command::new(env!("CARGO_BIN_EXE_pipelined"))
-        .args(&all)
+        .arg("load")
+        .args(args)
+        .env_remove("PIPELINED_BIND")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -470,18 +470,29 @@ pub fn load_guarded(url: &str, n: u64, args: &[&str], hang: Duration) -> Run {
     thread::spawn(move || {
         let _ = tx.send(child.wait_with_output());
     });
-    let out = match rx.recv_timeout(hang) {
+    match rx.recv_timeout(hang) {
         Ok(out) => out.expect("the binary's output"),
         Err(_) => {
             let _ = Command::new("kill")
                 .args(["-KILL", &pid.to_string()])
                 .status();
-            panic!("`pipelined {}` still running after {hang:?}", all.join(" "));
+            panic!(
+                "`pipelined load {}` still running after {hang:?}",
+                args.join(" ")
+            );
         }
-    };
+    }
+}
+
+pub fn load_guarded(url: &str, n: u64, args: &[&str], hang: Duration) -> Run {
+    let n_text = n.to_string();
+    let mut all = vec!["--no-tui", "--json", "-n", &n_text];
+    all.extend_from_slice(args);
+    all.push(url);
+    let out = run_load(&all, hang);
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
-            "`pipelined {}` printed no JSON ({e}); stdout: {}\nstderr: {}",
+            "`pipelined load {}` printed no JSON ({e}); stdout: {}\nstderr: {}",
             all.join(" "),
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
