@@ -186,4 +186,24 @@ mod tests {
             assert!((t - k as f64 / 1000.0).abs() < 1e-6, "request {k} at {t}");
         }
     }
+
+    /// What was due by a time is what `take` would have handed out by then: the count a
+    /// `-q -z` run charges for requests no connection was free to send.
+    #[test]
+    fn due_by_counts_the_requests_scheduled_up_to_then() {
+        let start = Instant::now();
+        let ms = |n: f64| start + Duration::from_secs_f64(n / 1000.0);
+        // 1,000 a second over two threads: thread 0 at 0, 2, 4 ms…, thread 1 at 1, 3, 5 ms…
+        let (a, b) = (
+            Pace::new(start, 1000.0, 2, 0),
+            Pace::new(start, 1000.0, 2, 1),
+        );
+        assert_eq!(a.due_by(start), 1, "the first is due at the start");
+        assert_eq!(a.due_by(ms(1.5)), 1);
+        assert_eq!(a.due_by(ms(5.5)), 3);
+        assert_eq!(b.due_by(ms(0.5)), 0, "thread 1's first is due at 1 ms");
+        assert_eq!(b.due_by(ms(1.5)), 1);
+        assert_eq!(b.due_by(ms(5.5)), 3);
+        assert_eq!(b.due_by(ms(100.5)), 50);
+    }
 }
